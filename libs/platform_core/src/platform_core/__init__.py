@@ -1,0 +1,1 @@
+"""Contracts every process shares: JSON shapes, errors and versioned events."""

@@ -1,0 +1,1 @@
+"""Train and serve small language models as queued, typed jobs."""

@@ -1,0 +1,1 @@
+"""Model families behind one adapter: a table of functions per backend."""

@@ -1,0 +1,1 @@
+"""Typed contracts shared by the API, workers and backends."""

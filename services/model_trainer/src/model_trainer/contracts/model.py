@@ -1,0 +1,236 @@
+"""Configs, outcomes and Protocols every backend shares (seed 004 phases 1, 2 and 6).
+
+Everything here is a TypedDict or a Protocol: configs and outcomes cross process boundaries as
+JSON, so they stay plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal, Protocol, Self, TypedDict
+
+from model_trainer.contracts.tokenizer import Encoder, TokenizerHandle
+
+if TYPE_CHECKING:
+    from torch import Tensor, device
+    from torch.nn import Parameter
+
+    from model_trainer.settings import Settings
+
+ModelFamily = Literal["char_lstm"]
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16"]
+LRSchedule = Literal["constant", "cosine"]
+DetailLevel = Literal["summary", "per_char"]
+EvalSplit = Literal["validation", "all"]
+
+MODEL_FAMILIES: tuple[ModelFamily, ...] = ("char_lstm",)
+
+
+class ModelTrainConfig(TypedDict):
+    """Everything a train job asks for; validated once by validate_model_train_config."""
+
+    model_family: ModelFamily
+    model_size: str
+    max_seq_len: int
+    num_epochs: int
+    batch_size: int
+    learning_rate: float
+    corpus_path: str
+    seed: int
+    device: DeviceChoice
+    precision: Precision
+    max_steps: int | None
+    val_fraction: float
+    grad_clip: float | None
+    grad_accum_steps: int
+    weight_decay: float
+    lr_schedule: LRSchedule
+    warmup_steps: int
+    min_lr_ratio: float
+    log_every_steps: int
+    eval_every_steps: int | None
+    eval_max_batches: int
+    checkpoint_every_steps: int | None
+    keep_checkpoints: int
+
+
+class TrainOutcome(TypedDict):
+    """What a finished training reports; stored as the train job's result."""
+
+    loss: float
+    perplexity: float
+    val_loss: float | None
+    val_perplexity: float | None
+    steps: int
+    epochs_completed: int
+    tokens_seen: int
+    tokens_per_second: float
+    elapsed_s: float
+    resumed_from_step: int | None
+    out_dir: str
+
+
+class EvalConfig(TypedDict):
+    """Which text to measure a trained model's loss on."""
+
+    corpus_path: str
+    split: EvalSplit
+    val_fraction: float
+    max_seq_len: int
+    batch_size: int
+    max_batches: int | None
+
+
+class EvalOutcome(TypedDict):
+    loss: float
+    perplexity: float
+    tokens: int
+
+
+class ScoreConfig(TypedDict):
+    text: str | None
+    path: str | None
+    detail_level: DetailLevel
+    top_k: int | None
+    seed: int | None
+
+
+class TokenAlternative(TypedDict):
+    token: str
+    prob: float
+
+
+class TokenScore(TypedDict):
+    """One scored token: for the character tokenizer, one character of the text."""
+
+    token: str
+    prob: float
+    surprisal: float
+    top_k: list[TokenAlternative]
+
+
+class ScoreOutcome(TypedDict):
+    loss: float
+    perplexity: float
+    num_tokens: int
+    per_token: list[TokenScore] | None
+
+
+class GenerateConfig(TypedDict):
+    prompt_text: str | None
+    prompt_path: str | None
+    max_new_tokens: int
+    temperature: float
+    top_k: int
+    top_p: float
+    stop_on_eos: bool
+    seed: int | None
+    num_return_sequences: int
+
+
+class GenerateOutcome(TypedDict):
+    outputs: list[str]
+    new_tokens: list[int]
+    finished_on_eos: list[bool]
+
+
+class ModelArtifact(TypedDict):
+    out_dir: str
+    weights_path: str
+    manifest_path: str
+
+
+class BackendCapabilities(TypedDict):
+    """What a backend can do, known without importing it."""
+
+    supports_train: bool
+    supports_evaluate: bool
+    supports_score: bool
+    supports_generate: bool
+    supports_distributed: bool
+    supported_sizes: tuple[str, ...]
+
+
+class LMModelProto(Protocol):
+    """A causal language model: token ids in, next-token logits out."""
+
+    def __call__(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]: ...
+
+    def train(self, mode: bool = True) -> Self: ...
+
+    def eval(self) -> Self: ...
+
+    def to(self, device: device) -> Self: ...
+
+
+class PreparedLMModel(TypedDict):
+    """A model with its tokenizer, ready for training or inference."""
+
+    model: LMModelProto
+    model_family: ModelFamily
+    model_size: str
+    tokenizer: TokenizerHandle
+    tokenizer_id: str
+    eos_id: int
+    pad_id: int
+    max_seq_len: int
+    tok_for_dataset: Encoder
+
+
+class StepMetrics(TypedDict):
+    """Reported to the progress callback at each log interval."""
+
+    epoch: int
+    step: int
+    total_steps: int
+    loss: float
+    learning_rate: float
+    tokens_per_second: float
+    elapsed_s: float
+
+
+class TrainingCallbacks(TypedDict):
+    """Plain callables the loop calls; the loop owns how often."""
+
+    heartbeat: Callable[[float], None]
+    cancelled: Callable[[], bool]
+    progress: Callable[[StepMetrics], None] | None
+
+
+class ModelBackend(Protocol):
+    """One model family's functions behind a single interface (built by create_backend)."""
+
+    def name(self) -> ModelFamily: ...
+
+    def prepare(
+        self, cfg: ModelTrainConfig, settings: Settings, *, tokenizer: TokenizerHandle
+    ) -> PreparedLMModel: ...
+
+    def train(
+        self,
+        cfg: ModelTrainConfig,
+        settings: Settings,
+        *,
+        run_dir: str,
+        prepared: PreparedLMModel,
+        callbacks: TrainingCallbacks,
+    ) -> TrainOutcome: ...
+
+    def evaluate(
+        self, *, prepared: PreparedLMModel, cfg: EvalConfig, settings: Settings
+    ) -> EvalOutcome: ...
+
+    def score(
+        self, *, prepared: PreparedLMModel, cfg: ScoreConfig, settings: Settings
+    ) -> ScoreOutcome: ...
+
+    def generate(
+        self, *, prepared: PreparedLMModel, cfg: GenerateConfig, settings: Settings
+    ) -> GenerateOutcome: ...
+
+    def save(self, prepared: PreparedLMModel, out_dir: str) -> ModelArtifact: ...
+
+    def load(self, artifact_path: str, settings: Settings) -> PreparedLMModel: ...

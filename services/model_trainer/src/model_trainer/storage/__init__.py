@@ -1,0 +1,1 @@
+"""Where runs, corpora and job records live."""

@@ -1,0 +1,77 @@
+"""Corpora: read with size limits from inside the configured roots only."""
+
+from __future__ import annotations
+
+import hashlib
+import sysconfig
+from pathlib import Path
+from typing import TypedDict
+
+from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import Settings
+
+
+class Corpus(TypedDict):
+    text: str
+    sha256: str
+    bytes: int
+
+
+def confine(path: str, roots: list[Path]) -> Path:
+    """Resolve `path` (symlinks included) and insist it stays under one of `roots`."""
+    resolved = Path(path).resolve()
+    for root in roots:
+        if resolved.is_relative_to(root.resolve()):
+            return resolved
+    raise ModelTrainerError(
+        "PATH_OUTSIDE_ROOT",
+        f"{path} is outside the allowed roots {', '.join(str(r) for r in roots)}",
+        details={"path": path},
+    )
+
+
+def corpus_roots(settings: Settings) -> list[Path]:
+    """Path-referenced corpora live under DATA_ROOT; uploaded ones under ARTIFACTS_ROOT/corpora."""
+    return [settings["data_root"], settings["artifacts_root"] / "corpora"]
+
+
+def read_corpus(path: str, settings: Settings) -> Corpus:
+    """The corpus text, checked for presence, size and emptiness before anything trains on it."""
+    resolved = confine(path, corpus_roots(settings))
+    if not resolved.is_file():
+        raise ModelTrainerError(
+            "CORPUS_NOT_FOUND", f"corpus {path} does not exist", details={"path": path}
+        )
+    size = resolved.stat().st_size
+    if size > settings["max_corpus_bytes"]:
+        raise ModelTrainerError(
+            "CORPUS_TOO_LARGE",
+            f"corpus {path} has {size} bytes; the limit is {settings['max_corpus_bytes']}",
+            details={"path": path, "bytes": size},
+        )
+    raw = resolved.read_bytes()
+    if not raw.strip():
+        raise ModelTrainerError("CORPUS_EMPTY", f"corpus {path} is empty", details={"path": path})
+    return {
+        "text": raw.decode("utf-8", errors="replace"),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "bytes": size,
+    }
+
+
+def build_default_corpus(dest: Path, *, max_bytes: int = 1_000_000) -> Path:
+    """Python's own standard library sources: text every machine has, so nothing is downloaded."""
+    if dest.is_file() and dest.stat().st_size > 0:
+        return dest
+    stdlib = Path(sysconfig.get_path("stdlib"))
+    parts: list[bytes] = []
+    total = 0
+    for source in sorted(stdlib.glob("*.py")):
+        chunk = source.read_bytes()
+        parts.append(chunk)
+        total += len(chunk)
+        if total >= max_bytes:
+            break
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(b"".join(parts)[:max_bytes])
+    return dest

@@ -1,0 +1,1 @@
+"""Tokenizers, stored by id."""

@@ -1,0 +1,275 @@
+"""The one training loop every backend shares (seed 004 §3).
+
+Backends supply the model, the loss and the token windows; the loop owns device placement,
+mixed precision, gradient accumulation and clipping, the learning-rate schedule, validation,
+checkpoints, non-finite loss detection and the callbacks. It reads losses from the device only
+at log intervals: a per-step `.item()` would make the CPU wait for the GPU every step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypedDict
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from model_trainer.contracts.model import LRSchedule, StepMetrics, TrainingCallbacks
+from model_trainer.errors import ModelTrainerError
+from model_trainer.training.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
+from model_trainer.training.data import TokenWindows
+from model_trainer.training.device import autocast
+from model_trainer.training.evaluation import evaluate_loss
+from model_trainer.training.optim import make_scheduler
+
+
+class LoopConfig(TypedDict):
+    num_epochs: int
+    max_steps: int | None
+    grad_accum_steps: int
+    grad_clip: float | None
+    lr_schedule: LRSchedule
+    warmup_steps: int
+    min_lr_ratio: float
+    log_every_steps: int
+    eval_every_steps: int | None
+    eval_max_batches: int
+    checkpoint_every_steps: int | None
+    keep_checkpoints: int
+    heartbeat_interval_s: float
+    bf16: bool
+
+
+class TrainingParts(TypedDict):
+    model: nn.Module
+    optimizer: Optimizer
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    train_windows: TokenWindows
+    val_windows: TokenWindows | None
+    device: torch.device
+    checkpoint_dir: Path | None
+
+
+class EvalMetrics(TypedDict):
+    """Yielded at each epoch end and each `eval_every_steps`."""
+
+    epoch: int
+    step: int
+    total_steps: int
+    train_loss: float
+    val_loss: float | None
+    tokens_seen: int
+    elapsed_s: float
+    tokens_per_second: float
+
+
+class BaseTrainer:
+    """Runs the loop over prepared parts; `train()` yields metrics, the caller decides what next."""
+
+    def __init__(
+        self, parts: TrainingParts, config: LoopConfig, callbacks: TrainingCallbacks
+    ) -> None:
+        self._parts = parts
+        self._cfg = config
+        self._callbacks = callbacks
+        self._model = parts["model"]
+        self._params = [p for p in self._model.parameters() if p.requires_grad]
+        steps_per_epoch = parts["train_windows"].batches_per_epoch // config["grad_accum_steps"]
+        if steps_per_epoch < 1:
+            raise ModelTrainerError(
+                "INVALID_CONFIG",
+                f"grad_accum_steps={config['grad_accum_steps']} exceeds the "
+                f"{parts['train_windows'].batches_per_epoch} batches in one epoch",
+                details={"field": "grad_accum_steps"},
+            )
+        self._steps_per_epoch = steps_per_epoch
+        total = steps_per_epoch * config["num_epochs"]
+        if config["max_steps"] is not None:
+            total = min(total, config["max_steps"])
+        self.total_steps = total
+        self._scheduler = make_scheduler(
+            parts["optimizer"],
+            kind=config["lr_schedule"],
+            warmup=config["warmup_steps"],
+            total=total,
+            min_ratio=config["min_lr_ratio"],
+        )
+        self._pos: CheckpointState = {
+            "step": 0,
+            "epoch": 0,
+            "batch_index": 0,
+            "tokens_seen": 0,
+            "elapsed_s": 0.0,
+        }
+        self.resumed_from_step: int | None = None
+        self._session_start = 0.0
+        self._session_tokens = 0
+        self._elapsed_before = 0.0
+        self._eval_seconds = 0.0
+
+    def resume(self, checkpoint: Path) -> None:
+        """Continue from a checkpoint: same weights, optimizer, schedule, RNG and data position."""
+        self._pos = load_checkpoint(
+            checkpoint,
+            model=self._model,
+            optimizer=self._parts["optimizer"],
+            scheduler=self._scheduler,
+        )
+        self.resumed_from_step = self._pos["step"]
+
+    def train(self) -> Iterator[EvalMetrics]:
+        cfg, pos = self._cfg, self._pos
+        self._model.train()
+        window: list[Tensor] = []
+        eval_loss_sum, eval_steps = 0.0, 0
+        self._session_start = time.time()
+        self._session_tokens = 0
+        self._eval_seconds = 0.0
+        self._elapsed_before = pos["elapsed_s"]
+        next_beat = self._beat(self._session_start)
+        while pos["step"] < self.total_steps:
+            if self._callbacks["cancelled"]():
+                self._stop_cancelled()
+            now = time.time()
+            if now >= next_beat:
+                next_beat = self._beat(now)
+            window.append(self._step(pos["epoch"], pos["batch_index"]))
+            self._advance()
+            step = pos["step"]
+            epoch_done = pos["batch_index"] == 0
+            finished = step == self.total_steps
+            eval_due = cfg["eval_every_steps"] is not None and step % cfg["eval_every_steps"] == 0
+            every = cfg["checkpoint_every_steps"]
+            checkpoint_due = every is not None and step % every == 0 and not finished
+            log_due = step % cfg["log_every_steps"] == 0
+            if log_due or epoch_done or finished or eval_due or checkpoint_due:
+                mean = self._flush(window)
+                eval_loss_sum += mean * len(window)
+                eval_steps += len(window)
+                window = []
+            if epoch_done or finished or eval_due:
+                yield self._metrics(eval_loss_sum / eval_steps)
+                eval_loss_sum, eval_steps = 0.0, 0
+            if checkpoint_due:
+                self._checkpoint()
+
+    def _step(self, epoch: int, index: int) -> Tensor:
+        """One optimizer step over `grad_accum_steps` micro-batches; returns the detached loss."""
+        parts, accum = self._parts, self._cfg["grad_accum_steps"]
+        device = parts["device"]
+        step_loss = torch.zeros((), device=device)
+        for micro in range(accum):
+            inputs, targets = parts["train_windows"].batch(epoch, index + micro)
+            inputs = inputs.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            with autocast(device, bf16=self._cfg["bf16"]):
+                logits: Tensor = self._model(inputs)
+                loss = parts["loss_fn"](logits, targets)
+            torch.autograd.backward(loss / accum)
+            step_loss += loss.detach().float()
+        if self._cfg["grad_clip"] is not None:
+            nn.utils.clip_grad_norm_(self._params, self._cfg["grad_clip"])
+        parts["optimizer"].step()
+        self._scheduler.step()
+        parts["optimizer"].zero_grad(set_to_none=True)
+        return step_loss / accum
+
+    def _advance(self) -> None:
+        pos, accum = self._pos, self._cfg["grad_accum_steps"]
+        pos["step"] += 1
+        pos["batch_index"] += accum
+        tokens = accum * self._parts["train_windows"].tokens_per_batch
+        pos["tokens_seen"] += tokens
+        self._session_tokens += tokens
+        if pos["batch_index"] // accum >= self._steps_per_epoch:
+            pos["epoch"] += 1
+            pos["batch_index"] = 0
+
+    def _flush(self, window: list[Tensor]) -> float:
+        """The one host sync: mean loss of the steps since the last flush, checked for NaN/inf."""
+        mean = float(torch.stack(window).mean().item())
+        if not math.isfinite(mean):
+            raise ModelTrainerError(
+                "TRAINING_NAN_LOSS",
+                f"loss became {mean} by step {self._pos['step']}; "
+                "lower learning_rate or set grad_clip",
+                details={"step": self._pos["step"]},
+            )
+        progress = self._callbacks["progress"]
+        if progress is not None:
+            progress(self._step_metrics(mean))
+        return mean
+
+    def _step_metrics(self, loss: float) -> StepMetrics:
+        """Throughput counts training time only; validation time is left out of tokens/s."""
+        elapsed = time.time() - self._session_start
+        training = max(elapsed - self._eval_seconds, 1e-9)
+        return {
+            "epoch": self._pos["epoch"],
+            "step": self._pos["step"],
+            "total_steps": self.total_steps,
+            "loss": loss,
+            "learning_rate": float(self._scheduler.get_last_lr()[0]),
+            "tokens_per_second": self._session_tokens / training,
+            "elapsed_s": self._elapsed_before + elapsed,
+        }
+
+    def _metrics(self, train_loss: float) -> EvalMetrics:
+        val = self._parts["val_windows"]
+        val_loss = None
+        if val is not None:
+            started = time.time()
+            val_loss = evaluate_loss(
+                self._model,
+                val,
+                loss_fn=self._parts["loss_fn"],
+                device=self._parts["device"],
+                bf16=self._cfg["bf16"],
+                max_batches=self._cfg["eval_max_batches"],
+            )
+            self._eval_seconds += time.time() - started
+        step_metrics = self._step_metrics(train_loss)
+        return {
+            "epoch": self._pos["epoch"],
+            "step": self._pos["step"],
+            "total_steps": self.total_steps,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "tokens_seen": self._pos["tokens_seen"],
+            "elapsed_s": step_metrics["elapsed_s"],
+            "tokens_per_second": step_metrics["tokens_per_second"],
+        }
+
+    def _beat(self, now: float) -> float:
+        """Call the heartbeat and return when the next one is due (a clock read, not Redis)."""
+        self._callbacks["heartbeat"](now)
+        return now + self._cfg["heartbeat_interval_s"]
+
+    def _checkpoint(self) -> Path | None:
+        directory = self._parts["checkpoint_dir"]
+        if directory is None:
+            return None
+        self._pos["elapsed_s"] = self._elapsed_before + time.time() - self._session_start
+        return save_checkpoint(
+            directory,
+            model=self._model,
+            optimizer=self._parts["optimizer"],
+            scheduler=self._scheduler,
+            state=self._pos,
+            keep=self._cfg["keep_checkpoints"],
+        )
+
+    def _stop_cancelled(self) -> None:
+        saved = self._checkpoint()
+        raise ModelTrainerError(
+            "TRAINING_CANCELLED",
+            f"training cancelled at step {self._pos['step']}",
+            details={
+                "step": self._pos["step"],
+                "checkpoint": None if saved is None else str(saved),
+            },
+        )

@@ -1,0 +1,172 @@
+"""Training checkpoints: tensors in safetensors, everything else in JSON, never pickle.
+
+A checkpoint holds what an exact resume needs: model and optimizer tensors, the scheduler's
+state, torch's RNG states, and the loop's position (step, epoch, batch index).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TypedDict
+
+import orjson
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from model_trainer.errors import ModelTrainerError
+from platform_core.json_types import (
+    JSONObject,
+    JSONValue,
+    load_json_object,
+    require_float,
+    require_int,
+    require_object,
+)
+
+_PREFIX = "step_"
+
+
+class CheckpointState(TypedDict):
+    """Where the loop stood when the checkpoint was taken."""
+
+    step: int
+    epoch: int
+    batch_index: int
+    tokens_seen: int
+    elapsed_s: float
+
+
+class _CheckpointMeta(TypedDict):
+    state: CheckpointState
+    optimizer_groups: JSONValue
+    scheduler: JSONObject
+
+
+def _to_json(value: object) -> JSONValue:
+    """Torch state dicts hold plain Python values besides tensors; keep them strictly JSON."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _to_json(item) for key, item in value.items()}
+    raise ModelTrainerError(
+        "MODEL_INCOMPATIBLE",
+        f"cannot checkpoint a value of type {type(value).__name__}",
+    )
+
+
+def _split_optimizer(optimizer: Optimizer) -> tuple[dict[str, Tensor], JSONValue]:
+    """Per-parameter state goes to safetensors; the hyperparameter groups go to JSON."""
+    full = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {}
+    for param_id, entries in full["state"].items():
+        for key, value in entries.items():
+            if not isinstance(value, Tensor):
+                raise ModelTrainerError(
+                    "MODEL_INCOMPATIBLE",
+                    f"optimizer state {key!r} is a {type(value).__name__}, not a tensor",
+                )
+            tensors[f"optimizer.{param_id}.{key}"] = value.detach().contiguous()
+    return tensors, _to_json(full["param_groups"])
+
+
+def _optimizer_state(tensors: dict[str, Tensor], groups: JSONValue) -> dict[str, object]:
+    state: dict[int, dict[str, Tensor]] = {}
+    for name, tensor in tensors.items():
+        _, param_id, key = name.split(".", 2)
+        state.setdefault(int(param_id), {})[key] = tensor
+    return {"state": state, "param_groups": groups}
+
+
+def _rng_tensors() -> dict[str, Tensor]:
+    tensors = {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, rng in enumerate(torch.cuda.get_rng_state_all()):  # cuda-only
+            tensors[f"rng.cuda.{index}"] = rng  # cuda-only
+    return tensors
+
+
+def _restore_rng(tensors: dict[str, Tensor]) -> None:
+    torch.set_rng_state(tensors["rng.cpu"])
+    cuda_states = [tensors[key] for key in sorted(tensors) if key.startswith("rng.cuda.")]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)  # cuda-only
+
+
+def save_checkpoint(
+    checkpoint_dir: Path,
+    *,
+    model: nn.Module,
+    optimizer: Optimizer,
+    scheduler: LRScheduler,
+    state: CheckpointState,
+    keep: int,
+) -> Path:
+    """Write atomically (a temp directory renamed into place), then drop all but `keep`."""
+    final = checkpoint_dir / f"{_PREFIX}{state['step']:09d}"
+    tmp = checkpoint_dir / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    opt_tensors, groups = _split_optimizer(optimizer)
+    save_file({**opt_tensors, **_rng_tensors()}, str(tmp / "training.safetensors"))
+    sched: dict[str, object] = scheduler.state_dict()
+    meta: _CheckpointMeta = {
+        "state": state,
+        "optimizer_groups": groups,
+        "scheduler": {key: _to_json(value) for key, value in sched.items()},
+    }
+    (tmp / "state.json").write_bytes(orjson.dumps(meta))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in list_checkpoints(checkpoint_dir)[:-keep]:
+        shutil.rmtree(old)
+    return final
+
+
+def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temp directories are never listed)."""
+    if not checkpoint_dir.is_dir():
+        return []
+    return sorted(p for p in checkpoint_dir.iterdir() if p.name.startswith(_PREFIX))
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    found = list_checkpoints(checkpoint_dir)
+    return found[-1] if found else None
+
+
+def _read_meta(path: Path) -> _CheckpointMeta:
+    raw = load_json_object((path / "state.json").read_bytes())
+    state = require_object(raw, "state")
+    loop_state: CheckpointState = {
+        "step": require_int(state, "step"),
+        "epoch": require_int(state, "epoch"),
+        "batch_index": require_int(state, "batch_index"),
+        "tokens_seen": require_int(state, "tokens_seen"),
+        "elapsed_s": require_float(state, "elapsed_s"),
+    }
+    return {
+        "state": loop_state,
+        "optimizer_groups": raw["optimizer_groups"],
+        "scheduler": require_object(raw, "scheduler"),
+    }
+
+
+def load_checkpoint(
+    path: Path, *, model: nn.Module, optimizer: Optimizer, scheduler: LRScheduler
+) -> CheckpointState:
+    """Restore model, optimizer, scheduler and RNG states in place; return the loop position."""
+    meta = _read_meta(path)
+    load_model(model, str(path / "model.safetensors"))
+    tensors = load_file(str(path / "training.safetensors"))
+    opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+    optimizer.load_state_dict(_optimizer_state(opt_tensors, meta["optimizer_groups"]))
+    scheduler.load_state_dict(meta["scheduler"])
+    _restore_rng(tensors)
+    return meta["state"]

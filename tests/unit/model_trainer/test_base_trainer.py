@@ -1,0 +1,283 @@
+"""The shared loop on a real tiny char-LSTM: NaN, cancellation, exact resume, accumulation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from model_trainer.backends.char_lstm.config import CHAR_LSTM_SIZES
+from model_trainer.backends.char_lstm.model import CharLSTMModel
+from model_trainer.contracts.model import StepMetrics, TrainingCallbacks
+from model_trainer.errors import ModelTrainerError
+from model_trainer.training.base_trainer import BaseTrainer, EvalMetrics, LoopConfig
+from model_trainer.training.checkpoint import latest_checkpoint, list_checkpoints
+from model_trainer.training.data import TokenWindows
+from model_trainer.training.evaluation import cross_entropy_loss
+from model_trainer.training.optim import make_optimizer
+
+VOCAB = 20
+CPU = torch.device("cpu")
+
+
+def _tokens() -> Tensor:
+    """A learnable stream: each token is the previous plus 3 (mod VOCAB)."""
+    return (torch.arange(2_000) * 3) % VOCAB
+
+
+def _model(seed: int = 3) -> CharLSTMModel:
+    torch.manual_seed(seed)
+    dims = CHAR_LSTM_SIZES["tiny"]
+    return CharLSTMModel(
+        {
+            "model_family": "char_lstm",
+            "model_size": "tiny",
+            "vocab_size": VOCAB,
+            "max_seq_len": 16,
+            "embed_dim": dims["embed_dim"],
+            "hidden_dim": dims["hidden_dim"],
+            "num_layers": 2,
+            "dropout": 0.2,
+        }
+    )
+
+
+def _config(
+    *,
+    max_steps: int | None = None,
+    grad_accum_steps: int = 1,
+    eval_every_steps: int | None = None,
+    checkpoint_every_steps: int | None = None,
+    bf16: bool = False,
+) -> LoopConfig:
+    return {
+        "num_epochs": 3,
+        "max_steps": max_steps,
+        "grad_accum_steps": grad_accum_steps,
+        "grad_clip": 1.0,
+        "lr_schedule": "cosine",
+        "warmup_steps": 2,
+        "min_lr_ratio": 0.1,
+        "log_every_steps": 3,
+        "eval_every_steps": eval_every_steps,
+        "eval_max_batches": 2,
+        "checkpoint_every_steps": checkpoint_every_steps,
+        "keep_checkpoints": 2,
+        "heartbeat_interval_s": 0.0,
+        "bf16": bf16,
+    }
+
+
+class Recorder:
+    """Callbacks that remember what the loop told them."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.beats: list[float] = []
+        self.progress: list[StepMetrics] = []
+        self.cancel_checks = 0
+        self.cancel_after = cancel_after
+
+    def heartbeat(self, now: float) -> None:
+        self.beats.append(now)
+
+    def cancelled(self) -> bool:
+        self.cancel_checks += 1
+        return self.cancel_after is not None and self.cancel_checks > self.cancel_after
+
+    def on_progress(self, metrics: StepMetrics) -> None:
+        self.progress.append(metrics)
+
+    def callbacks(self) -> TrainingCallbacks:
+        return {
+            "heartbeat": self.heartbeat,
+            "cancelled": self.cancelled,
+            "progress": self.on_progress,
+        }
+
+
+def _trainer(
+    model: CharLSTMModel,
+    cfg: LoopConfig,
+    recorder: Recorder,
+    *,
+    checkpoint_dir: Path | None = None,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = cross_entropy_loss,
+    with_val: bool = True,
+) -> BaseTrainer:
+    tokens = _tokens()
+    val = TokenWindows(tokens[1_600:], seq_len=16, batch_size=8, seed=5, shuffle=False)
+    return BaseTrainer(
+        {
+            "model": model,
+            "optimizer": make_optimizer(model, learning_rate=1e-2, weight_decay=0.1, device=CPU),
+            "loss_fn": loss_fn,
+            "train_windows": TokenWindows(
+                tokens[:1_600], seq_len=16, batch_size=8, seed=5, shuffle=True
+            ),
+            "val_windows": val if with_val else None,
+            "device": CPU,
+            "checkpoint_dir": checkpoint_dir,
+        },
+        cfg,
+        recorder.callbacks(),
+    )
+
+
+def _params(model: CharLSTMModel) -> dict[str, Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+# 1600 tokens, seq 16 -> 99 windows; batch 8 -> 12 batches (= steps) per epoch; 3 epochs.
+STEPS_PER_EPOCH = 12
+
+
+def test_trains_and_yields_metrics_at_each_epoch_end() -> None:
+    recorder = Recorder()
+    trainer = _trainer(_model(), _config(), recorder)
+    history: list[EvalMetrics] = list(trainer.train())
+    assert trainer.total_steps == 3 * STEPS_PER_EPOCH
+    assert [m["step"] for m in history] == [12, 24, 36]
+    assert [m["epoch"] for m in history] == [1, 2, 3]
+    assert history[-1]["tokens_seen"] == 36 * 8 * 16
+    val_losses = [m["val_loss"] for m in history]
+    assert all(v is not None for v in val_losses)
+    first, last = history[0]["val_loss"], history[-1]["val_loss"]
+    assert first is not None and last is not None and last < first
+    assert trainer.resumed_from_step is None
+
+
+def test_progress_at_log_intervals_and_heartbeat_every_interval() -> None:
+    recorder = Recorder()
+    list(_trainer(_model(), _config(max_steps=7), recorder).train())
+    assert [m["step"] for m in recorder.progress] == [3, 6, 7]
+    assert all(m["total_steps"] == 7 for m in recorder.progress)
+    assert all(m["tokens_per_second"] > 0 and m["learning_rate"] > 0 for m in recorder.progress)
+    # interval 0 s: one beat at start, then one before every step
+    assert len(recorder.beats) == 1 + 7
+    assert recorder.beats == sorted(recorder.beats)
+    assert recorder.cancel_checks == 7
+
+
+def test_eval_every_steps_yields_between_epochs() -> None:
+    history = list(
+        _trainer(_model(), _config(max_steps=14, eval_every_steps=5), Recorder()).train()
+    )
+    assert [m["step"] for m in history] == [5, 10, 12, 14]
+
+
+def test_without_validation_windows_val_loss_is_none() -> None:
+    history = list(_trainer(_model(), _config(max_steps=2), Recorder(), with_val=False).train())
+    assert [m["val_loss"] for m in history] == [None]
+
+
+def test_gradient_accumulation_counts_micro_batches() -> None:
+    trainer = _trainer(_model(), _config(grad_accum_steps=2), Recorder())
+    history = list(trainer.train())
+    assert trainer.total_steps == 3 * STEPS_PER_EPOCH // 2
+    assert history[-1]["tokens_seen"] == trainer.total_steps * 2 * 8 * 16
+    assert [m["epoch"] for m in history] == [1, 2, 3]
+
+
+def test_accumulation_larger_than_an_epoch_is_rejected() -> None:
+    with pytest.raises(ModelTrainerError) as caught:
+        _trainer(_model(), _config(grad_accum_steps=13), Recorder())
+    assert caught.value.code == "INVALID_CONFIG"
+    assert caught.value.details["field"] == "grad_accum_steps"
+
+
+def test_bf16_autocast_trains_on_cpu() -> None:
+    history = list(_trainer(_model(), _config(max_steps=3, bf16=True), Recorder()).train())
+    val = history[-1]["val_loss"]
+    assert val is not None and 0.0 < val < 10.0
+
+
+def test_nan_loss_stops_training_with_its_code() -> None:
+    calls = [0]
+
+    def poisoned(logits: Tensor, targets: Tensor) -> Tensor:
+        calls[0] += 1
+        loss = cross_entropy_loss(logits, targets)
+        return loss * float("nan") if calls[0] > 4 else loss
+
+    recorder = Recorder()
+    with pytest.raises(ModelTrainerError) as caught:
+        list(_trainer(_model(), _config(), recorder, loss_fn=poisoned).train())
+    assert caught.value.code == "TRAINING_NAN_LOSS"
+    # the loss turned NaN at step 5; the next log interval (step 6) catches it
+    assert caught.value.details["step"] == 6
+    assert [m["step"] for m in recorder.progress] == [3]
+
+
+def test_cancel_stops_at_next_step_and_keeps_a_checkpoint(tmp_path: Path) -> None:
+    recorder = Recorder(cancel_after=5)
+    with pytest.raises(ModelTrainerError) as caught:
+        list(_trainer(_model(), _config(), recorder, checkpoint_dir=tmp_path).train())
+    assert caught.value.code == "TRAINING_CANCELLED"
+    assert caught.value.details["step"] == 5
+    saved = latest_checkpoint(tmp_path)
+    assert saved is not None and saved.name == "step_000000005"
+    assert caught.value.details["checkpoint"] == str(saved)
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "model.safetensors",
+        "state.json",
+        "training.safetensors",
+    ]
+
+
+def test_cancel_without_checkpoint_dir_reports_none() -> None:
+    with pytest.raises(ModelTrainerError) as caught:
+        list(_trainer(_model(), _config(), Recorder(cancel_after=0)).train())
+    assert caught.value.details == {"step": 0, "checkpoint": None}
+
+
+def test_periodic_checkpoints_keep_the_newest(tmp_path: Path) -> None:
+    list(
+        _trainer(
+            _model(), _config(checkpoint_every_steps=4), Recorder(), checkpoint_dir=tmp_path
+        ).train()
+    )
+    # step 36 is the end of training: the final weights are saved by the backend, not here
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000028", "step_000000032"]
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_interrupted_then_resumed_run_ends_with_identical_weights(
+    tmp_path: Path, accum: int
+) -> None:
+    straight = _model()
+    list(_trainer(straight, _config(grad_accum_steps=accum), Recorder()).train())
+
+    interrupted = _trainer(
+        _model(), _config(grad_accum_steps=accum), Recorder(cancel_after=7), checkpoint_dir=tmp_path
+    )
+    with pytest.raises(ModelTrainerError):
+        list(interrupted.train())
+
+    torch.manual_seed(1234)  # the resumed process starts from a different RNG state
+    resumed = _model(seed=99)  # and different initial weights
+    trainer = _trainer(
+        resumed, _config(grad_accum_steps=accum), Recorder(), checkpoint_dir=tmp_path
+    )
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint is not None
+    trainer.resume(checkpoint)
+    assert trainer.resumed_from_step == 7
+    history = list(trainer.train())
+    assert history[-1]["step"] == trainer.total_steps
+
+    expected, got = _params(straight), _params(resumed)
+    assert expected.keys() == got.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(tensor, got[name]), name
+
+
+def test_training_without_clipping_changes_the_weights() -> None:
+    model = _model()
+    before = _params(model)
+    cfg = _config(max_steps=2)
+    cfg["grad_clip"] = None
+    list(_trainer(model, cfg, Recorder()).train())
+    assert any(not torch.equal(before[n], p) for n, p in _params(model).items())

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+import torch
+from torch import nn
+
+from model_trainer.errors import ModelTrainerError
+from model_trainer.training.checkpoint import (
+    CheckpointState,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from model_trainer.training.optim import make_optimizer, make_scheduler
+from platform_core.json_types import PayloadError
+
+CPU = torch.device("cpu")
+
+
+def _parts(seed: int) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    optimizer = make_optimizer(model, learning_rate=0.1, weight_decay=0.01, device=CPU)
+    scheduler = make_scheduler(optimizer, kind="cosine", warmup=1, total=10, min_ratio=0.1)
+    return model, optimizer, scheduler
+
+
+def _train_steps(
+    model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR
+) -> None:
+    inputs = torch.randn(3, 5, 3, generator=torch.Generator().manual_seed(11))
+    for batch in inputs:
+        loss = model(batch).pow(2).mean()
+        torch.autograd.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+
+
+def _state(step: int) -> CheckpointState:
+    return {"step": step, "epoch": 1, "batch_index": 4, "tokens_seen": 99, "elapsed_s": 1.5}
+
+
+def test_round_trip_restores_model_optimizer_scheduler_and_rng(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    _train_steps(model, optimizer, scheduler)
+    path = save_checkpoint(
+        tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(3), keep=2
+    )
+    after_save = torch.rand(3)  # what the RNG gives next, after the checkpoint
+
+    other, other_opt, other_sched = _parts(1)
+    torch.manual_seed(42)
+    state = load_checkpoint(path, model=other, optimizer=other_opt, scheduler=other_sched)
+    assert state == _state(3)
+    assert torch.equal(torch.rand(3), after_save)
+    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert other_sched.state_dict() == scheduler.state_dict()
+    saved_opt = optimizer.state_dict()
+    loaded_opt = other_opt.state_dict()
+    assert loaded_opt["param_groups"] == [
+        {**group, "betas": list(group["betas"])} for group in saved_opt["param_groups"]
+    ]
+    for pid, entries in saved_opt["state"].items():
+        for key, value in entries.items():
+            assert torch.equal(loaded_opt["state"][pid][key], value), (pid, key)
+    # both continue identically
+    _train_steps(model, optimizer, scheduler)
+    _train_steps(other, other_opt, other_sched)
+    for a, b in zip(model.parameters(), other.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_retention_keeps_the_newest_and_ignores_temp_dirs(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    (tmp_path / ".step_000000009.tmp").mkdir()
+    for step in (1, 2, 3):
+        save_checkpoint(
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(step),
+            keep=2,
+        )
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000002", "step_000000003"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "step_000000003"
+
+
+def test_saving_the_same_step_again_replaces_it(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    for _ in range(2):
+        save_checkpoint(
+            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(5), keep=3
+        )
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000005"]
+
+
+def test_no_checkpoint_directory_means_no_checkpoints(tmp_path: Path) -> None:
+    assert list_checkpoints(tmp_path / "missing") == []
+    assert latest_checkpoint(tmp_path) is None
+
+
+def test_a_corrupt_state_file_names_the_field(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    path = save_checkpoint(
+        tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+    )
+    meta = orjson.loads((path / "state.json").read_bytes())
+    meta["state"]["step"] = "one"
+    (path / "state.json").write_bytes(orjson.dumps(meta))
+    with pytest.raises(PayloadError) as caught:
+        load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    assert caught.value.field == "step"
+
+
+def test_an_optimizer_state_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    optimizer.param_groups[0]["custom"] = object()
+    with pytest.raises(ModelTrainerError) as caught:
+        save_checkpoint(
+            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+        )
+    assert caught.value.code == "MODEL_INCOMPATIBLE"
+
+
+def test_non_tensor_per_parameter_state_is_refused(tmp_path: Path) -> None:
+    """Some optimizers keep Python values per parameter; only tensor state is checkpointed."""
+    model, optimizer, scheduler = _parts(0)
+    _train_steps(model, optimizer, scheduler)
+    first = next(iter(model.parameters()))
+    optimizer.state[first]["calls"] = 3
+    with pytest.raises(ModelTrainerError) as caught:
+        save_checkpoint(
+            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+        )
+    assert caught.value.code == "MODEL_INCOMPATIBLE"
+    assert "'calls'" in caught.value.message
+    assert list_checkpoints(tmp_path) == []

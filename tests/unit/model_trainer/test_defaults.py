@@ -1,0 +1,197 @@
+"""The make_* builders: documented defaults, given values kept, and validation applied."""
+
+import pytest
+
+from model_trainer.contracts.defaults import (
+    make_eval_config,
+    make_generate_config,
+    make_score_config,
+    make_train_config,
+)
+from model_trainer.contracts.model import (
+    EvalConfig,
+    GenerateConfig,
+    ModelTrainConfig,
+    ScoreConfig,
+)
+from model_trainer.errors import ModelTrainerError
+
+
+def test_train_defaults() -> None:
+    expected: ModelTrainConfig = {
+        "model_family": "char_lstm",
+        "model_size": "tiny",
+        "max_seq_len": 128,
+        "num_epochs": 1,
+        "batch_size": 32,
+        "learning_rate": 3e-3,
+        "corpus_path": "/data/c.txt",
+        "seed": 0,
+        "device": "auto",
+        "precision": "auto",
+        "max_steps": None,
+        "val_fraction": 0.1,
+        "grad_clip": 1.0,
+        "grad_accum_steps": 1,
+        "weight_decay": 0.0,
+        "lr_schedule": "cosine",
+        "warmup_steps": 0,
+        "min_lr_ratio": 0.1,
+        "log_every_steps": 10,
+        "eval_every_steps": None,
+        "eval_max_batches": 50,
+        "checkpoint_every_steps": 200,
+        "keep_checkpoints": 2,
+    }
+    cfg = make_train_config(model_family="char_lstm", model_size="tiny", corpus_path="/data/c.txt")
+    assert cfg == expected
+
+
+def test_train_keeps_every_given_value() -> None:
+    cfg = make_train_config(
+        model_family="char_lstm",
+        model_size="small",
+        corpus_path="/data/c.txt",
+        max_seq_len=64,
+        num_epochs=3,
+        batch_size=8,
+        learning_rate=1e-2,
+        seed=7,
+        device="cpu",
+        precision="fp32",
+        max_steps=99,
+        val_fraction=0.2,
+        grad_clip=None,
+        grad_accum_steps=4,
+        weight_decay=0.1,
+        lr_schedule="constant",
+        warmup_steps=5,
+        min_lr_ratio=0.5,
+        log_every_steps=3,
+        eval_every_steps=11,
+        eval_max_batches=6,
+        checkpoint_every_steps=None,
+        keep_checkpoints=1,
+    )
+    assert cfg["model_size"] == "small"
+    assert (cfg["max_seq_len"], cfg["num_epochs"], cfg["batch_size"]) == (64, 3, 8)
+    assert (cfg["learning_rate"], cfg["seed"], cfg["device"]) == (1e-2, 7, "cpu")
+    assert (cfg["precision"], cfg["max_steps"], cfg["val_fraction"]) == ("fp32", 99, 0.2)
+    assert (cfg["grad_clip"], cfg["grad_accum_steps"], cfg["weight_decay"]) == (None, 4, 0.1)
+    assert (cfg["lr_schedule"], cfg["warmup_steps"], cfg["min_lr_ratio"]) == ("constant", 5, 0.5)
+    assert (cfg["log_every_steps"], cfg["eval_every_steps"], cfg["eval_max_batches"]) == (3, 11, 6)
+    assert (cfg["checkpoint_every_steps"], cfg["keep_checkpoints"]) == (None, 1)
+
+
+def test_train_rejects_unknown_family() -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        make_train_config(model_family="nope", model_size="tiny", corpus_path="/data/c.txt")
+    assert info.value.code == "UNKNOWN_MODEL_FAMILY"
+    assert info.value.details == {"field": "model_family"}
+
+
+def test_train_validates() -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        make_train_config(
+            model_family="char_lstm", model_size="tiny", corpus_path="/data/c.txt", batch_size=0
+        )
+    assert info.value.code == "INVALID_CONFIG"
+    assert info.value.details == {"field": "batch_size"}
+
+
+def test_eval_defaults_and_values() -> None:
+    expected: EvalConfig = {
+        "corpus_path": "/data/c.txt",
+        "split": "validation",
+        "val_fraction": 0.1,
+        "max_seq_len": 128,
+        "batch_size": 32,
+        "max_batches": None,
+    }
+    assert make_eval_config(corpus_path="/data/c.txt") == expected
+    cfg = make_eval_config(
+        corpus_path="/data/c.txt",
+        split="all",
+        val_fraction=0.5,
+        max_seq_len=16,
+        batch_size=2,
+        max_batches=3,
+    )
+    assert (cfg["split"], cfg["val_fraction"], cfg["max_seq_len"]) == ("all", 0.5, 16)
+    assert (cfg["batch_size"], cfg["max_batches"]) == (2, 3)
+
+
+def test_eval_validates() -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        make_eval_config(corpus_path="/data/c.txt", val_fraction=0.0)
+    assert info.value.code == "INVALID_CONFIG"
+    assert info.value.details == {"field": "val_fraction"}
+
+
+def test_score_defaults_and_values() -> None:
+    expected: ScoreConfig = {
+        "text": "abc",
+        "path": None,
+        "detail_level": "summary",
+        "top_k": None,
+        "seed": None,
+    }
+    assert make_score_config(text="abc") == expected
+    cfg = make_score_config(path="/data/c.txt", detail_level="per_char", top_k=3, seed=4)
+    assert cfg == {
+        "text": None,
+        "path": "/data/c.txt",
+        "detail_level": "per_char",
+        "top_k": 3,
+        "seed": 4,
+    }
+
+
+def test_score_validates() -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        make_score_config()
+    assert info.value.code == "INVALID_CONFIG"
+    assert info.value.details == {"field": "text"}
+
+
+def test_generate_defaults_and_values() -> None:
+    expected: GenerateConfig = {
+        "prompt_text": "To",
+        "prompt_path": None,
+        "max_new_tokens": 100,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "stop_on_eos": True,
+        "seed": None,
+        "num_return_sequences": 1,
+    }
+    assert make_generate_config(prompt_text="To") == expected
+    cfg = make_generate_config(
+        prompt_path="/data/p.txt",
+        max_new_tokens=5,
+        temperature=0.5,
+        top_k=2,
+        top_p=0.5,
+        stop_on_eos=False,
+        seed=9,
+        num_return_sequences=3,
+    )
+    assert cfg == {
+        "prompt_text": None,
+        "prompt_path": "/data/p.txt",
+        "max_new_tokens": 5,
+        "temperature": 0.5,
+        "top_k": 2,
+        "top_p": 0.5,
+        "stop_on_eos": False,
+        "seed": 9,
+        "num_return_sequences": 3,
+    }
+
+
+def test_generate_validates() -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        make_generate_config(prompt_text="To", temperature=0.0)
+    assert info.value.code == "INVALID_CONFIG"
+    assert info.value.details == {"field": "temperature"}

@@ -1,0 +1,64 @@
+"""ModelTrainerError: every code has one HTTP status, taken from the one table."""
+
+from typing import get_args
+
+import pytest
+
+from model_trainer.errors import ERROR_STATUS, ModelTrainerError, ModelTrainerErrorCode
+from platform_core.errors import AppError
+
+ALL_CODES: tuple[ModelTrainerErrorCode, ...] = get_args(ModelTrainerErrorCode)
+
+
+def test_status_table_covers_exactly_the_declared_codes() -> None:
+    assert set(ERROR_STATUS) == set(ALL_CODES)
+    assert len(ALL_CODES) == len(set(ALL_CODES))
+
+
+def test_every_status_is_a_client_or_server_error() -> None:
+    assert all(400 <= status <= 599 for status in ERROR_STATUS.values())
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("INVALID_CONFIG", 422),
+        ("MODEL_NOT_FOUND", 404),
+        ("CORPUS_TOO_LARGE", 413),
+        ("PATH_OUTSIDE_ROOT", 400),
+        ("TRAINING_NAN_LOSS", 500),
+        ("CUDA_NOT_AVAILABLE", 503),
+    ],
+)
+def test_documented_statuses(code: ModelTrainerErrorCode, status: int) -> None:
+    assert ERROR_STATUS[code] == status
+
+
+@pytest.mark.parametrize("code", ALL_CODES)
+def test_error_takes_its_status_from_the_table(code: ModelTrainerErrorCode) -> None:
+    error = ModelTrainerError(code, "something went wrong")
+    assert error.code == code
+    assert error.http_status == ERROR_STATUS[code]
+    assert error.message == "something went wrong"
+    assert error.details == {}
+    assert str(error) == f"{code}: something went wrong"
+
+
+def test_details_are_kept_and_rendered_in_the_body() -> None:
+    error = ModelTrainerError(
+        "INVALID_CONFIG", "batch_size must be >= 1, got 0", details={"field": "batch_size"}
+    )
+    assert error.details == {"field": "batch_size"}
+    assert error.to_body() == {
+        "error": {
+            "code": "INVALID_CONFIG",
+            "message": "batch_size must be >= 1, got 0",
+            "details": {"field": "batch_size"},
+        }
+    }
+
+
+def test_is_an_app_error() -> None:
+    with pytest.raises(AppError) as info:
+        raise ModelTrainerError("CORPUS_EMPTY", "corpus c1 is empty")
+    assert info.value.http_status == 400

@@ -1,0 +1,62 @@
+"""load_settings reads the environment once, with documented defaults and absolute roots."""
+
+from pathlib import Path
+
+import pytest
+
+from model_trainer.settings import load_settings
+
+
+def test_defaults_when_nothing_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings == {
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "artifacts_root": tmp_path.resolve() / "var" / "artifacts",
+        "data_root": tmp_path.resolve() / "var" / "data",
+        "max_corpus_bytes": 64 * 1024 * 1024,
+    }
+
+
+def test_values_from_a_given_mapping(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "REDIS_URL": "redis://example:6380/2",
+            "ARTIFACTS_ROOT": str(tmp_path / "art"),
+            "DATA_ROOT": str(tmp_path / "data"),
+            "MAX_CORPUS_BYTES": "1234",
+        }
+    )
+    assert settings["redis_url"] == "redis://example:6380/2"
+    assert settings["artifacts_root"] == (tmp_path / "art").resolve()
+    assert settings["data_root"] == (tmp_path / "data").resolve()
+    assert settings["max_corpus_bytes"] == 1234
+
+
+def test_relative_roots_are_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"ARTIFACTS_ROOT": "a/../b", "DATA_ROOT": "./d"})
+    assert settings["artifacts_root"].is_absolute()
+    assert settings["artifacts_root"] == tmp_path.resolve() / "b"
+    assert settings["data_root"] == tmp_path.resolve() / "d"
+
+
+def test_reads_the_process_environment_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://env-host:6379/5")
+    monkeypatch.setenv("ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("MAX_CORPUS_BYTES", "99")
+    settings = load_settings()
+    assert settings == {
+        "redis_url": "redis://env-host:6379/5",
+        "artifacts_root": (tmp_path / "artifacts").resolve(),
+        "data_root": (tmp_path / "data").resolve(),
+        "max_corpus_bytes": 99,
+    }
+
+
+def test_a_non_integer_size_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="invalid literal"):
+        load_settings({"MAX_CORPUS_BYTES": "lots"})
