@@ -36,6 +36,7 @@ def settings(tmp_path: Path) -> Settings:
         "artifacts_root": artifacts_root,
         "data_root": data_root,
         "max_corpus_bytes": 1_000_000,
+        "default_user_id": 1,
     }
 
 

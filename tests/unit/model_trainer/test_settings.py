@@ -15,6 +15,7 @@ def test_defaults_when_nothing_is_set(tmp_path: Path, monkeypatch: pytest.Monkey
         "artifacts_root": tmp_path.resolve() / "var" / "artifacts",
         "data_root": tmp_path.resolve() / "var" / "data",
         "max_corpus_bytes": 64 * 1024 * 1024,
+        "default_user_id": 1,
     }
 
 
@@ -25,8 +26,10 @@ def test_values_from_a_given_mapping(tmp_path: Path) -> None:
             "ARTIFACTS_ROOT": str(tmp_path / "art"),
             "DATA_ROOT": str(tmp_path / "data"),
             "MAX_CORPUS_BYTES": "1234",
+            "DEFAULT_USER_ID": "7",
         }
     )
+    assert settings["default_user_id"] == 7
     assert settings["redis_url"] == "redis://example:6380/2"
     assert settings["artifacts_root"] == (tmp_path / "art").resolve()
     assert settings["data_root"] == (tmp_path / "data").resolve()
@@ -48,12 +51,14 @@ def test_reads_the_process_environment_by_default(
     monkeypatch.setenv("ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("MAX_CORPUS_BYTES", "99")
+    monkeypatch.delenv("DEFAULT_USER_ID", raising=False)
     settings = load_settings()
     assert settings == {
         "redis_url": "redis://env-host:6379/5",
         "artifacts_root": (tmp_path / "artifacts").resolve(),
         "data_root": (tmp_path / "data").resolve(),
         "max_corpus_bytes": 99,
+        "default_user_id": 1,
     }
 
 

@@ -10,6 +10,8 @@ from platform_core.json_types import JSONObject
 ModelTrainerErrorCode = Literal[
     # Configuration and requests
     "INVALID_CONFIG",
+    "JOB_NOT_FOUND",
+    "JOB_ALREADY_FINISHED",
     # Training
     "TRAINING_CANCELLED",
     "TRAINING_OOM",
@@ -39,6 +41,8 @@ ModelTrainerErrorCode = Literal[
 
 ERROR_STATUS: dict[ModelTrainerErrorCode, int] = {
     "INVALID_CONFIG": 422,
+    "JOB_NOT_FOUND": 404,
+    "JOB_ALREADY_FINISHED": 409,
     "TRAINING_CANCELLED": 499,
     "TRAINING_OOM": 507,
     "TRAINING_NAN_LOSS": 500,

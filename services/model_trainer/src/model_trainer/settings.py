@@ -13,6 +13,7 @@ class Settings(TypedDict):
     artifacts_root: Path
     data_root: Path
     max_corpus_bytes: int
+    default_user_id: int
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -23,4 +24,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "artifacts_root": Path(source.get("ARTIFACTS_ROOT", "./var/artifacts")).resolve(),
         "data_root": Path(source.get("DATA_ROOT", "./var/data")).resolve(),
         "max_corpus_bytes": int(source.get("MAX_CORPUS_BYTES", str(64 * 1024 * 1024))),
+        "default_user_id": int(source.get("DEFAULT_USER_ID", "1")),
     }

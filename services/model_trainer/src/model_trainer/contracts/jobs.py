@@ -1,0 +1,96 @@
+"""Job types, payloads and records: what the API enqueues and what workers report back."""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+from platform_core.json_types import JSONObject
+
+from model_trainer.contracts.model import (
+    EvalConfig,
+    GenerateConfig,
+    ModelTrainConfig,
+    ScoreConfig,
+)
+
+JobType = Literal["train", "eval", "score", "generate", "tokenizer"]
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+ErrorKind = Literal["user", "system"]
+QueueName = Literal["train", "infer"]
+
+JOB_TYPES: tuple[JobType, ...] = ("train", "eval", "score", "generate", "tokenizer")
+JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
+TERMINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
+
+# Long jobs on `train`, short ones on `infer`, so a training never delays a generate request.
+QUEUE_FOR_TYPE: dict[JobType, QueueName] = {
+    "train": "train",
+    "tokenizer": "train",
+    "eval": "infer",
+    "score": "infer",
+    "generate": "infer",
+}
+
+# Enqueued by dotted path so the API never imports a worker module (nor torch).
+WORKER_FUNCTIONS: dict[JobType, str] = {
+    "train": "model_trainer.worker.train_job.process_train_job",
+    "eval": "model_trainer.worker.eval_job.process_eval_job",
+    "score": "model_trainer.worker.score_job.process_score_job",
+    "generate": "model_trainer.worker.generate_job.process_generate_job",
+    "tokenizer": "model_trainer.worker.tokenizer_job.process_tokenizer_job",
+}
+
+
+class JobError(TypedDict):
+    code: str
+    kind: ErrorKind
+    message: str
+
+
+class JobRecord(TypedDict):
+    """One Redis hash per job (`trainer:job:{job_id}`), decoded field by field."""
+
+    job_id: str
+    user_id: int
+    type: JobType
+    queue: QueueName
+    status: JobStatus
+    progress: float
+    message: str
+    attempts: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    heartbeat_at: str | None
+    run_id: str | None
+    result: JSONObject | None
+    error: JobError | None
+
+
+class TrainJobPayload(TypedDict):
+    job_id: str
+    user_id: int
+    run_id: str
+    config: ModelTrainConfig
+    tokenizer_id: str | None
+
+
+class EvalJobPayload(TypedDict):
+    job_id: str
+    user_id: int
+    run_id: str
+    config: EvalConfig
+
+
+class ScoreJobPayload(TypedDict):
+    job_id: str
+    user_id: int
+    run_id: str
+    config: ScoreConfig
+
+
+class GenerateJobPayload(TypedDict):
+    job_id: str
+    user_id: int
+    run_id: str
+    config: GenerateConfig
