@@ -18,6 +18,7 @@ run: install
 	$(VENV)/bin/model-trainer demo
 
 test: install
+	rm -f .coverage .coverage.*
 	$(PY) -m pytest --cov --cov-report=term-missing
 
 check: install

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from tests.support.processes import start_redis
 
 from model_trainer.settings import Settings
+from platform_workers.redis_conn import RedisClient, redis_from_url
 
 SAMPLE_TEXT = (
     "To be, or not to be, that is the question:\n"
@@ -46,3 +50,39 @@ def corpus_path(settings: Settings) -> Path:
     path = settings["data_root"] / "corpus.txt"
     path.write_text(SAMPLE_TEXT, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """REDIS_URL when set, else a private redis-server on a free port for this test session."""
+    if "REDIS_URL" in os.environ:
+        yield os.environ["REDIS_URL"]
+        return
+    process, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    process.terminate()
+    process.wait()
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[RedisClient]:
+    """A real Redis connection to an emptied database."""
+    client = redis_from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def service_env(redis: RedisClient, redis_url: str, settings: Settings) -> dict[str, str]:
+    """Environment for API and worker processes: this test's Redis and roots, one thread each."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "ARTIFACTS_ROOT": str(settings["artifacts_root"]),
+            "DATA_ROOT": str(settings["data_root"]),
+            "OMP_NUM_THREADS": "1",
+        }
+    )
+    return env

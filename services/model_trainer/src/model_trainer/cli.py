@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+import orjson
+import uvicorn
 
 from model_trainer.backends.registry import check_model_size, get_backend
+from model_trainer.client import ApiError, TrainerClient
 from model_trainer.contracts.defaults import make_generate_config, make_train_config
 from model_trainer.contracts.model import StepMetrics, TrainOutcome
-from model_trainer.contracts.validators import parse_model_family
+from model_trainer.contracts.validators import parse_model_family, parse_queue
+from model_trainer.demo import run_demo
 from model_trainer.errors import ModelTrainerError
+from model_trainer.follow import render
 from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.corpora import build_default_corpus, read_corpus
 from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
+from model_trainer.worker.worker_entry import run_workers
+from platform_core.json_types import JSONValue, PayloadError, load_json_object
 
 DEFAULT_CORPUS = "stdlib.txt"
 
@@ -93,18 +105,83 @@ def local_generate(args: argparse.Namespace, settings: Settings) -> list[str]:
     return outcome["outputs"]
 
 
-def demo(args: argparse.Namespace, settings: Settings) -> None:
-    """Train a small char-LSTM on the default corpus, then sample from it (`make run`)."""
-    local_train(args, settings)
-    args.prompt = "def "
-    args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.num = 200, 0.8, 0, 0.95, 2
-    local_generate(args, settings)
+def _client(args: argparse.Namespace) -> TrainerClient:
+    return TrainerClient(args.url)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-trainer", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = argparse.ArgumentParser(add_help=False)
+def _print_json(value: JSONValue) -> None:
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _field(text: str) -> tuple[str, JSONValue]:
+    """`key=value`; a value that parses as JSON (numbers, null, true) is JSON, else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise ModelTrainerError("INVALID_CONFIG", f"expected key=value, got {text!r}")
+    try:
+        return key, load_json_object(f'{{"v": {raw}}}')["v"]
+    except PayloadError:
+        return key, raw
+
+
+def _after_shutdown(signum: int, frame: FrameType | None) -> None:
+    """Receives the SIGTERM uvicorn re-raises once its graceful shutdown is done."""
+
+
+def api(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT. uvicorn re-raises a caught SIGTERM after shutting down; with
+    the default handler that kills the process before atexit handlers (coverage, log flushing)
+    run, so the re-raised signal lands in a handler that lets `main` return normally."""
+    signal.signal(signal.SIGTERM, _after_shutdown)
+    uvicorn.run("model_trainer.api.app:create_app", factory=True, host=args.host, port=args.port)
+    return 0
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    queues = [parse_queue(name) for name in args.queues.split(",") if name]
+    return run_workers(queues, settings)
+
+
+def upload(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).upload_corpus(Path(args.path).read_bytes()))
+    return 0
+
+
+def submit(args: argparse.Namespace, settings: Settings) -> int:
+    body = dict(_field(item) for item in args.fields)
+    accepted = _client(args).submit(args.job_type, body)
+    _print_json(accepted)
+    job_id = accepted.get("job_id")
+    if args.follow and isinstance(job_id, str):
+        return 0 if render(_client(args).events(job_id)) else 1
+    return 0
+
+
+def follow(args: argparse.Namespace, settings: Settings) -> int:
+    return 0 if render(_client(args).events(args.job_id)) else 1
+
+
+def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    filters: dict[str, str | int] = {"limit": args.limit}
+    if args.status:
+        filters["status"] = args.status
+    if args.type:
+        filters["type"] = args.type
+    _print_json(_client(args).jobs(**filters))
+    return 0
+
+
+def cancel(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).cancel(args.job_id))
+    return 0
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    return run_demo(settings, size=args.size, max_steps=args.max_steps)
+
+
+def _local_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = commands.add_parser("local-train", help="train in this process, no service")
     train.add_argument("--family", default="char_lstm")
     train.add_argument("--size", default="small")
     train.add_argument("--corpus", default=None, help="default: Python's stdlib sources")
@@ -117,32 +194,77 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--run-id", default=f"local-{int(time.time())}")
-    sample = argparse.ArgumentParser(add_help=False)
-    sample.add_argument("--prompt", default="")
-    sample.add_argument("--max-new-tokens", type=int, default=200)
-    sample.add_argument("--temperature", type=float, default=0.8)
-    sample.add_argument("--top-k", type=int, default=0)
-    sample.add_argument("--top-p", type=float, default=1.0)
-    sample.add_argument("--num", type=int, default=1)
-    commands.add_parser("local-train", parents=[train], help="train in this process")
-    generate = commands.add_parser("local-generate", parents=[sample], help="sample from a run")
+    generate = commands.add_parser("local-generate", help="sample from a run, no service")
     generate.add_argument("--family", default="char_lstm")
     generate.add_argument("--run-id", required=True)
     generate.add_argument("--seed", type=int, default=None)
-    commands.add_parser("demo", parents=[train], help="train, then sample (make run)")
+    generate.add_argument("--prompt", default="")
+    generate.add_argument("--max-new-tokens", type=int, default=200)
+    generate.add_argument("--temperature", type=float, default=0.8)
+    generate.add_argument("--top-k", type=int, default=0)
+    generate.add_argument("--top-p", type=float, default=1.0)
+    generate.add_argument("--num", type=int, default=1)
+
+
+def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api_cmd = commands.add_parser("api", help="serve the HTTP API (uvicorn)")
+    api_cmd.add_argument("--host", default="127.0.0.1")
+    api_cmd.add_argument("--port", type=int, default=8000)
+    worker_cmd = commands.add_parser("worker", help="run RQ workers")
+    worker_cmd.add_argument("--queues", default="train,infer")
+    commands.add_parser("upload", help="upload a corpus file").add_argument("path")
+    submit_cmd = commands.add_parser("submit", help="submit a job: submit train key=value ...")
+    submit_cmd.add_argument("job_type", choices=["train", "eval", "score", "generate"])
+    submit_cmd.add_argument("fields", nargs="*", help="request fields as key=value")
+    submit_cmd.add_argument("--follow", action="store_true", help="then follow its progress")
+    commands.add_parser("follow", help="follow a job's events").add_argument("job_id")
+    jobs_cmd = commands.add_parser("jobs", help="list your jobs, newest first")
+    jobs_cmd.add_argument("--status", default=None)
+    jobs_cmd.add_argument("--type", default=None)
+    jobs_cmd.add_argument("--limit", type=int, default=20)
+    commands.add_parser("cancel", help="cancel a job").add_argument("job_id")
+    demo_cmd = commands.add_parser("demo", help="start everything, train, sample (make run)")
+    demo_cmd.add_argument("--size", default="small")
+    demo_cmd.add_argument("--max-steps", type=int, default=300)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="model-trainer", description=__doc__)
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("MODEL_TRAINER_URL", "http://127.0.0.1:8000"),
+        help="the API's base URL (env MODEL_TRAINER_URL)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _local_parsers(commands)
+    _service_parsers(commands)
     return parser
+
+
+Handler = Callable[[argparse.Namespace, Settings], object]
+HANDLERS: dict[str, Handler] = {
+    "local-train": local_train,
+    "local-generate": local_generate,
+    "api": api,
+    "worker": worker,
+    "upload": upload,
+    "submit": submit,
+    "follow": follow,
+    "jobs": jobs,
+    "cancel": cancel,
+    "demo": demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    handlers = {"local-train": local_train, "local-generate": local_generate, "demo": demo}
     try:
-        handlers[args.command](args, settings)
-    except ModelTrainerError as error:
+        code = HANDLERS[args.command](args, settings)
+    except (ModelTrainerError, ApiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

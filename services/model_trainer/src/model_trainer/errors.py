@@ -33,6 +33,7 @@ ModelTrainerErrorCode = Literal[
     "CORPUS_TOO_LARGE",
     "PATH_OUTSIDE_ROOT",
     # Infrastructure
+    "INTERNAL_ERROR",
     "CUDA_NOT_AVAILABLE",
     "CUDA_OOM",
     "ARTIFACT_UPLOAD_FAILED",
@@ -59,6 +60,7 @@ ERROR_STATUS: dict[ModelTrainerErrorCode, int] = {
     "CORPUS_EMPTY": 400,
     "CORPUS_TOO_LARGE": 413,
     "PATH_OUTSIDE_ROOT": 400,
+    "INTERNAL_ERROR": 500,
     "CUDA_NOT_AVAILABLE": 503,
     "CUDA_OOM": 507,
     "ARTIFACT_UPLOAD_FAILED": 502,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-from platform_core.json_types import JSONObject
-
 from model_trainer.contracts.model import (
     EvalConfig,
     GenerateConfig,
     ModelTrainConfig,
     ScoreConfig,
 )
+from platform_core.json_types import JSONObject
 
 JobType = Literal["train", "eval", "score", "generate", "tokenizer"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -67,30 +66,26 @@ class JobRecord(TypedDict):
     error: JobError | None
 
 
-class TrainJobPayload(TypedDict):
+class RunJobPayload(TypedDict):
+    """What every job payload carries: who asked, and the run it trains or uses."""
+
     job_id: str
     user_id: int
     run_id: str
+
+
+class TrainJobPayload(RunJobPayload):
     config: ModelTrainConfig
     tokenizer_id: str | None
 
 
-class EvalJobPayload(TypedDict):
-    job_id: str
-    user_id: int
-    run_id: str
+class EvalJobPayload(RunJobPayload):
     config: EvalConfig
 
 
-class ScoreJobPayload(TypedDict):
-    job_id: str
-    user_id: int
-    run_id: str
+class ScoreJobPayload(RunJobPayload):
     config: ScoreConfig
 
 
-class GenerateJobPayload(TypedDict):
-    job_id: str
-    user_id: int
-    run_id: str
+class GenerateJobPayload(RunJobPayload):
     config: GenerateConfig

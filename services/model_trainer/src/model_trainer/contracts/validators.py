@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from model_trainer.contracts.jobs import QUEUE_FOR_TYPE, QueueName
 from model_trainer.contracts.model import (
     MODEL_FAMILIES,
     EvalConfig,
@@ -107,3 +108,15 @@ def validate_generate_config(cfg: GenerateConfig) -> None:
     _at_least("top_k", cfg["top_k"], 0)
     _fraction("top_p", cfg["top_p"], low_open=True, high_open=False)
     _at_least("num_return_sequences", cfg["num_return_sequences"], 1)
+
+
+def parse_queue(value: str) -> QueueName:
+    """Narrow a queue name given on the command line to one the service has."""
+    for queue in QUEUE_FOR_TYPE.values():
+        if queue == value:
+            return queue
+    raise ModelTrainerError(
+        "INVALID_CONFIG",
+        f"queue must be one of train, infer, got {value!r}",
+        details={"field": "queues"},
+    )

@@ -1,0 +1,1 @@
+"""Redis-aware helpers any worker service shares: connections, job events, cancellation."""

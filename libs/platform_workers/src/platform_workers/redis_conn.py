@@ -1,0 +1,36 @@
+"""The one place that builds Redis connections, so every process talks to Redis the same way.
+
+Connections return bytes (``decode_responses=False``): RQ stores binary job data in the same
+Redis, and our readers decode explicitly with ``as_text``. The protocol is pinned to RESP2 because
+reply shapes (XREAD above all) differ under RESP3 and the readers here parse RESP2.
+"""
+
+from typing import TypeAlias
+
+from redis import Redis
+
+# redis-py 8 ships its own types: `Redis` is not generic, and its command methods are overloaded
+# on a sync/async marker, so a plain `Redis` annotation gives precise sync return types.
+RedisClient: TypeAlias = Redis
+
+HEALTH_CHECK_INTERVAL_S = 30
+RESP_PROTOCOL = 2
+
+
+def redis_from_url(url: str) -> RedisClient:
+    """Builds a bytes-returning client whose idle connections are pinged before reuse."""
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        protocol=RESP_PROTOCOL,
+    )
+
+
+def as_text(value: object) -> str:
+    """Decodes one Redis reply value, refusing anything that is not a string on the wire."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a Redis string reply, got {type(value).__name__}")

@@ -1,0 +1,39 @@
+"""The FastAPI app: `uvicorn model_trainer.api.app:create_app --factory`.
+
+Imports only contracts, storage, settings and the platform libraries, never torch or a backend:
+the API process stays small, starts fast, and enqueues worker functions by dotted path.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from model_trainer.api import ApiContext
+from model_trainer.api.errors import install_error_handlers
+from model_trainer.api.routes.corpora import build_corpora_router
+from model_trainer.api.routes.events import build_events_router
+from model_trainer.api.routes.health import build_health_router
+from model_trainer.api.routes.jobs import build_jobs_router
+from model_trainer.api.routes.runs import build_runs_router
+from model_trainer.settings import Settings, load_settings
+from model_trainer.storage.job_store import JobStore
+from platform_workers.redis_conn import RedisClient, redis_from_url
+
+
+def create_app(settings: Settings | None = None, redis: RedisClient | None = None) -> FastAPI:
+    """Build the app around one settings snapshot and one Redis client (tests inject both)."""
+    resolved = load_settings() if settings is None else settings
+    client = redis_from_url(resolved["redis_url"]) if redis is None else redis
+    ctx: ApiContext = {"settings": resolved, "redis": client, "jobs": JobStore(client)}
+    app = FastAPI(
+        title="model-trainer",
+        version="1",
+        description="Train and serve small language models as queued, typed jobs.",
+    )
+    install_error_handlers(app)
+    app.include_router(build_jobs_router(ctx))
+    app.include_router(build_events_router(ctx))
+    app.include_router(build_corpora_router(ctx))
+    app.include_router(build_runs_router(ctx))
+    app.include_router(build_health_router(ctx))
+    return app

@@ -1,0 +1,59 @@
+"""Exception handlers: every refused request gets the body `{"error": {code, message, details}}`.
+
+Unknown routes and wrong methods keep FastAPI's own 404/405 replies; everything a client got
+wrong about a known route (bad values, wrong JSON types, malformed JSON, extra fields) is
+INVALID_CONFIG (422) naming the first bad field, or the code a validator chose.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from model_trainer.errors import ModelTrainerError
+from platform_core.json_types import ROOT_FIELD
+
+# FastAPI answers 400 only when it cannot decode a body at all (e.g. invalid UTF-8 in JSON).
+_UNPARSABLE_BODY = 400
+
+
+def error_response(error: ModelTrainerError) -> JSONResponse:
+    return JSONResponse(status_code=error.http_status, content=error.to_body())
+
+
+def validation_error(exc: RequestValidationError) -> ModelTrainerError:
+    """The first problem pydantic or the JSON parser found, as INVALID_CONFIG naming its field."""
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return ModelTrainerError(
+            "INVALID_CONFIG",
+            f"request body is not valid JSON: {first['ctx']['error']}",
+            details={"field": ROOT_FIELD},
+        )
+    # loc starts with where the value came from ("body", "query", "path", "header").
+    field = ".".join(str(part) for part in first["loc"][1:]) or ROOT_FIELD
+    return ModelTrainerError("INVALID_CONFIG", f"{field}: {first['msg']}", details={"field": field})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ModelTrainerError)
+    async def on_app_error(request: Request, exc: ModelTrainerError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc))
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == _UNPARSABLE_BODY:
+            unparsable = ModelTrainerError(
+                "INVALID_CONFIG",
+                f"request body could not be decoded: {exc.detail}",
+                details={"field": ROOT_FIELD},
+            )
+            return error_response(unparsable)
+        return await http_exception_handler(request, exc)

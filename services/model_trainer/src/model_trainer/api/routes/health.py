@@ -1,0 +1,67 @@
+"""`GET /healthz` (the process answers) and `GET /readyz` (Redis answers, workers listen)."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+
+from model_trainer.api import ApiContext
+from model_trainer.api.schemas import Health, Readiness
+from model_trainer.contracts.jobs import QueueName
+from platform_workers.redis_conn import RedisClient
+
+
+class HealthBody(TypedDict):
+    status: str
+
+
+class QueueWorkersBody(TypedDict):
+    train: int
+    infer: int
+
+
+class ReadinessBody(TypedDict):
+    redis: bool
+    workers: QueueWorkersBody
+
+
+def live_workers(redis: RedisClient, queue: QueueName) -> int:
+    """Workers listening on `queue` whose registration has not expired (dead ones drop out)."""
+    return len(Worker.all(queue=Queue(queue, connection=redis)))
+
+
+def readiness(redis: RedisClient) -> ReadinessBody:
+    try:
+        redis.ping()
+        workers: QueueWorkersBody = {
+            "train": live_workers(redis, "train"),
+            "infer": live_workers(redis, "infer"),
+        }
+    except RedisError:
+        return {"redis": False, "workers": {"train": 0, "infer": 0}}
+    return {"redis": True, "workers": workers}
+
+
+def build_health_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", response_model=Health)
+    def healthz() -> HealthBody:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Redis or a queue's workers missing"}},
+    )
+    def readyz() -> JSONResponse:
+        body = readiness(ctx["redis"])
+        workers = body["workers"]
+        ready = body["redis"] and workers["train"] > 0 and workers["infer"] > 0
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    return router

@@ -1,0 +1,343 @@
+"""Job submission: validate a request, record the job, then enqueue its worker function.
+
+Everything that can be refused is refused before the record is written, so a bad request leaves
+no trace in Redis. The record is written before the enqueue, so a worker never picks up a job
+whose record does not exist yet. Paths in payloads are absolute and already confined, so the
+worker reads exactly the file the API checked.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypedDict
+
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from model_trainer.api import ApiContext
+from model_trainer.api.routes.runs import read_manifest
+from model_trainer.api.schemas import (
+    EvalJobRequest,
+    GenerateJobRequest,
+    ScoreJobRequest,
+    TrainJobRequest,
+)
+from model_trainer.backends.registry import check_model_size
+from model_trainer.contracts.defaults import (
+    make_eval_config,
+    make_generate_config,
+    make_score_config,
+    make_train_config,
+)
+from model_trainer.contracts.jobs import (
+    QUEUE_FOR_TYPE,
+    WORKER_FUNCTIONS,
+    EvalJobPayload,
+    GenerateJobPayload,
+    JobRecord,
+    JobStatus,
+    JobType,
+    QueueName,
+    ScoreJobPayload,
+    TrainJobPayload,
+)
+from model_trainer.contracts.validators import parse_model_family
+from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import Settings
+from model_trainer.storage.corpora import confine, corpus_roots
+from model_trainer.storage.runs import MANIFEST_FILE, run_dir
+from platform_core.json_types import JSONObject, PayloadError, require_object, require_str
+
+JobPayload = TrainJobPayload | EvalJobPayload | ScoreJobPayload | GenerateJobPayload
+
+_CORPUS_ID = re.compile(r"^[0-9a-f]{64}$")
+_READ_CHUNK = 1 << 16
+_DAY_S = 24 * 3600
+
+
+class QueuePolicy(TypedDict):
+    """How RQ treats a queue's jobs: how long one may run and how often it is retried."""
+
+    timeout_s: int
+    retries: int
+
+
+# A train job whose worker died is retried by RQ's started-registry cleanup and resumes from its
+# last checkpoint; inference is cheap to resubmit, so it is never retried behind the user's back.
+QUEUE_POLICY: dict[QueueName, QueuePolicy] = {
+    "train": {"timeout_s": _DAY_S, "retries": 2},
+    "infer": {"timeout_s": 10 * 60, "retries": 0},
+}
+RESULT_TTL_S = 7 * _DAY_S
+FAILURE_TTL_S = 7 * _DAY_S
+
+
+class SubmittedJob(TypedDict):
+    job_id: str
+    type: JobType
+    status: JobStatus
+    queue: QueueName
+    run_id: str
+
+
+def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
+    settings = ctx["settings"]
+    job_id = uuid.uuid4().hex
+    run_id = f"run-{job_id}" if body.run_id is None else body.run_id
+    if (run_dir(settings, run_id) / MANIFEST_FILE).is_file():
+        # A run without a manifest (cancelled, crashed) resumes from its checkpoint instead.
+        raise _invalid("run_id", f"run {run_id} already finished training; choose a new run_id")
+    family = parse_model_family(body.model_family)
+    check_model_size(family, body.model_size)
+    corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
+    if corpus is None:
+        raise _invalid("corpus_id", "corpus_id or corpus_path is required")
+    config = make_train_config(
+        model_family=family,
+        model_size=body.model_size,
+        corpus_path=str(corpus),
+        max_seq_len=body.max_seq_len,
+        num_epochs=body.num_epochs,
+        batch_size=body.batch_size,
+        learning_rate=body.learning_rate,
+        seed=body.seed,
+        device=body.device,
+        precision=body.precision,
+        max_steps=body.max_steps,
+        val_fraction=body.val_fraction,
+        grad_clip=body.grad_clip,
+        grad_accum_steps=body.grad_accum_steps,
+        weight_decay=body.weight_decay,
+        lr_schedule=body.lr_schedule,
+        warmup_steps=body.warmup_steps,
+        min_lr_ratio=body.min_lr_ratio,
+        log_every_steps=body.log_every_steps,
+        eval_every_steps=body.eval_every_steps,
+        eval_max_batches=body.eval_max_batches,
+        checkpoint_every_steps=body.checkpoint_every_steps,
+        keep_checkpoints=body.keep_checkpoints,
+    )
+    payload: TrainJobPayload = {
+        "job_id": job_id,
+        "user_id": settings["default_user_id"],
+        "run_id": run_id,
+        "config": config,
+        "tokenizer_id": None,
+    }
+    return record_and_enqueue(ctx, "train", payload)
+
+
+def submit_eval(ctx: ApiContext, body: EvalJobRequest) -> SubmittedJob:
+    settings = ctx["settings"]
+    manifest = read_manifest(settings, body.run_id)
+    corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
+    if corpus is None:
+        corpus = _training_corpus(settings, body.run_id, manifest)
+    config = make_eval_config(
+        corpus_path=str(corpus),
+        split=body.split,
+        val_fraction=body.val_fraction,
+        max_seq_len=body.max_seq_len,
+        batch_size=body.batch_size,
+        max_batches=body.max_batches,
+    )
+    payload: EvalJobPayload = {
+        "job_id": uuid.uuid4().hex,
+        "user_id": settings["default_user_id"],
+        "run_id": body.run_id,
+        "config": config,
+    }
+    return record_and_enqueue(ctx, "eval", payload)
+
+
+def submit_score(ctx: ApiContext, body: ScoreJobRequest) -> SubmittedJob:
+    settings = ctx["settings"]
+    read_manifest(settings, body.run_id)
+    config = make_score_config(
+        text=body.text,
+        path=body.path,
+        detail_level=body.detail_level,
+        top_k=body.top_k,
+        seed=body.seed,
+    )
+    if config["path"] is not None:
+        config["path"] = str(_text_file(settings, config["path"], "path"))
+    payload: ScoreJobPayload = {
+        "job_id": uuid.uuid4().hex,
+        "user_id": settings["default_user_id"],
+        "run_id": body.run_id,
+        "config": config,
+    }
+    return record_and_enqueue(ctx, "score", payload)
+
+
+def submit_generate(ctx: ApiContext, body: GenerateJobRequest) -> SubmittedJob:
+    settings = ctx["settings"]
+    read_manifest(settings, body.run_id)
+    config = make_generate_config(
+        prompt_text=body.prompt_text,
+        prompt_path=body.prompt_path,
+        max_new_tokens=body.max_new_tokens,
+        temperature=body.temperature,
+        top_k=body.top_k,
+        top_p=body.top_p,
+        stop_on_eos=body.stop_on_eos,
+        seed=body.seed,
+        num_return_sequences=body.num_return_sequences,
+    )
+    if config["prompt_path"] is not None:
+        config["prompt_path"] = str(_text_file(settings, config["prompt_path"], "prompt_path"))
+    payload: GenerateJobPayload = {
+        "job_id": uuid.uuid4().hex,
+        "user_id": settings["default_user_id"],
+        "run_id": body.run_id,
+        "config": config,
+    }
+    return record_and_enqueue(ctx, "generate", payload)
+
+
+def record_and_enqueue(ctx: ApiContext, job_type: JobType, payload: JobPayload) -> SubmittedJob:
+    """Write the queued record, then hand RQ the worker's dotted path and the JSON payload."""
+    job_id = payload["job_id"]
+    queue_name = QUEUE_FOR_TYPE[job_type]
+    record: JobRecord = {
+        "job_id": job_id,
+        "user_id": payload["user_id"],
+        "type": job_type,
+        "queue": queue_name,
+        "status": "queued",
+        "progress": 0.0,
+        "message": "queued",
+        "attempts": 0,
+        "created_at": created_now(),
+        "started_at": None,
+        "finished_at": None,
+        "heartbeat_at": None,
+        "run_id": payload["run_id"],
+        "result": None,
+        "error": None,
+    }
+    ctx["jobs"].create(record)
+    policy = QUEUE_POLICY[queue_name]
+    queue = Queue(queue_name, connection=ctx["redis"], serializer=JSONSerializer)
+    queue.enqueue_call(
+        func=WORKER_FUNCTIONS[job_type],
+        args=(payload,),
+        job_id=job_id,
+        timeout=policy["timeout_s"],
+        result_ttl=RESULT_TTL_S,
+        failure_ttl=FAILURE_TTL_S,
+        retry=Retry(max=policy["retries"]) if policy["retries"] else None,
+        description=f"{job_type} {payload['run_id']}",
+    )
+    return {
+        "job_id": job_id,
+        "type": job_type,
+        "status": "queued",
+        "queue": queue_name,
+        "run_id": payload["run_id"],
+    }
+
+
+def created_now() -> str:
+    """Microsecond timestamps, so jobs submitted in the same millisecond still list in order."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def chosen_corpus(
+    settings: Settings, corpus_id: str | None, corpus_path: str | None
+) -> Path | None:
+    """The checked corpus file a request names (an upload or a path under DATA_ROOT), if any."""
+    if corpus_id is not None and corpus_path is not None:
+        raise _invalid("corpus_path", "corpus_path must be omitted when corpus_id is given")
+    if corpus_id is not None:
+        if not _CORPUS_ID.fullmatch(corpus_id):
+            raise _invalid(
+                "corpus_id",
+                f"corpus_id must be the sha256 hex digest POST /v1/corpora returned, "
+                f"got {corpus_id!r}",
+            )
+        uploaded = settings["artifacts_root"] / "corpora" / f"{corpus_id}.txt"
+        return checked_corpus(settings, uploaded, "corpus_id")
+    if corpus_path is not None:
+        root = settings["data_root"]
+        return checked_corpus(
+            settings, _confined(root / corpus_path, [root], "corpus_path"), "corpus_path"
+        )
+    return None
+
+
+def checked_corpus(settings: Settings, path: Path, field: str) -> Path:
+    """Presence, size and emptiness from a stat and a read that stops at the first text byte."""
+    if not path.is_file():
+        raise ModelTrainerError(
+            "CORPUS_NOT_FOUND",
+            f"corpus {path} does not exist",
+            details={"field": field, "path": str(path)},
+        )
+    size = path.stat().st_size
+    limit = settings["max_corpus_bytes"]
+    if size > limit:
+        raise ModelTrainerError(
+            "CORPUS_TOO_LARGE",
+            f"corpus {path} has {size} bytes; the limit is {limit}",
+            details={"field": field, "path": str(path), "bytes": size},
+        )
+    if not _has_text(path):
+        raise ModelTrainerError(
+            "CORPUS_EMPTY",
+            f"corpus {path} is empty or only whitespace",
+            details={"field": field, "path": str(path)},
+        )
+    return path
+
+
+def _has_text(path: Path) -> bool:
+    with path.open("rb") as source:
+        while chunk := source.read(_READ_CHUNK):
+            if chunk.strip():
+                return True
+    return False
+
+
+def _training_corpus(settings: Settings, run_id: str, manifest: JSONObject) -> Path:
+    """The corpus a run was trained on, as its manifest records it."""
+    try:
+        recorded = require_str(require_object(manifest, "config"), "corpus_path")
+    except PayloadError as exc:
+        raise ModelTrainerError(
+            "MODEL_LOAD_FAILED",
+            f"manifest of run {run_id} names no training corpus: {exc}",
+            details={"run_id": run_id},
+        ) from exc
+    confined = _confined(Path(recorded), corpus_roots(settings), "corpus_path")
+    return checked_corpus(settings, confined, "corpus_path")
+
+
+def _text_file(settings: Settings, path: str, field: str) -> Path:
+    """A text a job reads (score's path, generate's prompt_path): under DATA_ROOT and present."""
+    root = settings["data_root"]
+    confined = _confined(root / path, [root], field)
+    if not confined.is_file():
+        raise ModelTrainerError(
+            "CORPUS_NOT_FOUND",
+            f"{field} {confined} does not exist",
+            details={"field": field, "path": str(confined)},
+        )
+    return confined
+
+
+def _confined(path: Path, roots: list[Path], field: str) -> Path:
+    try:
+        return confine(str(path), roots)
+    except ModelTrainerError as exc:
+        raise ModelTrainerError(
+            exc.code, exc.message, details={**exc.details, "field": field}
+        ) from exc
+
+
+def _invalid(field: str, message: str) -> ModelTrainerError:
+    return ModelTrainerError("INVALID_CONFIG", message, details={"field": field})

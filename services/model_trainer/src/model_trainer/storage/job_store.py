@@ -1,0 +1,378 @@
+"""Typed job records in Redis: one hash per job and a per-user index for newest-first listing.
+
+Keys (they agree with ``platform_workers.job_context`` for the domain ``trainer``):
+
+- ``trainer:job:{job_id}``         hash of string fields; a None field is absent; ``result``
+                                   and ``error`` hold JSON; ``heartbeat_at`` is written by the
+                                   worker's JobContext
+- ``trainer:jobs:user:{user_id}``  sorted set of job ids, scored by ``created_at`` in
+                                   microseconds since the epoch
+- ``trainer:cancel:{job_id}``      cancel flag, set with a TTL
+
+Listing pages by (score, job_id) position rather than by offset, so a job created between two
+requests never shifts a page; job ids break ties between jobs created in the same microsecond.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Literal, TypeAlias
+
+from redis.typing import EncodableT, FieldT, ZSetRangeResponse
+
+from model_trainer.contracts.jobs import (
+    JOB_STATUSES,
+    JOB_TYPES,
+    JobError,
+    JobRecord,
+    JobStatus,
+    JobType,
+    QueueName,
+)
+from model_trainer.errors import ModelTrainerError
+from platform_core.job_events import ERROR_KINDS
+from platform_core.json_types import (
+    JSONObject,
+    PayloadError,
+    dump_json_object,
+    load_json_object,
+    optional_str,
+    require_literal,
+    require_str,
+)
+from platform_workers.redis_conn import RedisClient, as_text
+
+RECORD_KEY = "trainer:job:{job_id}"
+USER_INDEX_KEY = "trainer:jobs:user:{user_id}"
+CANCEL_KEY = "trainer:cancel:{job_id}"
+CANCEL_TTL_S = 7 * 24 * 3600
+
+QUEUE_NAMES: tuple[QueueName, ...] = ("train", "infer")
+_MIN_SCAN_BATCH = 16
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INTEGER = re.compile(r"-?[0-9]+")
+_CURSOR = re.compile(r"(-?[0-9]+):(.+)", re.DOTALL)
+
+# Where a listing stands in the index: (score, job_id), ordered newest first.
+_Position: TypeAlias = tuple[int, str]
+_HashFields: TypeAlias = dict[FieldT, EncodableT]
+
+
+def _record_key(job_id: str) -> str:
+    return RECORD_KEY.format(job_id=job_id)
+
+
+def created_score(created_at: str) -> int:
+    """Turns created_at into the index score: microseconds since the epoch (naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except ValueError as exc:
+        message = f"field 'created_at' must be an ISO-8601 timestamp, got {created_at!r}"
+        raise PayloadError("created_at", message) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _check_progress(progress: float) -> None:
+    """Refuses a progress fraction outside [0, 1] (NaN included) before it is stored."""
+    if not 0.0 <= progress <= 1.0:
+        raise PayloadError("progress", f"field 'progress' must be within [0, 1], got {progress}")
+
+
+def _encode(record: JobRecord) -> _HashFields:
+    """Flattens a record into hash fields; a None value is left out rather than stored."""
+    _check_progress(record["progress"])
+    fields: _HashFields = {
+        "job_id": record["job_id"],
+        "user_id": str(record["user_id"]),
+        "type": record["type"],
+        "queue": record["queue"],
+        "status": record["status"],
+        "progress": repr(float(record["progress"])),
+        "message": record["message"],
+        "attempts": str(record["attempts"]),
+        "created_at": record["created_at"],
+    }
+    optional = {
+        "started_at": record["started_at"],
+        "finished_at": record["finished_at"],
+        "heartbeat_at": record["heartbeat_at"],
+        "run_id": record["run_id"],
+        "result": None if record["result"] is None else dump_json_object(record["result"]),
+        "error": None if record["error"] is None else dump_json_object(record["error"]),
+    }
+    fields.update({name: value for name, value in optional.items() if value is not None})
+    return fields
+
+
+def _text_fields(raw: dict[bytes | str, bytes | str]) -> JSONObject:
+    """Decodes hash fields to text, naming the field whose bytes are not UTF-8."""
+    fields: JSONObject = {}
+    for key, value in raw.items():
+        name = as_text(key)
+        try:
+            fields[name] = as_text(value)
+        except UnicodeDecodeError as exc:
+            raise PayloadError(name, f"field '{name}' is not UTF-8 text") from exc
+    return fields
+
+
+def _int_field(fields: JSONObject, name: str) -> int:
+    """Reads a decimal integer field, refusing anything int() would merely tolerate."""
+    text = require_str(fields, name)
+    if _INTEGER.fullmatch(text) is None:
+        raise PayloadError(name, f"field '{name}' must be an integer, got {text!r}")
+    return int(text)
+
+
+def _progress_field(fields: JSONObject) -> float:
+    """Reads the progress fraction, which must be a number within [0, 1]."""
+    text = require_str(fields, "progress")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        message = f"field 'progress' must be a number within [0, 1], got {text!r}"
+        raise PayloadError("progress", message)
+    return value
+
+
+def _json_field(fields: JSONObject, name: str) -> JSONObject | None:
+    """Reads an optional field holding a JSON object."""
+    text = optional_str(fields, name)
+    if text is None:
+        return None
+    try:
+        return load_json_object(text)
+    except PayloadError as exc:
+        raise PayloadError(name, f"field '{name}': {exc}") from exc
+
+
+def _error_field(fields: JSONObject) -> JobError | None:
+    """Reads the optional error, naming the inner field (e.g. error.kind) that is wrong."""
+    error = _json_field(fields, "error")
+    if error is None:
+        return None
+    try:
+        return {
+            "code": require_str(error, "code"),
+            "kind": require_literal(error, "kind", ERROR_KINDS),
+            "message": require_str(error, "message"),
+        }
+    except PayloadError as exc:
+        raise PayloadError(f"error.{exc.field}", f"field 'error': {exc}") from exc
+
+
+def _decode(raw: dict[bytes | str, bytes | str]) -> JobRecord:
+    """Validates every field of a stored hash, so a half-typed record never flows on."""
+    fields = _text_fields(raw)
+    return {
+        "job_id": require_str(fields, "job_id"),
+        "user_id": _int_field(fields, "user_id"),
+        "type": require_literal(fields, "type", JOB_TYPES),
+        "queue": require_literal(fields, "queue", QUEUE_NAMES),
+        "status": require_literal(fields, "status", JOB_STATUSES),
+        "progress": _progress_field(fields),
+        "message": require_str(fields, "message"),
+        "attempts": _int_field(fields, "attempts"),
+        "created_at": require_str(fields, "created_at"),
+        "started_at": optional_str(fields, "started_at"),
+        "finished_at": optional_str(fields, "finished_at"),
+        "heartbeat_at": optional_str(fields, "heartbeat_at"),
+        "run_id": optional_str(fields, "run_id"),
+        "result": _json_field(fields, "result"),
+        "error": _error_field(fields),
+    }
+
+
+def _encode_cursor(position: _Position) -> str:
+    """Makes a position opaque, so clients pass it back rather than build one."""
+    score, job_id = position
+    return base64.urlsafe_b64encode(f"{score}:{job_id}".encode()).decode("ascii")
+
+
+def _decode_cursor(cursor: str) -> _Position:
+    """Reads a cursor from a previous page, refusing anything else with a clear message."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8")
+    except ValueError:
+        text = ""
+    match = _CURSOR.fullmatch(text)
+    if match is None:
+        message = f"cursor {cursor!r} is not one returned by a previous page of this listing"
+        raise ModelTrainerError("INVALID_CONFIG", message, details={"field": "cursor"})
+    return int(match[1]), match[2]
+
+
+def _position(entry: bytes | str | tuple[bytes | str, object] | list[object]) -> _Position:
+    """Turns one (member, score) index entry into a position."""
+    if isinstance(entry, bytes | str) or len(entry) != 2:
+        raise TypeError(f"index entries must be (member, score) pairs, got {entry!r}")
+    member, score = entry
+    if not isinstance(score, int | float):
+        raise TypeError(f"index scores must be numbers, got {score!r}")
+    return int(score), as_text(member)
+
+
+def _positions(entries: ZSetRangeResponse) -> list[_Position]:
+    """Turns a ZREVRANGEBYSCORE ... WITHSCORES reply into positions."""
+    return [_position(entry) for entry in entries]
+
+
+def _matches(record: JobRecord, status: JobStatus | None, job_type: JobType | None) -> bool:
+    """Applies the listing filters; None means any."""
+    return (status is None or record["status"] == status) and (
+        job_type is None or record["type"] == job_type
+    )
+
+
+class JobStore:
+    """Reads and writes job records; the API and workers share it."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+
+    def create(self, record: JobRecord) -> None:
+        """Stores a new record (replacing any stale one) and indexes it for its user."""
+        score = created_score(record["created_at"])
+        key = _record_key(record["job_id"])
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping=_encode(record))
+        pipe.zadd(USER_INDEX_KEY.format(user_id=record["user_id"]), {record["job_id"]: score})
+        pipe.execute()
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """Returns the decoded record, or None when no such job exists."""
+        raw = self._redis.hgetall(_record_key(job_id))
+        return _decode(raw) if raw else None
+
+    def mark_running(self, job_id: str, *, now: str) -> int:
+        """Marks an attempt as started and returns its number (1 for the first attempt).
+
+        started_at keeps the first attempt's time; fields of an earlier attempt's end are cleared.
+        """
+        key = self._existing_key(job_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, "status", "running")
+        pipe.hsetnx(key, "started_at", now)
+        pipe.hdel(key, "finished_at", "result", "error")
+        pipe.hincrby(key, "attempts", 1)
+        attempts = pipe.execute()[-1]
+        return int(attempts)
+
+    def set_progress(self, job_id: str, progress: float, message: str) -> None:
+        """Records how far the job got, as a fraction in [0, 1]."""
+        _check_progress(progress)
+        key = self._existing_key(job_id)
+        fields: _HashFields = {"progress": repr(float(progress)), "message": message}
+        self._redis.hset(key, mapping=fields)
+
+    def complete(self, job_id: str, *, result: JSONObject, now: str) -> None:
+        """Records the job's result and marks it completed."""
+        key = self._existing_key(job_id)
+        fields: _HashFields = {
+            "status": "completed",
+            "progress": repr(1.0),
+            "finished_at": now,
+            "result": dump_json_object(result),
+        }
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
+        pipe.hdel(key, "error")
+        pipe.execute()
+
+    def fail(
+        self,
+        job_id: str,
+        *,
+        error: JobError,
+        status: Literal["failed", "cancelled"],
+        now: str,
+    ) -> None:
+        """Records why the job ended without a result."""
+        key = self._existing_key(job_id)
+        fields: _HashFields = {
+            "status": status,
+            "finished_at": now,
+            "error": dump_json_object(error),
+        }
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
+        pipe.hdel(key, "result")
+        pipe.execute()
+
+    def request_cancel(self, job_id: str) -> None:
+        """Raises the flag a running job's JobContext.cancelled() polls."""
+        self._redis.set(CANCEL_KEY.format(job_id=job_id), b"1", ex=CANCEL_TTL_S)
+
+    def list_for_user(
+        self,
+        user_id: int,
+        *,
+        status: JobStatus | None = None,
+        job_type: JobType | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        """Returns up to `limit` matching records, newest first, and the next page's cursor.
+
+        The cursor is None when no matching record is left; filters apply while scanning, so a
+        page is short only at the end.
+        """
+        if limit < 1:
+            raise ModelTrainerError("INVALID_CONFIG", f"limit must be >= 1, got {limit}")
+        index = USER_INDEX_KEY.format(user_id=user_id)
+        position = None if cursor is None else _decode_cursor(cursor)
+        batch = max(limit + 1, _MIN_SCAN_BATCH)
+        found: list[tuple[JobRecord, _Position]] = []
+        while len(found) <= limit:
+            positions, exhausted = self._scan(index, position, batch)
+            found += [hit for hit in self._load(positions) if _matches(hit[0], status, job_type)]
+            if exhausted:
+                break
+            position = positions[-1]
+        page = found[:limit]
+        next_cursor = _encode_cursor(page[-1][1]) if len(found) > limit else None
+        return [record for record, _ in page], next_cursor
+
+    def _existing_key(self, job_id: str) -> str:
+        """Refuses to write into a record that was never created (a partial hash is corrupt)."""
+        key = _record_key(job_id)
+        if not self._redis.exists(key):
+            raise ModelTrainerError("JOB_NOT_FOUND", f"job {job_id!r} does not exist")
+        return key
+
+    def _scan(
+        self, index: str, after: _Position | None, batch: int
+    ) -> tuple[list[_Position], bool]:
+        """Reads index positions strictly after `after`; says whether the index is exhausted.
+
+        Jobs sharing `after`'s score are read in full and those not yet passed are kept: Redis
+        orders equal scores by member, descending, as positions compare here.
+        """
+        if after is None:
+            top = self._redis.zrevrangebyscore(
+                index, "+inf", "-inf", start=0, num=batch, withscores=True
+            )
+            return _positions(top), len(top) < batch
+        score, job_id = after
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrevrangebyscore(index, score, score, withscores=True)
+        pipe.zrevrangebyscore(index, f"({score}", "-inf", start=0, num=batch, withscores=True)
+        ties, older = pipe.execute()
+        rest = [tie for tie in _positions(ties) if tie[1] < job_id]
+        return rest + _positions(older), len(older) < batch
+
+    def _load(self, positions: list[_Position]) -> list[tuple[JobRecord, _Position]]:
+        """Fetches the records at these positions in one round trip, skipping vanished ones."""
+        pipe = self._redis.pipeline(transaction=False)
+        for _, job_id in positions:
+            pipe.hgetall(_record_key(job_id))
+        replies = pipe.execute()
+        return [(_decode(raw), pos) for raw, pos in zip(replies, positions, strict=True) if raw]

@@ -1,0 +1,1 @@
+"""RQ job functions (one module per job type) and the worker entry point."""

@@ -1,0 +1,44 @@
+"""Recently used trained models, kept loaded between inference jobs in one worker process."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from model_trainer.backends.registry import get_backend
+from model_trainer.contracts.model import ModelBackend, PreparedLMModel
+from model_trainer.contracts.validators import parse_model_family
+from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import Settings
+from model_trainer.storage.runs import MANIFEST_FILE, run_dir
+from platform_core.json_types import load_json_object, require_str
+
+CACHE_SIZE = 4
+
+_cache: OrderedDict[tuple[str, int], tuple[ModelBackend, PreparedLMModel]] = OrderedDict()
+
+
+def load_run(run_id: str, settings: Settings) -> tuple[ModelBackend, PreparedLMModel]:
+    """The run's backend and model; a hit skips loading, a retrained run (new weights) misses."""
+    directory = run_dir(settings, run_id)
+    manifest = directory / MANIFEST_FILE
+    if not manifest.is_file():
+        raise ModelTrainerError(
+            "MODEL_NOT_FOUND", f"run {run_id} has no trained model", details={"run_id": run_id}
+        )
+    key = (run_id, manifest.stat().st_mtime_ns)
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    family = parse_model_family(
+        require_str(load_json_object(manifest.read_bytes()), "model_family")
+    )
+    backend = get_backend(family)
+    entry = (backend, backend.load(str(directory), settings))
+    _cache[key] = entry
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    return entry
+
+
+def clear() -> None:
+    _cache.clear()

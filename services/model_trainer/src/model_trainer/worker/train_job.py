@@ -1,0 +1,113 @@
+"""process_train_job: train a model for a run, reporting progress and metrics as events."""
+
+from __future__ import annotations
+
+from model_trainer.backends.registry import get_backend
+from model_trainer.contracts.jobs import TrainJobPayload
+from model_trainer.contracts.model import PreparedLMModel, StepMetrics, TrainingCallbacks
+from model_trainer.settings import Settings
+from model_trainer.storage.corpora import read_corpus
+from model_trainer.storage.job_store import JobStore
+from model_trainer.storage.runs import run_dir
+from model_trainer.tokenizers.char import CharTokenizer
+from model_trainer.worker.job_utils import connect, job_context, run_job, to_json_object
+from platform_core.json_types import JSONObject
+from platform_core.trainer_metrics_events import (
+    make_completed_metrics_event,
+    make_config_event,
+    make_progress_metrics_event,
+)
+from platform_workers.job_context import JobContext
+from platform_workers.redis_conn import RedisClient
+
+
+def process_train_job(payload: TrainJobPayload) -> JSONObject:
+    """RQ entry point (enqueued by dotted path; runs in a freshly spawned work horse)."""
+    settings, redis = connect()
+    return run_train_job(payload, settings=settings, redis=redis)
+
+
+def run_train_job(
+    payload: TrainJobPayload, *, settings: Settings, redis: RedisClient
+) -> JSONObject:
+    job_id, user_id = payload["job_id"], payload["user_id"]
+    ctx = job_context(redis, job_id=job_id, user_id=user_id, queue="train")
+    store = JobStore(redis)
+    return run_job(ctx, store, job_id, lambda: _train(payload, settings, ctx, store))
+
+
+def _train(
+    payload: TrainJobPayload, settings: Settings, ctx: JobContext, store: JobStore
+) -> JSONObject:
+    cfg = payload["config"]
+    corpus = read_corpus(cfg["corpus_path"], settings)
+    tokenizer = CharTokenizer.build(corpus["text"], f"char-{corpus['sha256'][:16]}")
+    backend = get_backend(cfg["model_family"])
+    prepared = backend.prepare(cfg, settings, tokenizer=tokenizer)
+    _announce_config(payload, prepared, ctx)
+    directory = run_dir(settings, payload["run_id"])
+    callbacks: TrainingCallbacks = {
+        "heartbeat": ctx.heartbeat,
+        "cancelled": ctx.cancelled,
+        "progress": lambda metrics: _report_progress(payload, metrics, ctx, store),
+    }
+    outcome = backend.train(
+        cfg, settings, run_dir=str(directory), prepared=prepared, callbacks=callbacks
+    )
+    ctx.publish_metrics(
+        make_completed_metrics_event(
+            job_id=payload["job_id"],
+            user_id=payload["user_id"],
+            loss=outcome["loss"],
+            perplexity=outcome["perplexity"],
+            artifact_path=str(directory),
+            val_loss=outcome["val_loss"],
+            val_perplexity=outcome["val_perplexity"],
+            steps=outcome["steps"],
+            elapsed_s=outcome["elapsed_s"],
+        )
+    )
+    return {"run_id": payload["run_id"], **to_json_object(outcome)}
+
+
+def _announce_config(payload: TrainJobPayload, prepared: PreparedLMModel, ctx: JobContext) -> None:
+    cfg = payload["config"]
+    ctx.publish_metrics(
+        make_config_event(
+            job_id=payload["job_id"],
+            user_id=payload["user_id"],
+            model_family=cfg["model_family"],
+            model_size=cfg["model_size"],
+            total_epochs=cfg["num_epochs"],
+            queue="train",
+            device=cfg["device"],
+            batch_size=cfg["batch_size"],
+            learning_rate=cfg["learning_rate"],
+            max_seq_len=cfg["max_seq_len"],
+            num_params=sum(p.numel() for p in prepared["model"].parameters()),
+        )
+    )
+
+
+def _report_progress(
+    payload: TrainJobPayload, metrics: StepMetrics, ctx: JobContext, store: JobStore
+) -> None:
+    """Called at log intervals; the context's time throttle decides what reaches Redis."""
+    fraction = metrics["step"] / metrics["total_steps"]
+    message = f"step {metrics['step']}/{metrics['total_steps']} loss {metrics['loss']:.4f}"
+    if not ctx.publish_progress(fraction, message, force=metrics["step"] == metrics["total_steps"]):
+        return
+    store.set_progress(payload["job_id"], fraction, message)
+    ctx.publish_metrics(
+        make_progress_metrics_event(
+            job_id=payload["job_id"],
+            user_id=payload["user_id"],
+            epoch=metrics["epoch"],
+            total_epochs=payload["config"]["num_epochs"],
+            step=metrics["step"],
+            loss=metrics["loss"],
+            total_steps=metrics["total_steps"],
+            learning_rate=metrics["learning_rate"],
+            tokens_per_second=metrics["tokens_per_second"],
+        )
+    )

@@ -1,0 +1,121 @@
+"""RQ workers for the two queues, and the process that runs them.
+
+`train` jobs run under `TrainWorker`, an RQ `SpawnWorker`: every training starts in a freshly
+spawned interpreter, so CUDA is never initialised in a process that forks, and a finished
+training hands all its memory back. `infer` jobs run under `InferWorker`, an RQ `SimpleWorker`:
+jobs execute in the worker process itself, so the model cache (`model_cache.py`) keeps recently
+used runs loaded between generate/score/eval requests. `--queues train,infer` runs one worker of
+each kind as child processes, so a long training never delays inference on the same machine.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.utils import current_timestamp
+from rq.worker import SpawnWorker
+
+from model_trainer.contracts.jobs import QueueName
+from model_trainer.settings import Settings
+from model_trainer.storage.job_store import JobStore
+from model_trainer.storage.runs import utc_now
+from model_trainer.worker.job_utils import job_context
+from platform_core.json_types import require_int
+from platform_workers.redis_conn import RedisClient, redis_from_url
+
+QUEUES: tuple[QueueName, ...] = ("train", "infer")
+JOB_MONITORING_INTERVAL = 5
+WORKER_TTL = 35
+MAINTENANCE_INTERVAL = 10
+MISSED_HEARTBEATS = 4
+
+
+def announce_started(redis: RedisClient, job: Job, queue: QueueName) -> None:
+    """Mark the record running and publish `started` from the worker process itself.
+
+    The work horse of a train job needs seconds to start (a new interpreter, torch); announcing
+    here keeps submit-to-started latency to one Redis round trip after the dequeue.
+    """
+    payload = job.args[0]
+    user_id = require_int(payload, "user_id") if isinstance(payload, dict) else 0
+    JobStore(redis).mark_running(job.id, now=utc_now())
+    job_context(redis, job_id=job.id, user_id=user_id, queue=queue).publish_started()
+
+
+def requeue_abandoned(queues: Sequence[Queue], monitoring_interval: int) -> None:
+    """Hand jobs whose worker stopped heartbeating to RQ's own abandoned-job handling.
+
+    RQ keeps a started job alive for `monitoring_interval + 60` s after each heartbeat; moving
+    the cutoff forward declares a job abandoned after MISSED_HEARTBEATS missed heartbeats
+    instead, and RQ then retries it (train jobs carry `Retry`) or fails it.
+    """
+    cutoff = current_timestamp() + 60 - MISSED_HEARTBEATS * monitoring_interval
+    for queue in queues:
+        queue.started_job_registry.cleanup(timestamp=cutoff)
+
+
+class TrainWorker(SpawnWorker):
+    _next_abandoned_check = 0.0
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        announce_started(self.connection, job, "train")
+        super().execute_job(job, queue)
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """Look for abandoned jobs before each wait for work (at most once per interval)."""
+        if time.monotonic() >= self._next_abandoned_check:
+            requeue_abandoned(self.queues, self.job_monitoring_interval)
+            self._next_abandoned_check = time.monotonic() + MAINTENANCE_INTERVAL
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+
+class InferWorker(SimpleWorker):
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        announce_started(self.connection, job, "infer")
+        super().execute_job(job, queue)
+
+
+def make_worker(queue: QueueName, redis: RedisClient) -> TrainWorker | InferWorker:
+    worker_class = TrainWorker if queue == "train" else InferWorker
+    return worker_class(
+        [Queue(queue, connection=redis, serializer=JSONSerializer)],
+        connection=redis,
+        serializer=JSONSerializer,
+        job_monitoring_interval=JOB_MONITORING_INTERVAL,
+        worker_ttl=WORKER_TTL,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+    )
+
+
+def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> bool:
+    """Work one queue in this process until stopped (or, with burst, until it is empty)."""
+    worker = make_worker(queue, redis_from_url(settings["redis_url"]))
+    return worker.work(burst=burst, logging_level="INFO")
+
+
+def run_workers(queues: Sequence[QueueName], settings: Settings) -> int:
+    """One queue: work it here. Several: one child process per queue, stopped together."""
+    if len(queues) == 1:
+        run_worker(queues[0], settings)
+        return 0
+    children = [
+        subprocess.Popen([sys.executable, "-m", "model_trainer.cli", "worker", "--queues", queue])
+        for queue in queues
+    ]
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return max(child.wait() for child in children)

@@ -1,0 +1,276 @@
+"""Job functions against a real redis-server: records, events, failures, the model cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from model_trainer.contracts.defaults import (
+    make_eval_config,
+    make_generate_config,
+    make_score_config,
+    make_train_config,
+)
+from model_trainer.contracts.jobs import JobRecord, JobType, QueueName, TrainJobPayload
+from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import Settings
+from model_trainer.storage.job_store import JobStore
+from model_trainer.storage.runs import utc_now
+from model_trainer.worker import model_cache
+from model_trainer.worker.eval_job import run_eval_job
+from model_trainer.worker.generate_job import run_generate_job
+from model_trainer.worker.score_job import run_score_job
+from model_trainer.worker.train_job import run_train_job
+from model_trainer.worker.worker_entry import make_worker
+from platform_core.job_events import decode_job_event
+from platform_core.json_types import load_json_object
+from platform_workers.event_stream import read_events
+from platform_workers.redis_conn import RedisClient
+
+
+def _record(job_id: str, job_type: JobType, queue: QueueName, run_id: str) -> JobRecord:
+    return {
+        "job_id": job_id,
+        "user_id": 1,
+        "type": job_type,
+        "queue": queue,
+        "status": "queued",
+        "progress": 0.0,
+        "message": "",
+        "attempts": 0,
+        "created_at": utc_now(),
+        "started_at": None,
+        "finished_at": None,
+        "heartbeat_at": None,
+        "run_id": run_id,
+        "result": None,
+        "error": None,
+    }
+
+
+def _train_payload(job_id: str, corpus: Path, run_id: str = "run-a") -> TrainJobPayload:
+    config = make_train_config(
+        model_family="char_lstm",
+        model_size="tiny",
+        corpus_path=str(corpus),
+        max_seq_len=32,
+        batch_size=8,
+        max_steps=20,
+        num_epochs=10,
+        log_every_steps=5,
+        device="cpu",
+    )
+    return {
+        "job_id": job_id,
+        "user_id": 1,
+        "run_id": run_id,
+        "config": config,
+        "tokenizer_id": None,
+    }
+
+
+def _event_types(redis: RedisClient, job_id: str) -> list[str]:
+    types = []
+    for _, data in read_events(redis, "trainer", job_id):
+        event_type = load_json_object(data)["type"]
+        assert isinstance(event_type, str)
+        types.append(event_type)
+    return types
+
+
+@pytest.fixture
+def worker_env(redis_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What RQ's job functions read when the worker calls them with only a payload."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ARTIFACTS_ROOT", str(settings["artifacts_root"]))
+    monkeypatch.setenv("DATA_ROOT", str(settings["data_root"]))
+
+
+@pytest.fixture
+def trained(redis: RedisClient, settings: Settings, corpus_path: Path) -> str:
+    JobStore(redis).create(_record("t1", "train", "train", "run-a"))
+    run_train_job(_train_payload("t1", corpus_path), settings=settings, redis=redis)
+    model_cache.clear()
+    return "run-a"
+
+
+def test_train_job_records_the_result_and_publishes_metrics(
+    redis: RedisClient, settings: Settings, trained: str
+) -> None:
+    record = JobStore(redis).get("t1")
+    assert record is not None
+    assert record["status"] == "completed"
+    assert record["progress"] == 1.0
+    assert record["result"] is not None
+    assert record["result"]["run_id"] == trained
+    assert record["result"]["steps"] == 20
+    types = [t for t in _event_types(redis, "t1") if t != "trainer.job.progress.v1"]
+    assert types[0] == "trainer.metrics.config.v1"
+    assert types[-2:] == ["trainer.metrics.completed.v1", "trainer.job.completed.v1"]
+    assert "trainer.metrics.progress.v1" in types
+
+
+def test_a_coded_failure_is_recorded_and_announced(redis: RedisClient, settings: Settings) -> None:
+    JobStore(redis).create(_record("t2", "train", "train", "run-b"))
+    missing = settings["data_root"] / "missing.txt"
+    with pytest.raises(ModelTrainerError):
+        run_train_job(_train_payload("t2", missing, "run-b"), settings=settings, redis=redis)
+    record = JobStore(redis).get("t2")
+    assert record is not None
+    assert record["status"] == "failed"
+    assert record["error"] is not None
+    assert record["error"]["code"] == "CORPUS_NOT_FOUND"
+    assert record["error"]["kind"] == "user"
+    failed = decode_job_event(read_events(redis, "trainer", "t2")[-1][1])
+    assert failed["type"] == "trainer.job.failed.v1"
+
+
+def test_a_cancel_flag_stops_training_as_cancelled(
+    redis: RedisClient, settings: Settings, corpus_path: Path
+) -> None:
+    store = JobStore(redis)
+    store.create(_record("t3", "train", "train", "run-c"))
+    store.request_cancel("t3")
+    with pytest.raises(ModelTrainerError) as caught:
+        run_train_job(_train_payload("t3", corpus_path, "run-c"), settings=settings, redis=redis)
+    assert caught.value.code == "TRAINING_CANCELLED"
+    record = store.get("t3")
+    assert record is not None
+    assert record["status"] == "cancelled"
+    assert record["error"] == {
+        "code": "TRAINING_CANCELLED",
+        "kind": "user",
+        "message": "training cancelled at step 0",
+    }
+
+
+def test_inference_jobs_use_the_trained_run_and_keep_it_loaded(
+    redis: RedisClient, settings: Settings, corpus_path: Path, trained: str
+) -> None:
+    store = JobStore(redis)
+    jobs: tuple[tuple[str, JobType], ...] = (("g1", "generate"), ("s1", "score"), ("e1", "eval"))
+    for job_id, job_type in jobs:
+        store.create(_record(job_id, job_type, "infer", trained))
+    generated = run_generate_job(
+        {
+            "job_id": "g1",
+            "user_id": 1,
+            "run_id": trained,
+            "config": make_generate_config(prompt_text="To", max_new_tokens=10, seed=1),
+        },
+        settings=settings,
+        redis=redis,
+    )
+    outputs = generated["outputs"]
+    assert isinstance(outputs, list) and isinstance(outputs[0], str)
+    assert outputs[0].startswith("To")
+    first_load = model_cache.load_run(trained, settings)
+    scored = run_score_job(
+        {
+            "job_id": "s1",
+            "user_id": 1,
+            "run_id": trained,
+            "config": make_score_config(text="To be", detail_level="per_char", top_k=2),
+        },
+        settings=settings,
+        redis=redis,
+    )
+    assert scored["num_tokens"] == 5
+    assert model_cache.load_run(trained, settings) is first_load
+    evaluated = run_eval_job(
+        {
+            "job_id": "e1",
+            "user_id": 1,
+            "run_id": trained,
+            "config": make_eval_config(corpus_path=str(corpus_path), max_seq_len=32, batch_size=8),
+        },
+        settings=settings,
+        redis=redis,
+    )
+    loss = evaluated["loss"]
+    assert isinstance(loss, float) and loss > 0
+    for job_id in ("g1", "s1", "e1"):
+        record = store.get(job_id)
+        assert record is not None and record["status"] == "completed"
+
+
+def test_the_model_cache_evicts_the_least_recent_and_refuses_unknown_runs(
+    redis: RedisClient, settings: Settings, corpus_path: Path, trained: str
+) -> None:
+    runs = settings["artifacts_root"] / "runs"
+    for index in range(model_cache.CACHE_SIZE):
+        target = runs / f"copy-{index}"
+        target.mkdir()
+        for item in (runs / trained).iterdir():
+            if item.is_file():
+                (target / item.name).write_bytes(item.read_bytes())
+    first = model_cache.load_run(trained, settings)
+    for index in range(model_cache.CACHE_SIZE):
+        model_cache.load_run(f"copy-{index}", settings)
+    assert model_cache.load_run(trained, settings) is not first
+    with pytest.raises(ModelTrainerError) as caught:
+        model_cache.load_run("nope", settings)
+    assert caught.value.code == "MODEL_NOT_FOUND"
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_an_infer_worker_runs_queued_jobs_in_process(
+    redis: RedisClient, trained: str, corpus_path: Path
+) -> None:
+    """A real RQ SimpleWorker in burst mode: started is announced, the result recorded."""
+    store = JobStore(redis)
+    store.create(_record("g2", "generate", "infer", trained))
+    store.create(_record("e2", "eval", "infer", trained))
+    queue = Queue("infer", connection=redis, serializer=JSONSerializer)
+    generate = {
+        "job_id": "g2",
+        "user_id": 1,
+        "run_id": trained,
+        "config": make_generate_config(prompt_text="Or", max_new_tokens=5, seed=2),
+    }
+    evaluate = {
+        "job_id": "e2",
+        "user_id": 1,
+        "run_id": trained,
+        "config": make_eval_config(corpus_path=str(corpus_path), max_seq_len=32, batch_size=8),
+    }
+    queue.enqueue("model_trainer.worker.generate_job.process_generate_job", generate, job_id="g2")
+    queue.enqueue("model_trainer.worker.eval_job.process_eval_job", evaluate, job_id="e2")
+    assert make_worker("infer", redis).work(burst=True)
+    for job_id in ("g2", "e2"):
+        record = store.get(job_id)
+        assert record is not None
+        assert record["status"] == "completed"
+        assert record["attempts"] == 1
+        assert _event_types(redis, job_id) == [
+            "trainer.job.started.v1",
+            "trainer.job.completed.v1",
+        ]
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_an_unexpected_error_is_retried_then_recorded_as_internal(redis: RedisClient) -> None:
+    store = JobStore(redis)
+    store.create(_record("bad", "score", "infer", "run-x"))
+    queue = Queue("infer", connection=redis, serializer=JSONSerializer)
+    broken = {"job_id": "bad", "user_id": 1}  # no run_id: a KeyError, not a coded error
+    queue.enqueue(
+        "model_trainer.worker.score_job.process_score_job",
+        broken,
+        job_id="bad",
+        retry=Retry(max=1),
+    )
+    make_worker("infer", redis).work(burst=True)
+    record = store.get("bad")
+    assert record is not None
+    assert record["attempts"] == 2
+    assert record["status"] == "failed"
+    assert record["error"] is not None
+    assert record["error"]["code"] == "INTERNAL_ERROR"
+    assert record["error"]["kind"] == "system"
+    types = _event_types(redis, "bad")
+    assert types.count("trainer.job.started.v1") == 2
+    assert types.count("trainer.job.failed.v1") == 1

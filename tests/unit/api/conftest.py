@@ -1,0 +1,112 @@
+"""Fixtures for the API's unit tests: the app on a private fakeredis, and helpers to inspect it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+from fastapi.testclient import TestClient
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from model_trainer.api.app import create_app
+from model_trainer.contracts.defaults import make_train_config
+from model_trainer.settings import Settings
+from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
+
+
+@pytest.fixture
+def redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture
+def client(settings: Settings, redis: fakeredis.FakeRedis) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, redis)) as test_client:
+        yield test_client
+
+
+def _queue_lengths(redis: fakeredis.FakeRedis) -> dict[str, int]:
+    return {
+        name: Queue(name, connection=redis, serializer=JSONSerializer).count
+        for name in ("train", "infer")
+    }
+
+
+@pytest.fixture
+def queue_lengths(redis: fakeredis.FakeRedis) -> Callable[[], dict[str, int]]:
+    """How many jobs wait on each RQ queue."""
+    return lambda: _queue_lengths(redis)
+
+
+@pytest.fixture
+def record_count(redis: fakeredis.FakeRedis) -> Callable[[], int]:
+    """How many job records exist."""
+    return lambda: len(list(redis.scan_iter("trainer:job:*")))
+
+
+@pytest.fixture
+def assert_no_trace(
+    queue_lengths: Callable[[], dict[str, int]], record_count: Callable[[], int]
+) -> Callable[[], None]:
+    """Asserts that nothing was enqueued and no job record was written."""
+
+    def check() -> None:
+        assert queue_lengths() == {"train": 0, "infer": 0}
+        assert record_count() == 0
+
+    return check
+
+
+def make_manifest(run_id: str, corpus_path: str, created_at: str) -> RunManifest:
+    return {
+        "run_id": run_id,
+        "model_family": "char_lstm",
+        "model_size": "tiny",
+        "config": make_train_config(
+            model_family="char_lstm", model_size="tiny", corpus_path=corpus_path
+        ),
+        "metrics": {
+            "loss": 1.5,
+            "perplexity": 4.48,
+            "val_loss": 1.75,
+            "val_perplexity": 5.75,
+            "steps": 10,
+            "epochs_completed": 1,
+            "tokens_seen": 1280,
+            "tokens_per_second": 1000.0,
+            "elapsed_s": 1.28,
+            "resumed_from_step": None,
+            "out_dir": "runs/" + run_id,
+        },
+        "corpus_sha256": "ab" * 32,
+        "corpus_bytes": 9000,
+        "tokenizer_id": "char-" + run_id,
+        "num_params": 1234,
+        "device": "cpu",
+        "library_versions": {"python": "3.11"},
+        "git_commit": None,
+        "created_at": created_at,
+        "completed_at": created_at,
+    }
+
+
+@pytest.fixture
+def save_run(settings: Settings, corpus_path: Path) -> Callable[[str, str], RunManifest]:
+    """Writes a finished run directory (run_id, created_at) as a worker leaves it."""
+
+    def save(run_id: str, created_at: str) -> RunManifest:
+        manifest = make_manifest(run_id, str(corpus_path.resolve()), created_at)
+        directory = run_dir(settings, run_id)
+        directory.mkdir(parents=True)
+        write_manifest(directory, manifest)
+        return manifest
+
+    return save
+
+
+@pytest.fixture
+def trained_run(save_run: Callable[[str, str], RunManifest]) -> RunManifest:
+    return save_run("r1", "2026-01-01T00:00:00+00:00")

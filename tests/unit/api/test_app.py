@@ -1,0 +1,80 @@
+"""The app factory: what uvicorn calls, what it documents, and what it never imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model_trainer.api.app import create_app
+
+
+def test_factory_reads_settings_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("MAX_CORPUS_BYTES", "10")
+    client = TestClient(create_app())
+    assert client.get("/healthz").json() == {"status": "ok"}
+    too_big = client.post("/v1/corpora", content=b"eleven byte")
+    assert too_big.status_code == 413
+    stored = client.post("/v1/corpora", content=b"ten bytes!")
+    assert stored.status_code == 201
+    assert (tmp_path / "artifacts" / "corpora" / f"{stored.json()['sha256']}.txt").is_file()
+    # Nothing listens on port 1: readiness says so instead of failing.
+    assert client.get("/readyz").json()["redis"] is False
+
+
+def test_the_api_process_never_imports_torch_or_a_backend(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from model_trainer.api.app import create_app\n"
+        "from fastapi.testclient import TestClient\n"
+        "client = TestClient(create_app())\n"
+        "assert client.get('/openapi.json').status_code == 200\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'numpy')"
+        " or m.startswith('model_trainer.backends.char_lstm')]\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"ARTIFACTS_ROOT": str(tmp_path), "DATA_ROOT": str(tmp_path), "PATH": ""},
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert set(document["paths"]) == {
+        "/v1/jobs/train",
+        "/v1/jobs/eval",
+        "/v1/jobs/score",
+        "/v1/jobs/generate",
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/events",
+        "/v1/corpora",
+        "/v1/runs",
+        "/v1/runs/{run_id}",
+        "/healthz",
+        "/readyz",
+    }
+    train = document["paths"]["/v1/jobs/train"]["post"]
+    assert "202" in train["responses"]
+    assert "4XX" in train["responses"]
+    assert "text/plain" in document["paths"]["/v1/corpora"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_unknown_routes_and_methods_keep_fastapis_replies(client: TestClient) -> None:
+    missing = client.get("/v2/nothing")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
+    wrong = client.put("/v1/jobs/train")
+    assert (wrong.status_code, wrong.json()) == (405, {"detail": "Method Not Allowed"})

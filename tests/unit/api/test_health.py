@@ -1,0 +1,75 @@
+"""Liveness always answers; readiness needs Redis and a worker on each queue."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+from fastapi.testclient import TestClient
+from rq import Queue, Worker
+from rq.worker_registration import register
+
+from model_trainer.api.app import create_app
+from model_trainer.settings import Settings
+
+
+def register_worker(redis: fakeredis.FakeRedis, *queues: str) -> Worker:
+    """What a starting worker writes: its hash and its place in the per-queue registries.
+
+    (Worker.register_birth does the same but is unannotated, which mypy --strict refuses.)
+    """
+    worker = Worker([Queue(name, connection=redis) for name in queues], connection=redis)
+    worker.heartbeat()
+    register(worker)
+    return worker
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_not_ready_without_workers(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"redis": True, "workers": {"train": 0, "infer": 0}}
+
+
+def test_ready_when_every_queue_has_a_worker(
+    client: TestClient, redis: fakeredis.FakeRedis
+) -> None:
+    register_worker(redis, "train", "infer")
+    register_worker(redis, "infer")
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"redis": True, "workers": {"train": 1, "infer": 2}}
+
+
+def test_not_ready_while_a_queue_has_no_worker(
+    client: TestClient, redis: fakeredis.FakeRedis
+) -> None:
+    register_worker(redis, "train")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["workers"] == {"train": 1, "infer": 0}
+
+
+def test_a_dead_worker_does_not_count(client: TestClient, redis: fakeredis.FakeRedis) -> None:
+    register_worker(redis, "train")
+    gone = register_worker(redis, "infer")
+    redis.delete(gone.key)  # its registration expired without a clean shutdown
+    assert client.get("/readyz").json()["workers"] == {"train": 1, "infer": 0}
+
+
+def test_not_ready_when_redis_is_down(settings: Settings) -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    client = TestClient(create_app(settings, fakeredis.FakeRedis(server=server)))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"redis": False, "workers": {"train": 0, "infer": 0}}
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_health_routes_are_documented(client: TestClient, path: str) -> None:
+    assert path in client.get("/openapi.json").json()["paths"]

@@ -1,0 +1,51 @@
+"""The one connection builder: bytes replies, health checks, RESP2, and reply decoding."""
+
+import fakeredis
+import pytest
+from redis import Redis
+
+from platform_workers.redis_conn import (
+    HEALTH_CHECK_INTERVAL_S,
+    RESP_PROTOCOL,
+    RedisClient,
+    as_text,
+    redis_from_url,
+)
+
+
+def test_redis_from_url_builds_a_bytes_client_with_health_checks() -> None:
+    client = redis_from_url("redis://example.invalid:6390/3")
+    kwargs = client.connection_pool.connection_kwargs
+    assert isinstance(client, Redis)
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("example.invalid", 6390, 3)
+    assert kwargs["decode_responses"] is False
+    assert kwargs["health_check_interval"] == HEALTH_CHECK_INTERVAL_S > 0
+    assert kwargs["protocol"] == RESP_PROTOCOL == 2
+    client.close()
+
+
+def test_redis_from_url_refuses_an_unknown_scheme() -> None:
+    with pytest.raises(ValueError, match="redis://"):
+        redis_from_url("http://127.0.0.1:6379/0")
+
+
+def test_a_fake_client_is_a_redis_client() -> None:
+    client: RedisClient = fakeredis.FakeRedis()
+    client.set("k", "v")
+    assert client.get("k") == b"v"
+
+
+@pytest.mark.parametrize(("reply", "text"), [(b"caf\xc3\xa9", "café"), ("plain", "plain")])
+def test_as_text_decodes_string_replies(reply: bytes | str, text: str) -> None:
+    assert as_text(reply) == text
+
+
+@pytest.mark.parametrize("reply", [1, None, 2.5, [b"a"]])
+def test_as_text_refuses_non_string_replies(reply: object) -> None:
+    with pytest.raises(TypeError, match="expected a Redis string reply"):
+        as_text(reply)
+
+
+def test_as_text_refuses_bytes_that_are_not_utf8() -> None:
+    with pytest.raises(UnicodeDecodeError):
+        as_text(b"\xff")

@@ -1,0 +1,72 @@
+"""docker-compose.yml cannot run here, so check what it would start: the commands we test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from model_trainer import cli
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+
+
+def _at(node: object, *path: str | int) -> object:
+    for key in path:
+        if isinstance(node, list) and isinstance(key, int):
+            node = node[key]
+            continue
+        if not (isinstance(node, dict) and key in node):
+            raise AssertionError(f"no {key!r} in {node!r}")
+        node = node[key]
+    return node
+
+
+def _services() -> dict[str, object]:
+    loaded: object = yaml.safe_load(COMPOSE.read_text())
+    services = _at(loaded, "services")
+    assert isinstance(services, dict)
+    return {str(name): spec for name, spec in services.items()}
+
+
+def _command(service: str) -> list[str]:
+    command = _at(_services(), service, "command")
+    assert isinstance(command, list)
+    return [str(part) for part in command]
+
+
+def test_the_five_services() -> None:
+    assert set(_services()) == {"redis", "api", "worker-cpu", "worker-gpu", "dashboard"}
+
+
+def test_redis_persists_with_aof() -> None:
+    command = _command("redis")
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert _at(_services(), "redis", "volumes", 0) == "redis-data:/data"
+
+
+def test_api_and_workers_run_cli_commands_the_e2e_tests_start() -> None:
+    for service in ("api", "worker-cpu", "worker-gpu"):
+        command = _command(service)
+        assert command[0] == "model-trainer"
+        parsed = cli._parser().parse_args(command[1:])
+        assert parsed.command in {"api", "worker"}
+    assert _command("worker-gpu")[-1] == "train,infer"
+
+
+def test_the_gpu_worker_reserves_a_gpu() -> None:
+    device = _at(_services(), "worker-gpu", "deploy", "resources", "reservations", "devices", 0)
+    assert _at(device, "capabilities") == ["gpu"]
+    assert _at(device, "driver") == "nvidia"
+
+
+def test_one_artifacts_volume_shared_by_every_app_service() -> None:
+    for service in ("api", "worker-cpu", "worker-gpu", "dashboard"):
+        assert _at(_services(), service, "volumes") == ["artifacts:/var/lib/model-trainer"]
+        root = _at(_services(), service, "environment", "ARTIFACTS_ROOT")
+        assert isinstance(root, str) and root.startswith("/var/lib/model-trainer/")
+        assert _at(_services(), service, "environment", "REDIS_URL") == "redis://redis:6379/0"
+
+
+def test_the_dashboard_watches_the_same_redis() -> None:
+    assert _command("dashboard")[:3] == ["rq-dashboard", "--redis-url", "redis://redis:6379/0"]
