@@ -84,6 +84,7 @@ def loop_config(steps: int, batches_per_epoch: int) -> LoopConfig:
         "checkpoint_every_steps": None,
         "keep_checkpoints": 1,
         "heartbeat_interval_s": 5.0,
+        "time_budget_s": None,
         "bf16": False,
     }
 

@@ -67,6 +67,7 @@ def _config(
         "checkpoint_every_steps": checkpoint_every_steps,
         "keep_checkpoints": 2,
         "heartbeat_interval_s": 0.0,
+        "time_budget_s": None,
         "bf16": bf16,
     }
 
@@ -281,3 +282,21 @@ def test_training_without_clipping_changes_the_weights() -> None:
     cfg["grad_clip"] = None
     list(_trainer(model, cfg, Recorder()).train())
     assert any(not torch.equal(before[n], p) for n, p in _params(model).items())
+
+
+def test_a_time_budget_ends_training_early_with_the_schedule_annealed() -> None:
+    cfg = _config()
+    cfg["num_epochs"] = 10_000
+    cfg["time_budget_s"] = 0.3
+    cfg["log_every_steps"] = 1
+    recorder = Recorder()
+    trainer = _trainer(_model(), cfg, recorder)
+    history = list(trainer.train())
+    final = history[-1]
+    assert final["step"] < trainer.total_steps
+    assert final["total_steps"] == final["step"]
+    assert 0.3 <= final["elapsed_s"] < 5.0
+    # the planned length followed the pace, so the rate decayed toward its floor
+    rates = [m["learning_rate"] for m in recorder.progress]
+    assert rates[-1] < 0.5 * max(rates)
+    assert [m["total_steps"] for m in recorder.progress][-1] == final["step"]

@@ -30,6 +30,7 @@ def test_train_defaults() -> None:
         "device": "auto",
         "precision": "auto",
         "max_steps": None,
+        "time_budget_s": None,
         "val_fraction": 0.1,
         "grad_clip": 1.0,
         "grad_accum_steps": 1,

@@ -26,6 +26,7 @@ class TrainOverrides(TypedDict, total=False):
     batch_size: int
     learning_rate: float
     max_steps: int | None
+    time_budget_s: float | None
     val_fraction: float
     grad_clip: float | None
     grad_accum_steps: int
@@ -74,6 +75,7 @@ BASE_TRAIN: ModelTrainConfig = {
     "device": "cpu",
     "precision": "auto",
     "max_steps": 10,
+    "time_budget_s": None,
     "val_fraction": 0.1,
     "grad_clip": 1.0,
     "grad_accum_steps": 1,
@@ -128,6 +130,8 @@ TRAIN_BAD: list[tuple[str, TrainOverrides]] = [
     ("learning_rate", {"learning_rate": INF}),
     ("learning_rate", {"learning_rate": -INF}),
     ("max_steps", {"max_steps": 0}),
+    ("time_budget_s", {"time_budget_s": 0.0}),
+    ("time_budget_s", {"time_budget_s": NAN}),
     ("val_fraction", {"val_fraction": -0.01}),
     ("val_fraction", {"val_fraction": 1.0}),
     ("val_fraction", {"val_fraction": NAN}),
@@ -173,6 +177,7 @@ TRAIN_GOOD: list[TrainOverrides] = [
     },
     {
         "max_steps": None,
+        "time_budget_s": 0.5,
         "val_fraction": 0.999,
         "grad_clip": None,
         "min_lr_ratio": 1.0,

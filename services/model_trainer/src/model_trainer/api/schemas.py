@@ -46,6 +46,7 @@ class TrainJobRequest:
     device: DeviceChoice = "auto"
     precision: Precision = "auto"
     max_steps: StrictInt | None = None
+    time_budget_s: StrictFloat | StrictInt | None = None
     val_fraction: StrictFloat = 0.1
     grad_clip: StrictFloat | None = 1.0
     grad_accum_steps: StrictInt = 1

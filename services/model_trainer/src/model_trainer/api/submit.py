@@ -107,6 +107,7 @@ def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
         device=body.device,
         precision=body.precision,
         max_steps=body.max_steps,
+        time_budget_s=None if body.time_budget_s is None else float(body.time_budget_s),
         val_fraction=body.val_fraction,
         grad_clip=body.grad_clip,
         grad_accum_steps=body.grad_accum_steps,

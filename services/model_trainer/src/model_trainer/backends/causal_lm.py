@@ -60,6 +60,7 @@ def loop_config(cfg: ModelTrainConfig, *, bf16: bool) -> LoopConfig:
         "checkpoint_every_steps": cfg["checkpoint_every_steps"],
         "keep_checkpoints": cfg["keep_checkpoints"],
         "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+        "time_budget_s": cfg["time_budget_s"],
         "bf16": bf16,
     }
 

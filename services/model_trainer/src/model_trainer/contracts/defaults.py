@@ -35,6 +35,7 @@ def make_train_config(
     device: DeviceChoice = "auto",
     precision: Precision = "auto",
     max_steps: int | None = None,
+    time_budget_s: float | None = None,
     val_fraction: float = 0.1,
     grad_clip: float | None = 1.0,
     grad_accum_steps: int = 1,
@@ -47,6 +48,8 @@ def make_train_config(
     eval_max_batches: int = 50,
     checkpoint_every_steps: int | None = 200,
     keep_checkpoints: int = 2,
+    compile: bool = False,
+    init_from: str | None = None,
 ) -> ModelTrainConfig:
     cfg: ModelTrainConfig = {
         "model_family": parse_model_family(model_family),
@@ -60,6 +63,7 @@ def make_train_config(
         "device": device,
         "precision": precision,
         "max_steps": max_steps,
+        "time_budget_s": time_budget_s,
         "val_fraction": val_fraction,
         "grad_clip": grad_clip,
         "grad_accum_steps": grad_accum_steps,
@@ -73,6 +77,11 @@ def make_train_config(
         "checkpoint_every_steps": checkpoint_every_steps,
         "keep_checkpoints": keep_checkpoints,
     }
+    # Optional features are left out when off, so a default config is the same dict as before.
+    if compile:
+        cfg["compile"] = True
+    if init_from is not None:
+        cfg["init_from"] = init_from
     validate_model_train_config(cfg)
     return cfg
 

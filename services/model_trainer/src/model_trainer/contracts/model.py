@@ -7,7 +7,7 @@ JSON, so they stay plain data.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal, Protocol, Self, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, Self, TypedDict
 
 from model_trainer.contracts.tokenizer import Encoder, TokenizerHandle
 
@@ -17,18 +17,22 @@ if TYPE_CHECKING:
 
     from model_trainer.settings import Settings
 
-ModelFamily = Literal["char_lstm"]
+ModelFamily = Literal["char_lstm", "gpt2"]
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16"]
 LRSchedule = Literal["constant", "cosine"]
 DetailLevel = Literal["summary", "per_char"]
 EvalSplit = Literal["validation", "all"]
 
-MODEL_FAMILIES: tuple[ModelFamily, ...] = ("char_lstm",)
+MODEL_FAMILIES: tuple[ModelFamily, ...] = ("char_lstm", "gpt2")
 
 
 class ModelTrainConfig(TypedDict):
-    """Everything a train job asks for; validated once by validate_model_train_config."""
+    """Everything a train job asks for; validated once by validate_model_train_config.
+
+    The NotRequired fields are optional features; absent means off, so configs written before
+    they existed (job payloads, manifests) keep their meaning.
+    """
 
     model_family: ModelFamily
     model_size: str
@@ -41,6 +45,7 @@ class ModelTrainConfig(TypedDict):
     device: DeviceChoice
     precision: Precision
     max_steps: int | None
+    time_budget_s: float | None
     val_fraction: float
     grad_clip: float | None
     grad_accum_steps: int
@@ -53,6 +58,12 @@ class ModelTrainConfig(TypedDict):
     eval_max_batches: int
     checkpoint_every_steps: int | None
     keep_checkpoints: int
+    # torch.compile the model's forward; honoured on CUDA only (on CPU it costs ~30 s and
+    # gains nothing at these sizes).
+    compile: NotRequired[bool]
+    # A local Hugging Face checkpoint directory (under DATA_ROOT or ARTIFACTS_ROOT) to
+    # fine-tune instead of training from scratch; gpt2 only.
+    init_from: NotRequired[str]
 
 
 class TrainOutcome(TypedDict):
@@ -102,12 +113,19 @@ class TokenAlternative(TypedDict):
 
 
 class TokenScore(TypedDict):
-    """One scored token: for the character tokenizer, one character of the text."""
+    """One scored token: for the character tokenizer, one character of the text.
+
+    `start`/`end` (where a backend gives them) are the [start, end) character offsets of the
+    token in the scored text; a character split over several byte-level tokens gives each of
+    them its span.
+    """
 
     token: str
     prob: float
     surprisal: float
     top_k: list[TokenAlternative]
+    start: NotRequired[int]
+    end: NotRequired[int]
 
 
 class ScoreOutcome(TypedDict):

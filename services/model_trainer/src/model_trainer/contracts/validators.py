@@ -64,6 +64,8 @@ def validate_model_train_config(cfg: ModelTrainConfig) -> None:
     _positive("learning_rate", cfg["learning_rate"])
     if cfg["max_steps"] is not None:
         _at_least("max_steps", cfg["max_steps"], 1)
+    if cfg["time_budget_s"] is not None:
+        _positive("time_budget_s", cfg["time_budget_s"])
     _fraction("val_fraction", cfg["val_fraction"], low_open=False, high_open=True)
     if cfg["grad_clip"] is not None:
         _positive("grad_clip", cfg["grad_clip"])

@@ -17,6 +17,7 @@ from typing import TypedDict
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
 
 from model_trainer.contracts.model import LRSchedule, StepMetrics, TrainingCallbacks
 from model_trainer.errors import ModelTrainerError
@@ -24,7 +25,7 @@ from model_trainer.training.checkpoint import CheckpointState, load_checkpoint, 
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import autocast
 from model_trainer.training.evaluation import evaluate_loss
-from model_trainer.training.optim import make_scheduler
+from model_trainer.training.optim import WarmupCosine
 
 
 class LoopConfig(TypedDict):
@@ -41,6 +42,7 @@ class LoopConfig(TypedDict):
     checkpoint_every_steps: int | None
     keep_checkpoints: int
     heartbeat_interval_s: float
+    time_budget_s: float | None
     bf16: bool
 
 
@@ -91,13 +93,13 @@ class BaseTrainer:
         if config["max_steps"] is not None:
             total = min(total, config["max_steps"])
         self.total_steps = total
-        self._scheduler = make_scheduler(
-            parts["optimizer"],
+        self._schedule = WarmupCosine(
             kind=config["lr_schedule"],
             warmup=config["warmup_steps"],
             total=total,
             min_ratio=config["min_lr_ratio"],
         )
+        self._scheduler = LambdaLR(parts["optimizer"], self._schedule)
         self._pos: CheckpointState = {
             "step": 0,
             "epoch": 0,
@@ -131,7 +133,8 @@ class BaseTrainer:
         self._eval_seconds = 0.0
         self._elapsed_before = pos["elapsed_s"]
         next_beat = self._beat(self._session_start)
-        while pos["step"] < self.total_steps:
+        finished = pos["step"] >= self.total_steps
+        while not finished:
             if self._callbacks["cancelled"]():
                 self._stop_cancelled()
             now = time.time()
@@ -141,12 +144,16 @@ class BaseTrainer:
             self._advance()
             step = pos["step"]
             epoch_done = pos["batch_index"] == 0
-            finished = step == self.total_steps
+            finished = step >= self.total_steps or self._out_of_time()
+            if finished:
+                self._schedule.total = step  # a time budget may end the run before the plan
             eval_due = cfg["eval_every_steps"] is not None and step % cfg["eval_every_steps"] == 0
             every = cfg["checkpoint_every_steps"]
             checkpoint_due = every is not None and step % every == 0 and not finished
             log_due = step % cfg["log_every_steps"] == 0
             if log_due or epoch_done or finished or eval_due or checkpoint_due:
+                if not finished:
+                    self._follow_time_budget()
                 mean = self._flush(window)
                 eval_loss_sum += mean * len(window)
                 eval_steps += len(window)
@@ -189,6 +196,23 @@ class BaseTrainer:
             pos["epoch"] += 1
             pos["batch_index"] = 0
 
+    def _elapsed(self) -> float:
+        return self._elapsed_before + time.time() - self._session_start
+
+    def _out_of_time(self) -> bool:
+        budget = self._cfg["time_budget_s"]
+        return budget is not None and self._elapsed() >= budget
+
+    def _follow_time_budget(self) -> None:
+        """Under a time budget, size the schedule from the measured pace of steps, so the
+        learning rate reaches its floor as the budget runs out."""
+        budget = self._cfg["time_budget_s"]
+        if budget is None:
+            return
+        step = self._pos["step"]
+        planned = round(step * budget / max(self._elapsed(), 1e-9))
+        self._schedule.total = min(self.total_steps, max(step + 1, planned))
+
     def _flush(self, window: list[Tensor]) -> float:
         """The one host sync: mean loss of the steps since the last flush, checked for NaN/inf."""
         mean = float(torch.stack(window).mean().item())
@@ -211,7 +235,7 @@ class BaseTrainer:
         return {
             "epoch": self._pos["epoch"],
             "step": self._pos["step"],
-            "total_steps": self.total_steps,
+            "total_steps": self._schedule.total,
             "loss": loss,
             "learning_rate": float(self._scheduler.get_last_lr()[0]),
             "tokens_per_second": self._session_tokens / training,
@@ -236,7 +260,7 @@ class BaseTrainer:
         return {
             "epoch": self._pos["epoch"],
             "step": self._pos["step"],
-            "total_steps": self.total_steps,
+            "total_steps": self._schedule.total,
             "train_loss": train_loss,
             "val_loss": val_loss,
             "tokens_seen": self._pos["tokens_seen"],
