@@ -49,3 +49,8 @@ def test_as_text_refuses_non_string_replies(reply: object) -> None:
 def test_as_text_refuses_bytes_that_are_not_utf8() -> None:
     with pytest.raises(UnicodeDecodeError):
         as_text(b"\xff")
+
+
+def test_connecting_to_an_unreachable_host_gives_up_within_the_timeout() -> None:
+    client = redis_from_url("redis://127.0.0.1:1/0")
+    assert client.connection_pool.connection_kwargs["socket_connect_timeout"] == 5

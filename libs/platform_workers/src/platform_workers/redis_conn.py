@@ -14,15 +14,18 @@ from redis import Redis
 RedisClient: TypeAlias = Redis
 
 HEALTH_CHECK_INTERVAL_S = 30
+CONNECT_TIMEOUT_S = 5
 RESP_PROTOCOL = 2
 
 
 def redis_from_url(url: str) -> RedisClient:
-    """Builds a bytes-returning client whose idle connections are pinged before reuse."""
+    """Builds a bytes-returning client whose idle connections are pinged before reuse; an
+    unreachable host fails within CONNECT_TIMEOUT_S instead of hanging a readiness probe."""
     return Redis.from_url(
         url,
         decode_responses=False,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
         protocol=RESP_PROTOCOL,
     )
 

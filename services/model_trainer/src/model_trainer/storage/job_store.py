@@ -279,6 +279,7 @@ class JobStore:
         fields: _HashFields = {
             "status": "completed",
             "progress": repr(1.0),
+            "message": "completed",
             "finished_at": now,
             "result": dump_json_object(result),
         }
@@ -299,6 +300,7 @@ class JobStore:
         key = self._existing_key(job_id)
         fields: _HashFields = {
             "status": status,
+            "message": error["message"],
             "finished_at": now,
             "error": dump_json_object(error),
         }
