@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import TypedDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("loop_overhead", "char_lstm_learning")
+BENCHMARKS = (
+    "loop_overhead",
+    "char_lstm_learning",
+    "gpt2_nano",
+    "service_latency",
+    "api_throughput",
+)
 # Written by bench/reference.py's print_summary: the prefix, then tab-separated fields.
 SUMMARY_PREFIX = "SUMMARY"
 COLUMNS = ("benchmark", "figure", "value", "target", "result")

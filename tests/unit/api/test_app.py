@@ -29,14 +29,15 @@ def test_factory_reads_settings_from_the_environment(
     assert client.get("/readyz").json()["redis"] is False
 
 
-def test_the_api_process_never_imports_torch_or_a_backend(tmp_path: Path) -> None:
+def test_the_api_process_never_imports_torch_tokenizers_or_a_backend(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from model_trainer.api.app import create_app\n"
         "from fastapi.testclient import TestClient\n"
         "client = TestClient(create_app())\n"
         "assert client.get('/openapi.json').status_code == 200\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'numpy')"
+        "heavy = [m for m in sys.modules"
+        " if m.split('.')[0] in ('torch', 'transformers', 'numpy', 'tokenizers')"
         " or m.startswith('model_trainer.backends.char_lstm')]\n"
         "print(heavy)\n"
     )
@@ -57,6 +58,7 @@ def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -
         "/v1/jobs/eval",
         "/v1/jobs/score",
         "/v1/jobs/generate",
+        "/v1/jobs/tokenizer",
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/events",

@@ -10,12 +10,14 @@ from model_trainer.api.schemas import (
     EvalJobRequest,
     GenerateJobRequest,
     ScoreJobRequest,
+    TokenizerJobRequest,
     TrainJobRequest,
 )
 from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
+    make_tokenizer_config,
     make_train_config,
 )
 
@@ -24,12 +26,14 @@ MINIMAL_REQUESTS = {
     "eval": EvalJobRequest(run_id="r1"),
     "score": ScoreJobRequest(run_id="r1"),
     "generate": GenerateJobRequest(run_id="r1"),
+    "tokenizer": TokenizerJobRequest(),
 }
 BUILDERS = {
     "train": inspect.signature(make_train_config),
     "eval": inspect.signature(make_eval_config),
     "score": inspect.signature(make_score_config),
     "generate": inspect.signature(make_generate_config),
+    "tokenizer": inspect.signature(make_tokenizer_config),
 }
 
 

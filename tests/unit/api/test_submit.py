@@ -16,6 +16,7 @@ from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
+    make_tokenizer_config,
     make_train_config,
 )
 from model_trainer.contracts.jobs import (
@@ -23,18 +24,28 @@ from model_trainer.contracts.jobs import (
     GenerateJobPayload,
     JobRecord,
     ScoreJobPayload,
+    TokenizerJobPayload,
     TrainJobPayload,
 )
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
+from model_trainer.tokenizers.char import CharTokenizer
+from model_trainer.tokenizers.store import save_tokenizer
 from platform_core.json_types import JSONObject, JSONValue
 
 TRAIN: JSONObject = {"model_family": "char_lstm", "model_size": "tiny", "corpus_path": "corpus.txt"}
 EVAL: JSONObject = {"run_id": "r1"}
 SCORE: JSONObject = {"run_id": "r1", "text": "To be"}
 GENERATE: JSONObject = {"run_id": "r1", "prompt_text": "To"}
-BASE: dict[str, JSONObject] = {"train": TRAIN, "eval": EVAL, "score": SCORE, "generate": GENERATE}
+TOKENIZER: JSONObject = {"corpus_path": "corpus.txt", "vocab_size": 300}
+BASE: dict[str, JSONObject] = {
+    "train": TRAIN,
+    "eval": EVAL,
+    "score": SCORE,
+    "generate": GENERATE,
+    "tokenizer": TOKENIZER,
+}
 DROP = object()
 
 
@@ -242,6 +253,69 @@ def test_generate_reads_a_prompt_file(
 
 
 @pytest.fixture
+def stored_tokenizer(settings: Settings) -> str:
+    """A tokenizer in the store, as a tokenizer job leaves it."""
+    return save_tokenizer(CharTokenizer.build("To be", "char-stored"), settings).name
+
+
+def test_tokenizer_is_recorded_then_enqueued_on_the_train_queue(
+    client: TestClient,
+    redis: fakeredis.FakeRedis,
+    corpus_path: Path,
+    queue_lengths: Callable[[], dict[str, int]],
+) -> None:
+    body = accepted(client, "tokenizer", TOKENIZER)
+    job_id = str(body["job_id"])
+    # A tokenizer job makes no run; its id is in the payload now and in the result later.
+    assert body == {
+        "job_id": job_id,
+        "type": "tokenizer",
+        "status": "queued",
+        "queue": "train",
+        "run_id": None,
+    }
+    record = JobStore(redis).get(job_id)
+    assert record is not None
+    assert (record["type"], record["queue"], record["run_id"]) == ("tokenizer", "train", None)
+    assert queue_lengths() == {"train": 1, "infer": 0}
+    job = fetch_job(redis, job_id)
+    assert job.func_name == "model_trainer.worker.tokenizer_job.process_tokenizer_job"
+    expected: TokenizerJobPayload = {
+        "job_id": job_id,
+        "user_id": 1,
+        "config": make_tokenizer_config(
+            corpus_path=str(corpus_path.resolve()), tokenizer_id=f"bpe-{job_id}", vocab_size=300
+        ),
+    }
+    assert list(job.args) == [expected]
+    assert job.retries_left == QUEUE_POLICY["train"]["retries"]
+
+
+def test_tokenizer_takes_a_kind_an_id_and_an_uploaded_corpus(
+    client: TestClient, redis: fakeredis.FakeRedis, settings: Settings
+) -> None:
+    corpus_id = client.post("/v1/corpora", content=b"some text\n").json()["corpus_id"]
+    body = accepted(
+        client, "tokenizer", {"kind": "char", "corpus_id": corpus_id, "tokenizer_id": "mine"}
+    )
+    (payload,) = fetch_job(redis, str(body["job_id"])).args
+    assert payload["config"] == {
+        "kind": "char",
+        "corpus_path": str(settings["artifacts_root"] / "corpora" / f"{corpus_id}.txt"),
+        "tokenizer_id": "mine",
+        "vocab_size": 1_000_000,
+    }
+
+
+def test_train_with_a_stored_tokenizer_carries_its_id(
+    client: TestClient, redis: fakeredis.FakeRedis, stored_tokenizer: str, corpus_path: Path
+) -> None:
+    body = accepted(client, "train", {**TRAIN, "tokenizer_id": stored_tokenizer})
+    (payload,) = fetch_job(redis, str(body["job_id"])).args
+    assert payload["tokenizer_id"] == "char-stored"
+
+
+@pytest.fixture
 def corpora(settings: Settings, corpus_path: Path, tmp_path: Path) -> None:
     """Files the invalid-request table names: empty, blank, oversized, outside, a symlink out."""
     data = settings["data_root"]
@@ -334,6 +408,24 @@ INVALID: list[tuple[str, str, JSONValue | object, int, str, str]] = [
     ("generate", "num_return_sequences", 0, 422, "INVALID_CONFIG", "num_return_sequences"),
     ("generate", "stop_on_eos", "yes", 422, "INVALID_CONFIG", "stop_on_eos"),
     ("generate", "text", "x", 422, "INVALID_CONFIG", "text"),
+    ("train", "tokenizer_id", "nope", 404, "TOKENIZER_NOT_FOUND", "tokenizer_id"),
+    ("train", "tokenizer_id", "../char-stored", 422, "INVALID_CONFIG", "tokenizer_id"),
+    ("train", "tokenizer_id", 3, 422, "INVALID_CONFIG", "tokenizer_id"),
+    ("tokenizer", "kind", "wordpiece", 422, "INVALID_CONFIG", "kind"),
+    ("tokenizer", "vocab_size", 258, 422, "INVALID_CONFIG", "vocab_size"),
+    ("tokenizer", "vocab_size", 1_000_001, 422, "INVALID_CONFIG", "vocab_size"),
+    ("tokenizer", "vocab_size", "300", 422, "INVALID_CONFIG", "vocab_size"),
+    ("tokenizer", "vocab_size", 300.0, 422, "INVALID_CONFIG", "vocab_size"),
+    ("tokenizer", "tokenizer_id", "../escape", 422, "INVALID_CONFIG", "tokenizer_id"),
+    ("tokenizer", "tokenizer_id", "", 422, "INVALID_CONFIG", "tokenizer_id"),
+    ("tokenizer", "tokenizer_id", "char-stored", 422, "INVALID_CONFIG", "tokenizer_id"),
+    ("tokenizer", "corpus_path", DROP, 422, "INVALID_CONFIG", "corpus_id"),
+    ("tokenizer", "corpus_path", "missing.txt", 404, "CORPUS_NOT_FOUND", "corpus_path"),
+    ("tokenizer", "corpus_path", "empty.txt", 400, "CORPUS_EMPTY", "corpus_path"),
+    ("tokenizer", "corpus_path", "big.txt", 413, "CORPUS_TOO_LARGE", "corpus_path"),
+    ("tokenizer", "corpus_path", "../outside.txt", 400, "PATH_OUTSIDE_ROOT", "corpus_path"),
+    ("tokenizer", "corpus_id", "0" * 64, 422, "INVALID_CONFIG", "corpus_path"),
+    ("tokenizer", "run_id", "r1", 422, "INVALID_CONFIG", "run_id"),
 ]
 
 
@@ -342,7 +434,7 @@ def _case_id(case: tuple[str, str, JSONValue | object, int, str, str]) -> str:
     return f"{job_type}-{field}-{'missing' if value is DROP else repr(value)}"
 
 
-@pytest.mark.usefixtures("corpora", "trained_run")
+@pytest.mark.usefixtures("corpora", "trained_run", "stored_tokenizer")
 @pytest.mark.parametrize("case", INVALID, ids=[_case_id(case) for case in INVALID])
 def test_invalid_request_is_refused_and_leaves_no_trace(
     client: TestClient,
@@ -363,7 +455,7 @@ def test_invalid_request_is_refused_and_leaves_no_trace(
     assert_no_trace()
 
 
-@pytest.mark.parametrize("job_type", ["train", "eval", "score", "generate"])
+@pytest.mark.parametrize("job_type", ["train", "eval", "score", "generate", "tokenizer"])
 @pytest.mark.parametrize(
     "body",
     [

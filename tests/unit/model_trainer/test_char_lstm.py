@@ -29,6 +29,7 @@ from model_trainer.contracts.model import (
 )
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.tokenizers.bpe import BPETokenizer
 from model_trainer.tokenizers.char import CharTokenizer
 
 
@@ -117,7 +118,10 @@ def test_train_learns_and_writes_a_complete_run_directory(
         "config.json",
         "manifest.json",
         "model.safetensors",
+        "special_tokens_map.json",
         "tokenizer.json",
+        "tokenizer_config.json",
+        "tokenizer_meta.json",
     ]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["run_id"] == "learn"
@@ -141,7 +145,11 @@ def test_save_then_load_gives_identical_logits(
     original = as_char_lstm(prepared["model"]).eval()
     with torch.no_grad():
         assert torch.equal(original(ids), as_char_lstm(loaded["model"])(ids))
-    assert loaded["tokenizer"].to_json() == prepared["tokenizer"].to_json()
+    tokens = [loaded["tokenizer"].id_to_token(i) for i in range(loaded["tokenizer"].vocab_size)]
+    original_tokenizer = prepared["tokenizer"]
+    assert tokens == [original_tokenizer.id_to_token(i) for i in range(len(tokens))]
+    assert len(tokens) == original_tokenizer.vocab_size
+    assert loaded["tokenizer_id"] == "char-test"
     assert loaded["model_size"] == "tiny"
 
 
@@ -166,10 +174,45 @@ def test_load_refuses_a_missing_run_and_a_mismatched_tokenizer(
     with pytest.raises(ModelTrainerError) as missing:
         CHAR_LSTM_BACKEND.load(str(run_dir.parent / "nope"), settings)
     assert missing.value.code == "MODEL_NOT_FOUND"
-    (run_dir / "tokenizer.json").write_text(CharTokenizer.build("ab", "other").to_json())
+    CharTokenizer.build("ab", "other").save(run_dir)
     with pytest.raises(ModelTrainerError) as mismatch:
         CHAR_LSTM_BACKEND.load(str(run_dir), settings)
     assert mismatch.value.code == "MODEL_INCOMPATIBLE"
+    assert mismatch.value.http_status == 400
+    assert mismatch.value.details["tokenizer_id"] == "other"
+
+
+def test_a_bpe_tokenizer_trains_scores_per_token_and_comes_back_on_load(
+    settings: Settings, corpus_path: Path
+) -> None:
+    tokenizer = BPETokenizer.train(SAMPLE_TEXT, "bpe-test", vocab_size=300)
+    cfg = _cfg(corpus_path, max_steps=10)
+    prepared = CHAR_LSTM_BACKEND.prepare(cfg, settings, tokenizer=tokenizer)
+    assert as_char_lstm(prepared["model"]).head.out_features == tokenizer.vocab_size
+    run_dir = settings["artifacts_root"] / "runs" / "bpe"
+    CHAR_LSTM_BACKEND.train(
+        cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=_callbacks([])
+    )
+    text = "To be, or not to be—ü 🎭"
+    ids, spans = tokenizer.encode_with_offsets(text)
+    assert len(ids) < len(text)  # merges: fewer tokens than characters
+    loaded = CHAR_LSTM_BACKEND.load(str(run_dir), settings)
+    assert (loaded["tokenizer"].kind, loaded["tokenizer_id"]) == ("bpe", "bpe-test")
+    outcome = CHAR_LSTM_BACKEND.score(
+        prepared=loaded,
+        cfg=make_score_config(text=text, detail_level="per_char"),
+        settings=settings,
+    )
+    per_token = outcome["per_token"]
+    assert per_token is not None and outcome["num_tokens"] == len(ids)
+    assert [entry["token"] for entry in per_token] == [text[a:b] for a, b in spans]
+    assert [(entry.get("start"), entry.get("end")) for entry in per_token] == spans
+    generated = CHAR_LSTM_BACKEND.generate(
+        prepared=loaded,
+        cfg=make_generate_config(prompt_text="To be", max_new_tokens=5, seed=1),
+        settings=settings,
+    )
+    assert generated["outputs"][0].startswith("To be")
 
 
 def test_a_retried_train_resumes_from_the_latest_checkpoint(
@@ -240,6 +283,9 @@ def test_per_char_score_has_one_entry_per_character_with_sorted_alternatives(
     per_token = outcome["per_token"]
     assert per_token is not None
     assert [entry["token"] for entry in per_token] == list(text)
+    assert [(entry.get("start"), entry.get("end")) for entry in per_token] == [
+        (i, i + 1) for i in range(len(text))
+    ]
     assert outcome["num_tokens"] == len(text)
     for entry in per_token:
         probs = [alt["prob"] for alt in entry["top_k"]]

@@ -1,10 +1,17 @@
-"""CharTokenizer: exact round trips, unk handling, specials, JSON form and coverage."""
+"""CharTokenizer: exact round trips, unk handling, specials, a size cap, coverage, HF files."""
 
-import orjson
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.conftest import SAMPLE_TEXT
+from tests.support.hf_tokenizers import auto_tokenizer, hf_decode, hf_token_ids
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from transformers import PreTrainedTokenizerFast
 
+from model_trainer.contracts.tokenizer import TokenizerMeta
 from model_trainer.errors import ModelTrainerError
 from model_trainer.tokenizers.char import (
     EOS_ID,
@@ -14,7 +21,17 @@ from model_trainer.tokenizers.char import (
     UNKNOWN_CHAR,
     CharTokenizer,
 )
-from platform_core.json_types import PayloadError
+from model_trainer.tokenizers.hf_format import write_tokenizer_files
+from model_trainer.tokenizers.store import load_tokenizer_dir
+
+TOKENIZER = CharTokenizer.build(SAMPLE_TEXT, "char-sample")
+VARIED = [
+    "To be, or not to be",
+    "line one\nline two\r\n\n\ttabbed\n",
+    "unknown: xyz 日本語 🎭 é",
+    "literal specials stay text: <eos> <pad> <unk>",
+    "",
+]
 
 
 @st.composite
@@ -80,37 +97,6 @@ def test_properties() -> None:
     assert tokenizer.vocab_size == 3 + len(set("hello"))
 
 
-def test_json_round_trip() -> None:
-    tokenizer = CharTokenizer.build("To be, or not to be—🎭", "char-1")
-    payload = tokenizer.to_json()
-    assert orjson.loads(payload) == {
-        "kind": "char",
-        "tokenizer_id": "char-1",
-        "chars": " ,Tbenort—🎭",
-    }
-    again = CharTokenizer.from_json(payload)
-    assert again.tokenizer_id == "char-1"
-    assert again.vocab_size == tokenizer.vocab_size
-    assert again.encode("not to be🎭") == tokenizer.encode("not to be🎭")
-    assert again.to_json() == payload
-    assert CharTokenizer.from_json(payload.encode()).to_json() == payload
-
-
-@pytest.mark.parametrize(
-    ("payload", "field"),
-    [
-        (b'{"kind": "bpe", "tokenizer_id": "t", "chars": "ab"}', "kind"),
-        (b'{"kind": "char", "chars": "ab"}', "tokenizer_id"),
-        (b'{"kind": "char", "tokenizer_id": "t", "chars": 3}', "chars"),
-        (b"[]", "$"),
-    ],
-)
-def test_from_json_rejects_bad_payloads(payload: bytes, field: str) -> None:
-    with pytest.raises(PayloadError) as info:
-        CharTokenizer.from_json(payload)
-    assert info.value.field == field
-
-
 def test_coverage_is_the_share_of_known_characters() -> None:
     tokenizer = CharTokenizer.build("ab", "tok")
     assert tokenizer.coverage("") == 1.0
@@ -127,8 +113,81 @@ def test_build_rejects_empty_text() -> None:
     assert info.value.http_status == 400
 
 
-def test_from_json_rejects_an_empty_vocabulary() -> None:
+def test_encode_with_offsets_gives_one_character_per_token() -> None:
+    ids, spans = TOKENIZER.encode_with_offsets("To 🎭")
+    assert ids == TOKENIZER.encode("To 🎭")
+    assert spans == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+def test_a_size_cap_keeps_the_most_frequent_characters() -> None:
+    tokenizer = CharTokenizer.build("aaabbc", "capped", vocab_size=5)
+    assert [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)] == [*SPECIALS, "a", "b"]
+    assert tokenizer.encode("abc") == [3, 4, UNK_ID]
+    assert tokenizer.coverage("aaabbc") == pytest.approx(5 / 6)
+    # ties go to the lower code point; a cap above the alphabet keeps everything
+    assert CharTokenizer.build("ba", "tie", vocab_size=4).id_to_token(3) == "a"
+    assert CharTokenizer.build("ba", "all", vocab_size=100).vocab_size == 5
+
+
+def test_a_cap_without_room_for_a_character_is_refused() -> None:
     with pytest.raises(ModelTrainerError) as info:
-        CharTokenizer.from_json(b'{"kind": "char", "tokenizer_id": "t", "chars": ""}')
+        CharTokenizer.build("abc", "tok", vocab_size=3)
+    assert info.value.code == "INVALID_CONFIG"
+    assert info.value.details == {"field": "vocab_size"}
+
+
+def test_save_then_load_gives_the_same_tokenizer(tmp_path: Path) -> None:
+    TOKENIZER.save(tmp_path)
+    loaded = load_tokenizer_dir(tmp_path)
+    assert isinstance(loaded, CharTokenizer)
+    assert (loaded.tokenizer_id, loaded.kind, loaded.vocab_size) == (
+        "char-sample",
+        "char",
+        TOKENIZER.vocab_size,
+    )
+    for text in VARIED:
+        assert loaded.encode(text) == TOKENIZER.encode(text)
+
+
+@pytest.fixture(scope="module")
+def transformers_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> PreTrainedTokenizerFast:
+    directory = tmp_path_factory.mktemp("char")
+    TOKENIZER.save(directory)
+    return auto_tokenizer(directory)
+
+
+def test_transformers_auto_tokenizer_gives_our_ids_unknowns_included(
+    transformers_tokenizer: PreTrainedTokenizerFast,
+) -> None:
+    hf = transformers_tokenizer
+    assert (hf.pad_token_id, hf.eos_token_id, hf.bos_token_id, hf.unk_token_id) == (0, 1, 1, 2)
+    for text in VARIED:
+        ids = TOKENIZER.encode(text)
+        assert hf_token_ids(hf, text) == ids, text
+        # unk decodes to U+FFFD on both sides; skipping specials would drop it
+        assert hf_decode(hf, ids, skip_special_tokens=False) == TOKENIZER.decode(ids)
+    assert hf_decode(hf, [EOS_ID, *TOKENIZER.encode("To be"), PAD_ID]) == "To be"
+
+
+@given(st.text(max_size=60))
+def test_transformers_agrees_on_any_text(
+    transformers_tokenizer: PreTrainedTokenizerFast, text: str
+) -> None:
+    assert hf_token_ids(transformers_tokenizer, text) == TOKENIZER.encode(text)
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [[*SPECIALS, "ab"], [*SPECIALS, "b", "a"], list(SPECIALS)],
+    ids=["multi-char-token", "not-code-point-order", "no-characters"],
+)
+def test_load_refuses_a_vocabulary_that_is_not_a_char_vocabulary(
+    tmp_path: Path, tokens: list[str]
+) -> None:
+    vocab = {token: index for index, token in enumerate(tokens)}
+    meta: TokenizerMeta = {"tokenizer_id": "bad", "kind": "char", "vocab_size": len(tokens)}
+    write_tokenizer_files(tmp_path, Tokenizer(WordLevel(vocab, unk_token="<unk>")), meta)
+    with pytest.raises(ModelTrainerError) as info:
+        load_tokenizer_dir(tmp_path)
     assert info.value.code == "TOKENIZER_LOAD_FAILED"
-    assert info.value.details == {"field": "chars"}
+    assert info.value.http_status == 500

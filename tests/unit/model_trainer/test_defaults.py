@@ -6,6 +6,7 @@ from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
+    make_tokenizer_config,
     make_train_config,
 )
 from model_trainer.contracts.model import (
@@ -196,3 +197,22 @@ def test_generate_validates() -> None:
         make_generate_config(prompt_text="To", temperature=0.0)
     assert info.value.code == "INVALID_CONFIG"
     assert info.value.details == {"field": "temperature"}
+
+
+def test_tokenizer_defaults_per_kind() -> None:
+    assert make_tokenizer_config(corpus_path="/data/c.txt", tokenizer_id="t") == {
+        "kind": "bpe",
+        "corpus_path": "/data/c.txt",
+        "tokenizer_id": "t",
+        "vocab_size": 8192,
+    }
+    char = make_tokenizer_config(corpus_path="/data/c.txt", tokenizer_id="c", kind="char")
+    assert char["vocab_size"] == 1_000_000
+    sized = make_tokenizer_config(corpus_path="/c", tokenizer_id="s", kind="char", vocab_size=50)
+    assert sized["vocab_size"] == 50
+
+
+def test_tokenizer_validates() -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        make_tokenizer_config(corpus_path="/data/c.txt", tokenizer_id="t", vocab_size=10)
+    assert (info.value.code, info.value.details) == ("INVALID_CONFIG", {"field": "vocab_size"})

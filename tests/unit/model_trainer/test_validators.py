@@ -7,12 +7,14 @@ from typing import TypedDict
 import pytest
 
 from model_trainer.contracts.model import EvalConfig, GenerateConfig, ModelTrainConfig, ScoreConfig
+from model_trainer.contracts.tokenizer import TokenizerKind, TokenizerTrainConfig
 from model_trainer.contracts.validators import (
     parse_model_family,
     validate_eval_config,
     validate_generate_config,
     validate_model_train_config,
     validate_score_config,
+    validate_tokenizer_train_config,
 )
 from model_trainer.errors import ModelTrainerError
 
@@ -339,4 +341,49 @@ def test_parse_model_family_rejects_unknown(name: str) -> None:
     assert info.value.code == "UNKNOWN_MODEL_FAMILY"
     assert info.value.http_status == 400
     assert info.value.details == {"field": "model_family"}
-    assert info.value.message == f"model_family must be one of char_lstm, got {name!r}"
+    assert info.value.message == f"model_family must be one of char_lstm, gpt2, got {name!r}"
+
+
+def _tokenizer_config(
+    kind: TokenizerKind, vocab_size: int, tokenizer_id: str
+) -> TokenizerTrainConfig:
+    return {
+        "kind": kind,
+        "corpus_path": "/data/c.txt",
+        "tokenizer_id": tokenizer_id,
+        "vocab_size": vocab_size,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "vocab_size", "tokenizer_id", "field"),
+    [
+        ("bpe", 258, "t", "vocab_size"),
+        ("bpe", 1_000_001, "t", "vocab_size"),
+        ("char", 3, "t", "vocab_size"),
+        ("char", 1_000_001, "t", "vocab_size"),
+        ("bpe", 300, "../up", "tokenizer_id"),
+        ("bpe", 300, "", "tokenizer_id"),
+        ("char", 300, "a b", "tokenizer_id"),
+    ],
+)
+def test_tokenizer_config_rejects(
+    kind: TokenizerKind, vocab_size: int, tokenizer_id: str, field: str
+) -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        validate_tokenizer_train_config(_tokenizer_config(kind, vocab_size, tokenizer_id))
+    _assert_invalid(info, field)
+
+
+@pytest.mark.parametrize(
+    ("kind", "vocab_size"),
+    [("bpe", 259), ("bpe", 1_000_000), ("char", 4), ("char", 1_000_000)],
+)
+def test_tokenizer_config_accepts_boundaries(kind: TokenizerKind, vocab_size: int) -> None:
+    validate_tokenizer_train_config(_tokenizer_config(kind, vocab_size, "bpe-0123_x.y"))
+
+
+def test_tokenizer_vocab_message_names_the_range_for_the_kind() -> None:
+    with pytest.raises(ModelTrainerError) as info:
+        validate_tokenizer_train_config(_tokenizer_config("bpe", 100, "t"))
+    assert info.value.message == "vocab_size must be in [259, 1000000] for kind bpe, got 100"

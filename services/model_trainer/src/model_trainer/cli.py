@@ -214,7 +214,7 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     worker_cmd.add_argument("--queues", default="train,infer")
     commands.add_parser("upload", help="upload a corpus file").add_argument("path")
     submit_cmd = commands.add_parser("submit", help="submit a job: submit train key=value ...")
-    submit_cmd.add_argument("job_type", choices=["train", "eval", "score", "generate"])
+    submit_cmd.add_argument("job_type", choices=["train", "eval", "score", "generate", "tokenizer"])
     submit_cmd.add_argument("fields", nargs="*", help="request fields as key=value")
     submit_cmd.add_argument("--follow", action="store_true", help="then follow its progress")
     commands.add_parser("follow", help="follow a job's events").add_argument("job_id")

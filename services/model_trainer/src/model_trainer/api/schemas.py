@@ -22,11 +22,15 @@ from model_trainer.contracts.model import (
     LRSchedule,
     Precision,
 )
+from model_trainer.contracts.tokenizer import TokenizerKind
 
 _REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 _CORPUS_ID = "sha256 of an uploaded corpus (`POST /v1/corpora`); give this or corpus_path"
 _CORPUS_PATH = "a text file under DATA_ROOT (relative paths are relative to it)"
+_TOKENIZER_ID = (
+    "a stored tokenizer (`POST /v1/jobs/tokenizer`); default: a character tokenizer of the corpus"
+)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -38,6 +42,7 @@ class TrainJobRequest:
     corpus_id: StrictStr | None = Field(default=None, description=_CORPUS_ID)
     corpus_path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
     run_id: StrictStr | None = Field(default=None, description="defaults to run-{job_id}")
+    tokenizer_id: StrictStr | None = Field(default=None, description=_TOKENIZER_ID)
     max_seq_len: StrictInt = 128
     num_epochs: StrictInt = 1
     batch_size: StrictInt = 32
@@ -47,6 +52,12 @@ class TrainJobRequest:
     precision: Precision = "auto"
     max_steps: StrictInt | None = None
     time_budget_s: StrictFloat | StrictInt | None = None
+    compile: StrictBool = False
+    init_from: StrictStr | None = Field(
+        default=None,
+        description="gpt2 only: fine-tune from a Hugging Face checkpoint directory under "
+        "DATA_ROOT or ARTIFACTS_ROOT (needs the checkpoint's tokenizer_id)",
+    )
     val_fraction: StrictFloat = 0.1
     grad_clip: StrictFloat | None = 1.0
     grad_accum_steps: StrictInt = 1
@@ -103,6 +114,23 @@ class GenerateJobRequest:
     num_return_sequences: StrictInt = 1
 
 
+@dataclass(frozen=True, config=_REQUEST)
+class TokenizerJobRequest:
+    """`POST /v1/jobs/tokenizer`: train a tokenizer on one corpus; its id is in the result."""
+
+    kind: TokenizerKind = "bpe"
+    corpus_id: StrictStr | None = Field(default=None, description=_CORPUS_ID)
+    corpus_path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
+    tokenizer_id: StrictStr | None = Field(default=None, description="defaults to {kind}-{job_id}")
+    vocab_size: StrictInt | None = Field(
+        default=None,
+        description=(
+            "vocabulary size, specials included: bpe 259..1000000 (default 8192); "
+            "char keeps the most frequent characters (default: all of them)"
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class JobAccepted:
     """202 body of every job submission."""
@@ -111,7 +139,7 @@ class JobAccepted:
     type: JobType
     status: JobStatus
     queue: QueueName
-    run_id: str | None
+    run_id: str | None = Field(description="the run a job trains or uses; null for tokenizer jobs")
 
 
 @dataclass(frozen=True)

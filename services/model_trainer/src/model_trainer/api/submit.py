@@ -23,6 +23,7 @@ from model_trainer.api.schemas import (
     EvalJobRequest,
     GenerateJobRequest,
     ScoreJobRequest,
+    TokenizerJobRequest,
     TrainJobRequest,
 )
 from model_trainer.backends.registry import check_model_size
@@ -30,6 +31,7 @@ from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
+    make_tokenizer_config,
     make_train_config,
 )
 from model_trainer.contracts.jobs import (
@@ -42,6 +44,7 @@ from model_trainer.contracts.jobs import (
     JobType,
     QueueName,
     ScoreJobPayload,
+    TokenizerJobPayload,
     TrainJobPayload,
 )
 from model_trainer.contracts.validators import parse_model_family
@@ -49,9 +52,24 @@ from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.corpora import confine, corpus_roots
 from model_trainer.storage.runs import MANIFEST_FILE, run_dir
-from platform_core.json_types import JSONObject, PayloadError, require_object, require_str
+from model_trainer.tokenizers.store import (
+    read_meta,
+    require_tokenizer,
+    tokenizer_dir,
+    tokenizer_exists,
+)
+from platform_core.json_types import (
+    JSONObject,
+    PayloadError,
+    load_json_object,
+    require_int,
+    require_object,
+    require_str,
+)
 
-JobPayload = TrainJobPayload | EvalJobPayload | ScoreJobPayload | GenerateJobPayload
+JobPayload = (
+    TrainJobPayload | EvalJobPayload | ScoreJobPayload | GenerateJobPayload | TokenizerJobPayload
+)
 
 _CORPUS_ID = re.compile(r"^[0-9a-f]{64}$")
 _READ_CHUNK = 1 << 16
@@ -80,7 +98,7 @@ class SubmittedJob(TypedDict):
     type: JobType
     status: JobStatus
     queue: QueueName
-    run_id: str
+    run_id: str | None
 
 
 def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
@@ -92,9 +110,12 @@ def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
         raise _invalid("run_id", f"run {run_id} already finished training; choose a new run_id")
     family = parse_model_family(body.model_family)
     check_model_size(family, body.model_size)
+    if body.tokenizer_id is not None:
+        require_tokenizer(body.tokenizer_id, settings)
     corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
     if corpus is None:
         raise _invalid("corpus_id", "corpus_id or corpus_path is required")
+    init_from = None if body.init_from is None else checked_init_from(settings, body)
     config = make_train_config(
         model_family=family,
         model_size=body.model_size,
@@ -120,15 +141,43 @@ def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
         eval_max_batches=body.eval_max_batches,
         checkpoint_every_steps=body.checkpoint_every_steps,
         keep_checkpoints=body.keep_checkpoints,
+        compile=body.compile,
+        init_from=init_from,
     )
     payload: TrainJobPayload = {
         "job_id": job_id,
         "user_id": settings["default_user_id"],
         "run_id": run_id,
         "config": config,
-        "tokenizer_id": None,
+        "tokenizer_id": body.tokenizer_id,
     }
     return record_and_enqueue(ctx, "train", payload)
+
+
+def submit_tokenizer(ctx: ApiContext, body: TokenizerJobRequest) -> SubmittedJob:
+    """The tokenizer's id is chosen here (default `{kind}-{job_id}`) and must be new."""
+    settings = ctx["settings"]
+    job_id = uuid.uuid4().hex
+    tokenizer_id = f"{body.kind}-{job_id}" if body.tokenizer_id is None else body.tokenizer_id
+    if tokenizer_exists(tokenizer_id, settings):
+        raise _invalid(
+            "tokenizer_id", f"tokenizer {tokenizer_id} already exists; choose a new tokenizer_id"
+        )
+    corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
+    if corpus is None:
+        raise _invalid("corpus_id", "corpus_id or corpus_path is required")
+    config = make_tokenizer_config(
+        corpus_path=str(corpus),
+        tokenizer_id=tokenizer_id,
+        kind=body.kind,
+        vocab_size=body.vocab_size,
+    )
+    payload: TokenizerJobPayload = {
+        "job_id": job_id,
+        "user_id": settings["default_user_id"],
+        "config": config,
+    }
+    return record_and_enqueue(ctx, "tokenizer", payload)
 
 
 def submit_eval(ctx: ApiContext, body: EvalJobRequest) -> SubmittedJob:
@@ -203,6 +252,7 @@ def submit_generate(ctx: ApiContext, body: GenerateJobRequest) -> SubmittedJob:
 def record_and_enqueue(ctx: ApiContext, job_type: JobType, payload: JobPayload) -> SubmittedJob:
     """Write the queued record, then hand RQ the worker's dotted path and the JSON payload."""
     job_id = payload["job_id"]
+    run_id = _run_id(payload)
     queue_name = QUEUE_FOR_TYPE[job_type]
     record: JobRecord = {
         "job_id": job_id,
@@ -217,7 +267,7 @@ def record_and_enqueue(ctx: ApiContext, job_type: JobType, payload: JobPayload) 
         "started_at": None,
         "finished_at": None,
         "heartbeat_at": None,
-        "run_id": payload["run_id"],
+        "run_id": run_id,
         "result": None,
         "error": None,
     }
@@ -232,15 +282,21 @@ def record_and_enqueue(ctx: ApiContext, job_type: JobType, payload: JobPayload) 
         result_ttl=RESULT_TTL_S,
         failure_ttl=FAILURE_TTL_S,
         retry=Retry(max=policy["retries"]) if policy["retries"] else None,
-        description=f"{job_type} {payload['run_id']}",
+        description=f"{job_type} {run_id or job_id}",
     )
     return {
         "job_id": job_id,
         "type": job_type,
         "status": "queued",
         "queue": queue_name,
-        "run_id": payload["run_id"],
+        "run_id": run_id,
     }
+
+
+def _run_id(payload: JobPayload) -> str | None:
+    """The run a job trains or uses; a tokenizer job has none."""
+    run_id = payload.get("run_id")
+    return run_id if isinstance(run_id, str) else None
 
 
 def created_now() -> str:
@@ -338,6 +394,34 @@ def _confined(path: Path, roots: list[Path], field: str) -> Path:
         raise ModelTrainerError(
             exc.code, exc.message, details={**exc.details, "field": field}
         ) from exc
+
+
+def checked_init_from(settings: Settings, body: TrainJobRequest) -> str:
+    """A fine-tuning checkpoint: gpt2 only, inside the roots, with a tokenizer of its vocab."""
+    if body.model_family != "gpt2":
+        raise _invalid("init_from", "init_from is for model_family gpt2")
+    if body.tokenizer_id is None:
+        raise _invalid("tokenizer_id", "fine-tuning needs the checkpoint's tokenizer_id")
+    requested = Path(str(body.init_from))
+    candidate = requested if requested.is_absolute() else settings["data_root"] / requested
+    directory = confine(str(candidate), [settings["data_root"], settings["artifacts_root"]])
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise ModelTrainerError(
+            "MODEL_NOT_FOUND",
+            f"no Hugging Face checkpoint in {body.init_from}",
+            details={"field": "init_from"},
+        )
+    model_vocab = require_int(load_json_object(config_file.read_bytes()), "vocab_size")
+    tokenizer_vocab = read_meta(tokenizer_dir(settings, body.tokenizer_id))["vocab_size"]
+    if model_vocab != tokenizer_vocab:
+        raise ModelTrainerError(
+            "MODEL_INCOMPATIBLE",
+            f"tokenizer {body.tokenizer_id} has {tokenizer_vocab} tokens, "
+            f"the checkpoint expects {model_vocab}",
+            details={"field": "tokenizer_id"},
+        )
+    return str(directory)
 
 
 def _invalid(field: str, message: str) -> ModelTrainerError:

@@ -20,6 +20,12 @@ def _load_char_lstm() -> ModelBackend:
     return CHAR_LSTM_BACKEND
 
 
+def _load_gpt2() -> ModelBackend:
+    from model_trainer.backends.gpt2 import GPT2_BACKEND
+
+    return GPT2_BACKEND
+
+
 REGISTRY: dict[ModelFamily, BackendRegistration] = {
     "char_lstm": {
         "capabilities": {
@@ -31,6 +37,18 @@ REGISTRY: dict[ModelFamily, BackendRegistration] = {
             "supported_sizes": ("tiny", "small", "medium"),
         },
         "load": _load_char_lstm,
+    },
+    # One process, one device: no DistributedDataParallel yet.
+    "gpt2": {
+        "capabilities": {
+            "supports_train": True,
+            "supports_evaluate": True,
+            "supports_score": True,
+            "supports_generate": True,
+            "supports_distributed": False,
+            "supported_sizes": ("tiny", "nano", "small", "medium"),
+        },
+        "load": _load_gpt2,
     },
 }
 

@@ -13,12 +13,19 @@ from model_trainer.contracts.model import (
     Precision,
     ScoreConfig,
 )
+from model_trainer.contracts.tokenizer import (
+    DEFAULT_BPE_VOCAB_SIZE,
+    MAX_VOCAB_SIZE,
+    TokenizerKind,
+    TokenizerTrainConfig,
+)
 from model_trainer.contracts.validators import (
     parse_model_family,
     validate_eval_config,
     validate_generate_config,
     validate_model_train_config,
     validate_score_config,
+    validate_tokenizer_train_config,
 )
 
 
@@ -150,4 +157,25 @@ def make_generate_config(
         "num_return_sequences": num_return_sequences,
     }
     validate_generate_config(cfg)
+    return cfg
+
+
+def make_tokenizer_config(
+    *,
+    corpus_path: str,
+    tokenizer_id: str,
+    kind: TokenizerKind = "bpe",
+    vocab_size: int | None = None,
+) -> TokenizerTrainConfig:
+    """Without a size, bpe gets DEFAULT_BPE_VOCAB_SIZE and char keeps every character of its
+    corpus (MAX_VOCAB_SIZE is more than Unicode has assigned)."""
+    if vocab_size is None:
+        vocab_size = DEFAULT_BPE_VOCAB_SIZE if kind == "bpe" else MAX_VOCAB_SIZE
+    cfg: TokenizerTrainConfig = {
+        "kind": kind,
+        "corpus_path": corpus_path,
+        "tokenizer_id": tokenizer_id,
+        "vocab_size": vocab_size,
+    }
+    validate_tokenizer_train_config(cfg)
     return cfg

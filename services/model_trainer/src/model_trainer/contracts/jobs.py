@@ -10,6 +10,7 @@ from model_trainer.contracts.model import (
     ModelTrainConfig,
     ScoreConfig,
 )
+from model_trainer.contracts.tokenizer import TokenizerTrainConfig
 from platform_core.json_types import JSONObject
 
 JobType = Literal["train", "eval", "score", "generate", "tokenizer"]
@@ -89,3 +90,11 @@ class ScoreJobPayload(RunJobPayload):
 
 class GenerateJobPayload(RunJobPayload):
     config: GenerateConfig
+
+
+class TokenizerJobPayload(TypedDict):
+    """A tokenizer job makes no run: its record's run_id is None, its id is in the config."""
+
+    job_id: str
+    user_id: int
+    config: TokenizerTrainConfig

@@ -13,6 +13,13 @@ from model_trainer.contracts.model import (
     ModelTrainConfig,
     ScoreConfig,
 )
+from model_trainer.contracts.tokenizer import (
+    MAX_VOCAB_SIZE,
+    MIN_BPE_VOCAB_SIZE,
+    MIN_CHAR_VOCAB_SIZE,
+    TOKENIZER_ID,
+    TokenizerTrainConfig,
+)
 from model_trainer.errors import ModelTrainerError
 
 
@@ -122,3 +129,18 @@ def parse_queue(value: str) -> QueueName:
         f"queue must be one of train, infer, got {value!r}",
         details={"field": "queues"},
     )
+
+
+def validate_tokenizer_id(tokenizer_id: str) -> None:
+    """Ids name directories, so their alphabet keeps them inside the tokenizer store."""
+    if not TOKENIZER_ID.fullmatch(tokenizer_id):
+        raise _invalid("tokenizer_id", f"matching {TOKENIZER_ID.pattern}", tokenizer_id)
+
+
+def validate_tokenizer_train_config(cfg: TokenizerTrainConfig) -> None:
+    """BPE needs room for every byte and the specials; a char vocabulary for one character."""
+    validate_tokenizer_id(cfg["tokenizer_id"])
+    minimum = MIN_BPE_VOCAB_SIZE if cfg["kind"] == "bpe" else MIN_CHAR_VOCAB_SIZE
+    if not minimum <= cfg["vocab_size"] <= MAX_VOCAB_SIZE:
+        rule = f"in [{minimum}, {MAX_VOCAB_SIZE}] for kind {cfg['kind']}"
+        raise _invalid("vocab_size", rule, cfg["vocab_size"])

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import orjson
+from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
+from tokenizers.models import WordLevel
 
-from model_trainer.contracts.tokenizer import TokenizerKind
+from model_trainer.contracts.tokenizer import MIN_CHAR_VOCAB_SIZE, TokenizerKind, TokenizerMeta
 from model_trainer.errors import ModelTrainerError
-from platform_core.json_types import load_json_object, require_literal, require_str
+from model_trainer.tokenizers.hf_format import (
+    EOS_ID,
+    PAD_ID,
+    SPECIALS,
+    UNK,
+    UNK_ID,
+    load_failed,
+    read_hf_tokenizer,
+    write_tokenizer_files,
+)
 
-SPECIALS = ("<pad>", "<eos>", "<unk>")
-PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
+__all__ = ["EOS_ID", "PAD_ID", "SPECIALS", "UNKNOWN_CHAR", "UNK_ID", "CharTokenizer"]
+
 UNKNOWN_CHAR = "\ufffd"
 
+Codepoints = np.ndarray[tuple[int], np.dtype[np.uint32]]
 
-def _codepoints(text: str) -> np.ndarray[tuple[int], np.dtype[np.uint32]]:
+
+def _codepoints(text: str) -> Codepoints:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _most_frequent(text: str, keep: int) -> str:
+    """The `keep` most frequent characters (ties: the lower code point wins)."""
+    codes, counts = np.unique(_codepoints(text), return_counts=True)
+    order = np.lexsort((codes, -counts))[:keep]
+    return "".join(chr(code) for code in codes[order].tolist())
 
 
 class CharTokenizer:
@@ -28,28 +49,50 @@ class CharTokenizer:
         self._tokens: list[str] = [*SPECIALS, *self._chars]
 
     @classmethod
-    def build(cls, text: str, tokenizer_id: str) -> CharTokenizer:
+    def build(cls, text: str, tokenizer_id: str, *, vocab_size: int | None = None) -> CharTokenizer:
+        """Every character of `text`, or with `vocab_size` (specials included) the most
+        frequent ones; the others then encode to unk."""
         if not text:
             raise ModelTrainerError("CORPUS_EMPTY", "cannot build a tokenizer from empty text")
-        return cls(tokenizer_id, text)
+        if vocab_size is None:
+            return cls(tokenizer_id, text)
+        if vocab_size < MIN_CHAR_VOCAB_SIZE:
+            raise ModelTrainerError(
+                "INVALID_CONFIG",
+                f"vocab_size must be >= {MIN_CHAR_VOCAB_SIZE} (specials and a character), "
+                f"got {vocab_size}",
+                details={"field": "vocab_size"},
+            )
+        return cls(tokenizer_id, _most_frequent(text, vocab_size - len(SPECIALS)))
 
     @classmethod
-    def from_json(cls, payload: str | bytes) -> CharTokenizer:
-        obj = load_json_object(payload)
-        require_literal(obj, "kind", ("char",))
-        chars = require_str(obj, "chars")
-        if not chars:
-            raise ModelTrainerError(
-                "TOKENIZER_LOAD_FAILED",
-                "tokenizer chars must not be empty (build() never writes an empty vocabulary)",
-                details={"field": "chars"},
+    def load(cls, directory: Path, meta: TokenizerMeta) -> CharTokenizer:
+        """Read the vocabulary back from the Hugging Face `tokenizer.json` that save wrote."""
+        vocab = read_hf_tokenizer(directory).get_vocab()
+        chars = "".join(sorted(vocab, key=vocab.__getitem__)[len(SPECIALS) :])
+        tokenizer = cls(meta["tokenizer_id"], chars)
+        if not chars or tokenizer._vocab() != vocab:
+            raise load_failed(
+                directory, "a char vocabulary is specials, then characters in code-point order"
             )
-        return cls(require_str(obj, "tokenizer_id"), chars)
+        return tokenizer
 
-    def to_json(self) -> str:
-        return orjson.dumps(
-            {"kind": "char", "tokenizer_id": self._id, "chars": self._chars}
-        ).decode()
+    def save(self, directory: Path) -> None:
+        """A WordLevel model over the same vocabulary behind a pre-tokenizer that isolates
+        every character, so transformers gives exactly our ids (unknown characters included)."""
+        hf = Tokenizer(WordLevel(self._vocab(), unk_token=UNK))
+        hf.add_special_tokens(list(SPECIALS))
+        hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        hf.decoder = decoders.Sequence([decoders.Replace(UNK, UNKNOWN_CHAR), decoders.Fuse()])
+        meta: TokenizerMeta = {
+            "tokenizer_id": self._id,
+            "kind": "char",
+            "vocab_size": self.vocab_size,
+        }
+        write_tokenizer_files(directory, hf, meta)
+
+    def _vocab(self) -> dict[str, int]:
+        return {token: index for index, token in enumerate(self._tokens)}
 
     @property
     def tokenizer_id(self) -> str:
@@ -83,6 +126,9 @@ class CharTokenizer:
         known = self._codes[clipped] == codes
         token_ids: list[int] = np.where(known, index + len(SPECIALS), UNK_ID).tolist()
         return token_ids
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        return self.encode(text), [(index, index + 1) for index in range(len(text))]
 
     def decode(self, ids: list[int]) -> str:
         """Specials vanish except unk, which shows as U+FFFD."""

@@ -6,6 +6,7 @@ import contextlib
 from typing import Literal
 
 import torch
+from torch import nn
 
 from model_trainer.contracts.model import DeviceChoice, Precision
 from model_trainer.errors import ModelTrainerError
@@ -56,3 +57,14 @@ def configure_fast_math(device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # cuda-only
         torch.backends.cudnn.allow_tf32 = True  # cuda-only
+
+
+def compile_model(module: nn.Module, device: torch.device, *, enabled: bool) -> None:
+    """torch.compile the module's forward in place when asked, on CUDA only.
+
+    In place (`nn.Module.compile`), so parameters and state-dict keys stay as they are and
+    checkpoints and saved runs are the same with or without it. On CPU it costs ~30 s of
+    compilation and gains nothing at these sizes, so the flag is ignored there.
+    """
+    if enabled and device.type == "cuda":
+        module.compile()  # cuda-only

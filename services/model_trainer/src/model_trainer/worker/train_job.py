@@ -5,11 +5,13 @@ from __future__ import annotations
 from model_trainer.backends.registry import get_backend
 from model_trainer.contracts.jobs import TrainJobPayload
 from model_trainer.contracts.model import PreparedLMModel, StepMetrics, TrainingCallbacks
+from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.settings import Settings
-from model_trainer.storage.corpora import read_corpus
+from model_trainer.storage.corpora import Corpus, read_corpus
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
+from model_trainer.tokenizers.store import load_tokenizer, save_tokenizer
 from model_trainer.worker.job_utils import connect, job_context, run_job, to_json_object
 from platform_core.json_types import JSONObject
 from platform_core.trainer_metrics_events import (
@@ -41,7 +43,7 @@ def _train(
 ) -> JSONObject:
     cfg = payload["config"]
     corpus = read_corpus(cfg["corpus_path"], settings)
-    tokenizer = CharTokenizer.build(corpus["text"], f"char-{corpus['sha256'][:16]}")
+    tokenizer = _tokenizer(payload["tokenizer_id"], corpus, settings)
     backend = get_backend(cfg["model_family"])
     prepared = backend.prepare(cfg, settings, tokenizer=tokenizer)
     _announce_config(payload, prepared, ctx)
@@ -68,6 +70,16 @@ def _train(
         )
     )
     return {"run_id": payload["run_id"], **to_json_object(outcome)}
+
+
+def _tokenizer(tokenizer_id: str | None, corpus: Corpus, settings: Settings) -> TokenizerHandle:
+    """The stored tokenizer asked for, or the corpus's own character tokenizer, stored too so
+    that every run's tokenizer_id can be loaded (it is named by the corpus's digest)."""
+    if tokenizer_id is not None:
+        return load_tokenizer(tokenizer_id, settings)
+    tokenizer = CharTokenizer.build(corpus["text"], f"char-{corpus['sha256'][:16]}")
+    save_tokenizer(tokenizer, settings)
+    return tokenizer
 
 
 def _announce_config(payload: TrainJobPayload, prepared: PreparedLMModel, ctx: JobContext) -> None:

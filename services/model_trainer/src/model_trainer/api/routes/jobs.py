@@ -19,6 +19,7 @@ from model_trainer.api.schemas import (
     JobList,
     JobView,
     ScoreJobRequest,
+    TokenizerJobRequest,
     TrainJobRequest,
 )
 from model_trainer.api.submit import (
@@ -26,6 +27,7 @@ from model_trainer.api.submit import (
     submit_eval,
     submit_generate,
     submit_score,
+    submit_tokenizer,
     submit_train,
 )
 from model_trainer.contracts.jobs import TERMINAL_STATUSES, JobRecord, JobStatus, JobType
@@ -91,6 +93,10 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
     @router.post("/v1/jobs/generate", status_code=202, response_model=JobAccepted)
     def post_generate(body: GenerateJobRequest) -> SubmittedJob:
         return submit_generate(ctx, body)
+
+    @router.post("/v1/jobs/tokenizer", status_code=202, response_model=JobAccepted)
+    def post_tokenizer(body: TokenizerJobRequest) -> SubmittedJob:
+        return submit_tokenizer(ctx, body)
 
     @router.get("/v1/jobs", response_model=JobList)
     def list_jobs(

@@ -1,4 +1,5 @@
-"""Save and load a char-LSTM run directory: safetensors weights, config.json, tokenizer.json."""
+"""Save and load a char-LSTM run directory: safetensors weights, config.json, and the tokenizer
+in its Hugging Face files (`AutoTokenizer.from_pretrained(run_dir)` reads it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from model_trainer.contracts.model import ModelArtifact, PreparedLMModel
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.runs import MANIFEST_FILE
-from model_trainer.tokenizers.char import CharTokenizer
+from model_trainer.tokenizers.store import load_tokenizer_dir
 from model_trainer.training.device import resolve_device
 from platform_core.json_types import (
     load_json_object,
@@ -25,7 +26,6 @@ from platform_core.json_types import (
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def save_char_lstm(prepared: PreparedLMModel, out_dir: str) -> ModelArtifact:
@@ -34,7 +34,7 @@ def save_char_lstm(prepared: PreparedLMModel, out_dir: str) -> ModelArtifact:
     directory.mkdir(parents=True, exist_ok=True)
     save_model(model, str(directory / WEIGHTS_FILE))
     (directory / CONFIG_FILE).write_bytes(orjson.dumps(model.config, option=orjson.OPT_INDENT_2))
-    (directory / TOKENIZER_FILE).write_text(prepared["tokenizer"].to_json(), encoding="utf-8")
+    prepared["tokenizer"].save(directory)
     return {
         "out_dir": out_dir,
         "weights_path": str(directory / WEIGHTS_FILE),
@@ -66,11 +66,13 @@ def load_char_lstm(artifact_path: str, settings: Settings) -> PreparedLMModel:
             details={"path": artifact_path},
         )
     cfg = _read_config(directory / CONFIG_FILE)
-    tokenizer = CharTokenizer.from_json((directory / TOKENIZER_FILE).read_bytes())
+    tokenizer = load_tokenizer_dir(directory)
     if tokenizer.vocab_size != cfg["vocab_size"]:
         raise ModelTrainerError(
             "MODEL_INCOMPATIBLE",
-            f"tokenizer has {tokenizer.vocab_size} tokens, model expects {cfg['vocab_size']}",
+            f"tokenizer {tokenizer.tokenizer_id} has {tokenizer.vocab_size} tokens, "
+            f"model expects {cfg['vocab_size']}",
+            details={"tokenizer_id": tokenizer.tokenizer_id, "path": artifact_path},
         )
     model = CharLSTMModel(cfg)
     load_model(model, str(directory / WEIGHTS_FILE))
