@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from model_trainer.contracts.model import GenerateOutcome
+from model_trainer.contracts.tokenizer import Encoder
+
 
 def sample_next(
     logits: Tensor,
@@ -38,3 +41,18 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
     else:
         generator.manual_seed(seed)
     return generator
+
+
+def generation_outcome(
+    rows: list[list[int]], stop_at: int | None, prompt_text: str, tokenizer: Encoder
+) -> GenerateOutcome:
+    """Prompt plus continuation, cut before the eos that ended a sequence (every backend)."""
+    outputs: list[str] = []
+    counts: list[int] = []
+    on_eos: list[bool] = []
+    for row in rows:
+        stop = row.index(stop_at) if stop_at in row else len(row)
+        outputs.append(prompt_text + tokenizer.decode(row[:stop]))
+        counts.append(stop)
+        on_eos.append(stop < len(row))
+    return {"outputs": outputs, "new_tokens": counts, "finished_on_eos": on_eos}

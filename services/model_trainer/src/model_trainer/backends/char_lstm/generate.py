@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from model_trainer.backends.char_lstm.model import CharLSTMModel, LSTMState, as_char_lstm
-from model_trainer.backends.sampling import make_generator, sample_next
+from model_trainer.backends.sampling import generation_outcome, make_generator, sample_next
 from model_trainer.backends.text_inputs import resolve_text
 from model_trainer.contracts.model import GenerateConfig, GenerateOutcome, PreparedLMModel
 from model_trainer.settings import Settings
@@ -50,20 +50,4 @@ def generate_char_lstm(
             logits, state = model.step(token[:, None], state)
             last = logits[:, -1, :]
     stop_at = eos if cfg["stop_on_eos"] else None
-    return _outcome(out.tolist(), stop_at, prompt_text, prepared)
-
-
-def _outcome(
-    rows: list[list[int]], stop_at: int | None, prompt_text: str, prepared: PreparedLMModel
-) -> GenerateOutcome:
-    """Prompt plus continuation, cut before the eos that ended a sequence."""
-    tokenizer = prepared["tokenizer"]
-    outputs: list[str] = []
-    counts: list[int] = []
-    on_eos: list[bool] = []
-    for row in rows:
-        stop = row.index(stop_at) if stop_at in row else len(row)
-        outputs.append(prompt_text + tokenizer.decode(row[:stop]))
-        counts.append(stop)
-        on_eos.append(stop < len(row))
-    return {"outputs": outputs, "new_tokens": counts, "finished_on_eos": on_eos}
+    return generation_outcome(out.tolist(), stop_at, prompt_text, prepared["tokenizer"])
