@@ -39,8 +39,9 @@ from bench.service_latency import (
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import load_settings
-from model_trainer.storage.job_store import USER_INDEX_KEY
+from platform_workers.keys import user_index_key
 from platform_workers.redis_conn import redis_from_url
 
 BENCHMARK = "api_throughput"
@@ -239,7 +240,7 @@ def check_nothing_lost(env: dict[str, str], accepted: int) -> bool:
     redis = redis_from_url(settings["redis_url"])
     try:
         queued = Queue("infer", connection=redis, serializer=JSONSerializer).count
-        indexed = redis.zcard(USER_INDEX_KEY.format(user_id=settings["default_user_id"]))
+        indexed = redis.zcard(user_index_key(DOMAIN, settings["default_user_id"]))
     finally:
         redis.close()
     same = queued == accepted == indexed

@@ -45,11 +45,12 @@ from bench.reference import (
     train_windows,
 )
 
-from model_trainer.backends.char_lstm.model import as_char_lstm
+from model_trainer.backends.char_lstm import as_char_lstm
 from model_trainer.backends.registry import get_backend
-from model_trainer.contracts.defaults import make_train_config
-from model_trainer.contracts.model import ModelTrainConfig, StepMetrics, TrainOutcome
+from model_trainer.contracts.model import StepMetrics, TrainOutcome
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
 from model_trainer.settings import Settings, load_settings
+from model_trainer.storage.corpora import read_corpus
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import resolve_device
 
@@ -164,19 +165,22 @@ def train_config(corpus: Path, *, budget_s: float, eval_batches: int) -> ModelTr
         model_family="char_lstm",
         model_size=MODEL_SIZE,
         corpus_path=str(corpus),
-        max_seq_len=SEQ_LEN,
-        batch_size=BATCH_SIZE,
-        learning_rate=LEARNING_RATE,
-        lr_schedule="cosine",
-        warmup_steps=WARMUP_STEPS,
-        min_lr_ratio=MIN_LR_RATIO,
-        grad_clip=GRAD_CLIP,
-        val_fraction=VAL_FRACTION,
-        num_epochs=NUM_EPOCHS,
-        time_budget_s=budget_s,
-        log_every_steps=CHUNK_STEPS,
-        checkpoint_every_steps=None,
-        eval_max_batches=eval_batches,
+        options={
+            **TRAIN_DEFAULTS,
+            "max_seq_len": SEQ_LEN,
+            "batch_size": BATCH_SIZE,
+            "learning_rate": LEARNING_RATE,
+            "lr_schedule": "cosine",
+            "warmup_steps": WARMUP_STEPS,
+            "min_lr_ratio": MIN_LR_RATIO,
+            "grad_clip": GRAD_CLIP,
+            "val_fraction": VAL_FRACTION,
+            "num_epochs": NUM_EPOCHS,
+            "time_budget_s": budget_s,
+            "log_every_steps": CHUNK_STEPS,
+            "checkpoint_every_steps": None,
+            "eval_max_batches": eval_batches,
+        },
     )
 
 
@@ -204,6 +208,7 @@ def run_backend(data: CharData, *, budget_s: float) -> BackendRun:
         outcome = backend.train(
             cfg,
             settings,
+            corpus=read_corpus(cfg["corpus_path"], settings),
             run_dir=str(settings["artifacts_root"] / "runs" / "bench"),
             prepared=prepared,
             callbacks=callbacks,

@@ -40,11 +40,12 @@ from torch import Tensor, nn
 from torch.optim import AdamW
 from transformers import GPT2LMHeadModel
 
-from model_trainer.backends.gpt2.model import as_gpt2
+from model_trainer.backends.gpt2 import as_gpt2
 from model_trainer.backends.registry import get_backend
-from model_trainer.contracts.defaults import make_train_config
-from model_trainer.contracts.model import ModelTrainConfig, PreparedLMModel, StepMetrics
+from model_trainer.contracts.model import PreparedLMModel, StepMetrics
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
 from model_trainer.settings import Settings, load_settings
+from model_trainer.storage.corpora import read_corpus
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import resolve_device
 
@@ -105,20 +106,23 @@ def train_config(corpus: Path, steps: int, eval_batches: int) -> ModelTrainConfi
         model_family="gpt2",
         model_size=MODEL_SIZE,
         corpus_path=str(corpus),
-        max_seq_len=SEQ_LEN,
-        batch_size=BATCH_SIZE,
-        learning_rate=LEARNING_RATE,
-        seed=SEED,
-        max_steps=steps,
-        num_epochs=1_000,
-        weight_decay=WEIGHT_DECAY,
-        grad_clip=GRAD_CLIP,
-        lr_schedule="cosine",
-        warmup_steps=WARMUP_STEPS,
-        min_lr_ratio=MIN_LR_RATIO,
-        log_every_steps=PIECE_STEPS,
-        checkpoint_every_steps=None,
-        eval_max_batches=eval_batches,
+        options={
+            **TRAIN_DEFAULTS,
+            "max_seq_len": SEQ_LEN,
+            "batch_size": BATCH_SIZE,
+            "learning_rate": LEARNING_RATE,
+            "seed": SEED,
+            "max_steps": steps,
+            "num_epochs": 1_000,
+            "weight_decay": WEIGHT_DECAY,
+            "grad_clip": GRAD_CLIP,
+            "lr_schedule": "cosine",
+            "warmup_steps": WARMUP_STEPS,
+            "min_lr_ratio": MIN_LR_RATIO,
+            "log_every_steps": PIECE_STEPS,
+            "checkpoint_every_steps": None,
+            "eval_max_batches": eval_batches,
+        },
     )
 
 
@@ -241,6 +245,7 @@ def run(data: CharData, steps: int) -> Figures:
         outcome = backend.train(
             cfg,
             settings,
+            corpus=read_corpus(cfg["corpus_path"], settings),
             run_dir=str(settings["artifacts_root"] / "runs" / "bench"),
             prepared=prepared,
             callbacks=callbacks,

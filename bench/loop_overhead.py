@@ -35,6 +35,7 @@ from bench.reference import (
 from torch import nn
 from torch.optim import AdamW
 
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.training.base_trainer import BaseTrainer, LoopConfig, TrainingParts
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import resolve_device
@@ -101,7 +102,14 @@ def build_contestants(windows: TokenWindows, vocab_size: int) -> Contestants:
     parts: TrainingParts = {
         "model": model,
         "optimizer": make_optimizer(
-            model, learning_rate=LEARNING_RATE, weight_decay=0.0, device=device
+            model,
+            make_train_config(
+                model_family="char_lstm",
+                model_size="small",
+                corpus_path="-",
+                options={**TRAIN_DEFAULTS, "learning_rate": LEARNING_RATE, "weight_decay": 0.0},
+            ),
+            device,
         ),
         "loss_fn": cross_entropy_loss,
         "train_windows": windows,

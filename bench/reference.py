@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import AdamW
 
-from model_trainer.backends.char_lstm.config import CHAR_LSTM_SIZES
-from model_trainer.backends.char_lstm.model import CharLSTMModel
+from model_trainer.backends.char_lstm import CharLSTMModel
+from model_trainer.backends.presets import CHAR_LSTM_SIZES
 from model_trainer.contracts.model import StepMetrics, TrainingCallbacks
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.training.data import TokenWindows, split_tokens

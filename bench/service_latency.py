@@ -41,6 +41,7 @@ from redis.client import PubSub
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
+from model_trainer.contracts.jobs import DOMAIN
 from platform_core.json_types import (
     JSONObject,
     JSONValue,
@@ -48,7 +49,7 @@ from platform_core.json_types import (
     load_json_object,
     require_str,
 )
-from platform_workers.event_stream import channel
+from platform_workers.keys import events_channel
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 BENCHMARK = "service_latency"
@@ -268,7 +269,7 @@ class EventTap:
 
     def __init__(self, redis: RedisClient) -> None:
         self._pubsub = PubSub(redis.connection_pool)
-        self._pubsub.subscribe(channel("trainer"))
+        self._pubsub.subscribe(events_channel(DOMAIN))
         self._arrived: queue.Queue[Stamped] = queue.Queue()
         self._held: list[Stamped] = []
         self._stop = threading.Event()

@@ -12,6 +12,7 @@ from tests.conftest import SAMPLE_TEXT
 from tests.support.processes import cli_process, start_api, stop
 
 from model_trainer.client import TrainerClient
+from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings
 from platform_core.job_events import decode_job_event, is_failed
 from platform_core.json_types import JSONValue
@@ -96,5 +97,5 @@ def test_cancel_a_queued_job_and_it_never_runs(
     assert record["status"] == "cancelled"
     assert record["attempts"] == 0
     assert record["started_at"] is None
-    events = [decode_job_event(data) for _, data in read_events(redis, "trainer", job_id)]
+    events = [decode_job_event(data) for _, data in read_events(redis, DOMAIN, job_id)]
     assert [event["type"] for event in events] == ["trainer.job.failed.v1"]

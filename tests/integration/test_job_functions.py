@@ -12,9 +12,9 @@ from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
-    make_train_config,
 )
 from model_trainer.contracts.jobs import JobRecord, JobType, QueueName, TrainJobPayload
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
@@ -56,12 +56,15 @@ def _train_payload(job_id: str, corpus: Path, run_id: str = "run-a") -> TrainJob
         model_family="char_lstm",
         model_size="tiny",
         corpus_path=str(corpus),
-        max_seq_len=32,
-        batch_size=8,
-        max_steps=20,
-        num_epochs=10,
-        log_every_steps=5,
-        device="cpu",
+        options={
+            **TRAIN_DEFAULTS,
+            "max_seq_len": 32,
+            "batch_size": 8,
+            "max_steps": 20,
+            "num_epochs": 10,
+            "log_every_steps": 5,
+            "device": "cpu",
+        },
     )
     return {
         "job_id": job_id,

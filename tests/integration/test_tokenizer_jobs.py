@@ -7,13 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from model_trainer.contracts.defaults import (
-    make_generate_config,
-    make_tokenizer_config,
-    make_train_config,
-)
+from model_trainer.contracts.defaults import make_generate_config, make_tokenizer_config
 from model_trainer.contracts.jobs import JobRecord, JobType, TokenizerJobPayload, TrainJobPayload
 from model_trainer.contracts.tokenizer import TokenizerKind
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
@@ -62,11 +59,14 @@ def _train_payload(job_id: str, corpus: Path, tokenizer_id: str | None) -> Train
         model_family="char_lstm",
         model_size="tiny",
         corpus_path=str(corpus),
-        max_seq_len=16,
-        batch_size=8,
-        max_steps=10,
-        num_epochs=10,
-        device="cpu",
+        options={
+            **TRAIN_DEFAULTS,
+            "max_seq_len": 16,
+            "batch_size": 8,
+            "max_steps": 10,
+            "num_epochs": 10,
+            "device": "cpu",
+        },
     )
     return {
         "job_id": job_id,

@@ -49,7 +49,7 @@ def test_api_and_workers_run_cli_commands_the_e2e_tests_start() -> None:
     for service in ("api", "worker-cpu", "worker-gpu"):
         command = _command(service)
         assert command[0] == "model-trainer"
-        parsed = cli._parser().parse_args(command[1:])
+        parsed = cli.build_parser().parse_args(command[1:])
         assert parsed.command in {"api", "worker"}
     assert _command("worker-gpu")[-1] == "train,infer"
 

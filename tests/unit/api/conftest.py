@@ -12,7 +12,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from model_trainer.api.app import create_app
-from model_trainer.contracts.defaults import make_train_config
+from model_trainer.contracts.train_config import make_train_config
 from model_trainer.settings import Settings
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
 

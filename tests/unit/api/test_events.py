@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model_trainer.api.routes.events import KEEPALIVE, follow_events, sse_frame
-from model_trainer.contracts.jobs import JobError
+from model_trainer.contracts.jobs import DOMAIN, JobError
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import RunManifest
 from platform_core.trainer_metrics_events import make_progress_metrics_event
@@ -43,7 +43,7 @@ def job_id(client: TestClient, trained_run: RunManifest) -> str:
 
 @pytest.fixture
 def context(redis: fakeredis.FakeRedis, job_id: str) -> JobContext:
-    return JobContext(redis, domain="trainer", job_id=job_id, user_id=1, queue="infer")
+    return JobContext(redis, domain=DOMAIN, job_id=job_id, user_id=1, queue="infer")
 
 
 def test_replays_every_event_and_ends_after_the_terminal_one(

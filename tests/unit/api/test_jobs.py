@@ -11,7 +11,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from model_trainer.api.routes.jobs import CANCELLED_MESSAGE
-from model_trainer.contracts.jobs import JobRecord, JobType
+from model_trainer.contracts.jobs import DOMAIN, JobRecord, JobType
 from model_trainer.storage.job_store import JobStore
 from platform_core.job_events import decode_job_event
 from platform_workers.event_stream import read_events
@@ -207,7 +207,7 @@ def test_cancel_a_queued_job(
     rq_job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
     assert rq_job.get_status() == JobStatus.CANCELED
     assert redis.exists(f"trainer:cancel:{job_id}") == 1
-    events = [decode_job_event(data) for _, data in read_events(redis, "trainer", job_id)]
+    events = [decode_job_event(data) for _, data in read_events(redis, DOMAIN, job_id)]
     assert events == [
         {
             "type": "trainer.job.failed.v1",
@@ -245,7 +245,7 @@ def test_cancel_a_running_job_raises_the_flag(
     assert response.json()["status"] == "running"
     assert response.json() == store.get(job_id)
     assert redis.exists(f"trainer:cancel:{job_id}") == 1
-    assert read_events(redis, "trainer", job_id) == []
+    assert read_events(redis, DOMAIN, job_id) == []
     assert queue_lengths() == {"train": 0, "infer": 1}
 
 

@@ -17,7 +17,6 @@ from model_trainer.contracts.defaults import (
     make_generate_config,
     make_score_config,
     make_tokenizer_config,
-    make_train_config,
 )
 from model_trainer.contracts.jobs import (
     EvalJobPayload,
@@ -27,6 +26,7 @@ from model_trainer.contracts.jobs import (
     TokenizerJobPayload,
     TrainJobPayload,
 )
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
@@ -91,8 +91,7 @@ def test_train_is_recorded_then_enqueued_on_the_train_queue(
             model_family="char_lstm",
             model_size="tiny",
             corpus_path=str(corpus_path.resolve()),
-            max_steps=5,
-            learning_rate=1.0,
+            options={**TRAIN_DEFAULTS, "max_steps": 5, "learning_rate": 1.0},
         ),
         "tokenizer_id": None,
     }

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from model_trainer.backends.char_lstm.config import CHAR_LSTM_SIZES
-from model_trainer.backends.char_lstm.model import CharLSTMModel
+from model_trainer.backends.char_lstm import CharLSTMModel
+from model_trainer.backends.presets import CHAR_LSTM_SIZES
 from model_trainer.contracts.model import StepMetrics, TrainingCallbacks
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.training.base_trainer import BaseTrainer, EvalMetrics, LoopConfig
 from model_trainer.training.checkpoint import latest_checkpoint, list_checkpoints
@@ -113,7 +114,16 @@ def _trainer(
     return BaseTrainer(
         {
             "model": model,
-            "optimizer": make_optimizer(model, learning_rate=1e-2, weight_decay=0.1, device=CPU),
+            "optimizer": make_optimizer(
+                model,
+                make_train_config(
+                    model_family="char_lstm",
+                    model_size="tiny",
+                    corpus_path="-",
+                    options={**TRAIN_DEFAULTS, "learning_rate": 1e-2, "weight_decay": 0.1},
+                ),
+                CPU,
+            ),
             "loss_fn": loss_fn,
             "train_windows": TokenWindows(
                 tokens[:1_600], seq_len=16, batch_size=8, seed=5, shuffle=True

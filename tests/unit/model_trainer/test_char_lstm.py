@@ -9,26 +9,26 @@ from pathlib import Path
 import pytest
 import torch
 from tests.conftest import SAMPLE_TEXT
-from torch import nn
 
-from model_trainer.backends.char_lstm import CHAR_LSTM_BACKEND
-from model_trainer.backends.char_lstm.config import convert_config, dims_for_size
-from model_trainer.backends.char_lstm.model import CharLSTMModel, as_char_lstm
+from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
+from model_trainer.backends.char_lstm import CharLSTMModel, as_char_lstm
+from model_trainer.backends.gpt2 import BACKEND as GPT2_BACKEND
+from model_trainer.backends.presets import char_lstm_dims
 from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
-    make_train_config,
 )
 from model_trainer.contracts.model import (
-    ModelTrainConfig,
     PreparedLMModel,
     StepMetrics,
     TrainingCallbacks,
     TrainOutcome,
 )
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.corpora import read_corpus
 from model_trainer.tokenizers.bpe import BPETokenizer
 from model_trainer.tokenizers.char import CharTokenizer
 
@@ -38,14 +38,17 @@ def _cfg(corpus: Path, **overrides: int) -> ModelTrainConfig:
         model_family="char_lstm",
         model_size="tiny",
         corpus_path=str(corpus),
-        max_seq_len=32,
-        batch_size=8,
-        learning_rate=1e-2,
-        max_steps=overrides.get("max_steps", 30),
-        num_epochs=50,
-        log_every_steps=5,
-        checkpoint_every_steps=overrides.get("checkpoint_every_steps", 10),
-        device="cpu",
+        options={
+            **TRAIN_DEFAULTS,
+            "max_seq_len": 32,
+            "batch_size": 8,
+            "learning_rate": 1e-2,
+            "max_steps": overrides.get("max_steps", 30),
+            "num_epochs": 50,
+            "log_every_steps": 5,
+            "checkpoint_every_steps": overrides.get("checkpoint_every_steps", 10),
+            "device": "cpu",
+        },
     )
 
 
@@ -64,7 +67,12 @@ def _train(
     prepared = CHAR_LSTM_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     run_dir = settings["artifacts_root"] / "runs" / run_id
     outcome = CHAR_LSTM_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=_callbacks([])
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=prepared,
+        callbacks=_callbacks([]),
     )
     return prepared, outcome, run_dir
 
@@ -79,20 +87,20 @@ def test_prepare_builds_the_size_preset_seeded(settings: Settings, corpus_path: 
     a = CHAR_LSTM_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     b = CHAR_LSTM_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     model = as_char_lstm(a["model"])
-    assert model.embed.embedding_dim == dims_for_size("tiny")["embed_dim"]
+    assert model.embed.embedding_dim == char_lstm_dims("tiny")["embed_dim"]
     assert model.head.out_features == _tokenizer().vocab_size
     assert a["tokenizer_id"] == "char-test" and a["max_seq_len"] == 32
     assert a["eos_id"] == 1 and a["pad_id"] == 0
-    assert CHAR_LSTM_BACKEND.name() == "char_lstm"
+    assert CHAR_LSTM_BACKEND.family == "char_lstm"
     for p, q in zip(model.parameters(), as_char_lstm(b["model"]).parameters(), strict=True):
         assert torch.equal(p, q)
 
 
-def test_unknown_size_is_a_coded_error(corpus_path: Path) -> None:
+def test_unknown_size_is_a_coded_error(settings: Settings, corpus_path: Path) -> None:
     cfg = _cfg(corpus_path)
     cfg["model_size"] = "huge"
     with pytest.raises(ModelTrainerError) as caught:
-        convert_config(cfg)
+        CHAR_LSTM_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     assert caught.value.code == "INVALID_MODEL_SIZE"
 
 
@@ -104,7 +112,12 @@ def test_train_learns_and_writes_a_complete_run_directory(
     prepared = CHAR_LSTM_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     run_dir = settings["artifacts_root"] / "runs" / "learn"
     outcome = CHAR_LSTM_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=_callbacks(progress)
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=prepared,
+        callbacks=_callbacks(progress),
     )
     assert outcome["steps"] == 30
     assert [m["step"] for m in progress] == [5, 10, 15, 20, 25, 30]
@@ -191,7 +204,12 @@ def test_a_bpe_tokenizer_trains_scores_per_token_and_comes_back_on_load(
     assert as_char_lstm(prepared["model"]).head.out_features == tokenizer.vocab_size
     run_dir = settings["artifacts_root"] / "runs" / "bpe"
     CHAR_LSTM_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=_callbacks([])
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=prepared,
+        callbacks=_callbacks([]),
     )
     text = "To be, or not to be—ü 🎭"
     ids, spans = tokenizer.encode_with_offsets(text)
@@ -230,12 +248,22 @@ def test_a_retried_train_resumes_from_the_latest_checkpoint(
     }
     with pytest.raises(ModelTrainerError) as caught:
         CHAR_LSTM_BACKEND.train(
-            cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=callbacks
+            cfg,
+            settings,
+            corpus=read_corpus(cfg["corpus_path"], settings),
+            run_dir=str(run_dir),
+            prepared=prepared,
+            callbacks=callbacks,
         )
     assert caught.value.code == "TRAINING_CANCELLED"
     fresh = CHAR_LSTM_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     resumed = CHAR_LSTM_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=fresh, callbacks=_callbacks([])
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=fresh,
+        callbacks=_callbacks([]),
     )
     assert resumed["resumed_from_step"] == 15
     assert resumed["steps"] == straight["steps"]
@@ -385,9 +413,11 @@ def test_generation_stops_each_sequence_at_eos(
     assert keep_going["finished_on_eos"] == [False, False]
 
 
-def test_a_foreign_model_is_refused() -> None:
+def test_a_foreign_model_is_refused(settings: Settings, corpus_path: Path) -> None:
     with pytest.raises(ModelTrainerError) as caught:
-        as_char_lstm(nn.Linear(2, 2))
+        as_char_lstm(
+            GPT2_BACKEND.prepare(_cfg(corpus_path), settings, tokenizer=_tokenizer())["model"]
+        )
     assert caught.value.code == "MODEL_INCOMPATIBLE"
     assert isinstance(
         as_char_lstm(

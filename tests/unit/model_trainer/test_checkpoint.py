@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.training.checkpoint import (
     CheckpointState,
@@ -24,7 +25,16 @@ CPU = torch.device("cpu")
 def _parts(seed: int) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    optimizer = make_optimizer(model, learning_rate=0.1, weight_decay=0.01, device=CPU)
+    optimizer = make_optimizer(
+        model,
+        make_train_config(
+            model_family="char_lstm",
+            model_size="tiny",
+            corpus_path="-",
+            options={**TRAIN_DEFAULTS, "learning_rate": 0.1, "weight_decay": 0.01},
+        ),
+        CPU,
+    )
     scheduler = make_scheduler(optimizer, kind="cosine", warmup=1, total=10, min_ratio=0.1)
     return model, optimizer, scheduler
 

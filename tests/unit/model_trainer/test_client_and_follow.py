@@ -7,7 +7,7 @@ import io
 import pytest
 
 from model_trainer.client import ApiError, ServerEvent, parse_sse
-from model_trainer.contracts.validators import parse_queue
+from model_trainer.contracts.jobs import parse_queue
 from model_trainer.errors import ModelTrainerError
 from model_trainer.follow import bar, render
 from platform_core.job_events import (

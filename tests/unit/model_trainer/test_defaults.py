@@ -7,14 +7,9 @@ from model_trainer.contracts.defaults import (
     make_generate_config,
     make_score_config,
     make_tokenizer_config,
-    make_train_config,
 )
-from model_trainer.contracts.model import (
-    EvalConfig,
-    GenerateConfig,
-    ModelTrainConfig,
-    ScoreConfig,
-)
+from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
 from model_trainer.errors import ModelTrainerError
 
 
@@ -36,6 +31,7 @@ def test_train_defaults() -> None:
         "grad_clip": 1.0,
         "grad_accum_steps": 1,
         "weight_decay": 0.0,
+        "beta2": 0.999,
         "lr_schedule": "cosine",
         "warmup_steps": 0,
         "min_lr_ratio": 0.1,
@@ -44,6 +40,8 @@ def test_train_defaults() -> None:
         "eval_max_batches": 50,
         "checkpoint_every_steps": 200,
         "keep_checkpoints": 2,
+        "compile": False,
+        "init_from": None,
     }
     cfg = make_train_config(model_family="char_lstm", model_size="tiny", corpus_path="/data/c.txt")
     assert cfg == expected
@@ -54,26 +52,29 @@ def test_train_keeps_every_given_value() -> None:
         model_family="char_lstm",
         model_size="small",
         corpus_path="/data/c.txt",
-        max_seq_len=64,
-        num_epochs=3,
-        batch_size=8,
-        learning_rate=1e-2,
-        seed=7,
-        device="cpu",
-        precision="fp32",
-        max_steps=99,
-        val_fraction=0.2,
-        grad_clip=None,
-        grad_accum_steps=4,
-        weight_decay=0.1,
-        lr_schedule="constant",
-        warmup_steps=5,
-        min_lr_ratio=0.5,
-        log_every_steps=3,
-        eval_every_steps=11,
-        eval_max_batches=6,
-        checkpoint_every_steps=None,
-        keep_checkpoints=1,
+        options={
+            **TRAIN_DEFAULTS,
+            "max_seq_len": 64,
+            "num_epochs": 3,
+            "batch_size": 8,
+            "learning_rate": 1e-2,
+            "seed": 7,
+            "device": "cpu",
+            "precision": "fp32",
+            "max_steps": 99,
+            "val_fraction": 0.2,
+            "grad_clip": None,
+            "grad_accum_steps": 4,
+            "weight_decay": 0.1,
+            "lr_schedule": "constant",
+            "warmup_steps": 5,
+            "min_lr_ratio": 0.5,
+            "log_every_steps": 3,
+            "eval_every_steps": 11,
+            "eval_max_batches": 6,
+            "checkpoint_every_steps": None,
+            "keep_checkpoints": 1,
+        },
     )
     assert cfg["model_size"] == "small"
     assert (cfg["max_seq_len"], cfg["num_epochs"], cfg["batch_size"]) == (64, 3, 8)
@@ -95,7 +96,10 @@ def test_train_rejects_unknown_family() -> None:
 def test_train_validates() -> None:
     with pytest.raises(ModelTrainerError) as info:
         make_train_config(
-            model_family="char_lstm", model_size="tiny", corpus_path="/data/c.txt", batch_size=0
+            model_family="char_lstm",
+            model_size="tiny",
+            corpus_path="/data/c.txt",
+            options={**TRAIN_DEFAULTS, "batch_size": 0},
         )
     assert info.value.code == "INVALID_CONFIG"
     assert info.value.details == {"field": "batch_size"}

@@ -1,22 +1,27 @@
-"""ModelTrainerError: every code has one HTTP status, taken from the one table."""
+"""ModelTrainerError: every code has one HTTP status and one kind, taken from the one table."""
 
 from typing import get_args
 
 import pytest
 
-from model_trainer.errors import ERROR_STATUS, ModelTrainerError, ModelTrainerErrorCode
+from model_trainer.contracts.jobs import ERROR_KINDS, ErrorKind
+from model_trainer.errors import ERRORS, ModelTrainerError, ModelTrainerErrorCode
 from platform_core.errors import AppError
 
 ALL_CODES: tuple[ModelTrainerErrorCode, ...] = get_args(ModelTrainerErrorCode)
 
 
-def test_status_table_covers_exactly_the_declared_codes() -> None:
-    assert set(ERROR_STATUS) == set(ALL_CODES)
+def test_table_covers_exactly_the_declared_codes() -> None:
+    assert set(ERRORS) == set(ALL_CODES)
     assert len(ALL_CODES) == len(set(ALL_CODES))
 
 
 def test_every_status_is_a_client_or_server_error() -> None:
-    assert all(400 <= status <= 599 for status in ERROR_STATUS.values())
+    assert all(400 <= spec.status <= 599 for spec in ERRORS.values())
+
+
+def test_every_code_has_a_known_kind() -> None:
+    assert {spec.kind for spec in ERRORS.values()} == set(ERROR_KINDS)
 
 
 @pytest.mark.parametrize(
@@ -31,14 +36,32 @@ def test_every_status_is_a_client_or_server_error() -> None:
     ],
 )
 def test_documented_statuses(code: ModelTrainerErrorCode, status: int) -> None:
-    assert ERROR_STATUS[code] == status
+    assert ERRORS[code].status == status
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("TRAINING_CANCELLED", "user"),
+        ("CORPUS_NOT_FOUND", "user"),
+        ("CORPUS_EMPTY", "user"),
+        ("CORPUS_TOO_LARGE", "user"),
+        ("TRAINING_OOM", "resource"),
+        ("CUDA_OOM", "resource"),
+        ("INTERNAL_ERROR", "system"),
+        ("TRAINING_NAN_LOSS", "system"),
+    ],
+)
+def test_documented_kinds(code: ModelTrainerErrorCode, kind: ErrorKind) -> None:
+    assert ERRORS[code].kind == kind
 
 
 @pytest.mark.parametrize("code", ALL_CODES)
-def test_error_takes_its_status_from_the_table(code: ModelTrainerErrorCode) -> None:
+def test_error_takes_its_status_and_kind_from_the_table(code: ModelTrainerErrorCode) -> None:
     error = ModelTrainerError(code, "something went wrong")
     assert error.code == code
-    assert error.http_status == ERROR_STATUS[code]
+    assert error.http_status == ERRORS[code].status
+    assert error.kind == ERRORS[code].kind
     assert error.message == "something went wrong"
     assert error.details == {}
     assert str(error) == f"{code}: something went wrong"

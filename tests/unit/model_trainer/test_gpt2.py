@@ -20,21 +20,22 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from model_trainer.backends.gpt2 import GPT2_BACKEND
-from model_trainer.backends.gpt2.config import GPT2_SIZES, convert_config, dims_for_size
-from model_trainer.backends.gpt2.model import GPT2LM, as_gpt2
-from model_trainer.backends.gpt2.prepare import hf_config
-from model_trainer.backends.registry import check_model_size, get_backend, get_capabilities
-from model_trainer.contracts.defaults import make_eval_config, make_train_config
+from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
+from model_trainer.backends.gpt2 import BACKEND as GPT2_BACKEND
+from model_trainer.backends.gpt2 import GPT2LM, as_gpt2, hf_config
+from model_trainer.backends.presets import GPT2_SIZES, check_model_size, get_capabilities, gpt2_dims
+from model_trainer.backends.registry import get_backend
+from model_trainer.contracts.defaults import make_eval_config
 from model_trainer.contracts.model import (
-    ModelTrainConfig,
     PreparedLMModel,
     StepMetrics,
     TrainingCallbacks,
     TrainOutcome,
 )
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.corpora import read_corpus
 from model_trainer.tokenizers.char import CharTokenizer
 
 PROBE = "To be, or not to be—ü"
@@ -52,16 +53,19 @@ def _cfg(
         model_family="gpt2",
         model_size=size,
         corpus_path=str(corpus),
-        max_seq_len=max_seq_len,
-        batch_size=8,
-        learning_rate=1e-2,
-        max_steps=30,
-        num_epochs=50,
-        log_every_steps=5,
-        checkpoint_every_steps=10,
-        device="cpu",
-        compile=compile,
-        init_from=init_from,
+        options={
+            **TRAIN_DEFAULTS,
+            "max_seq_len": max_seq_len,
+            "batch_size": 8,
+            "learning_rate": 1e-2,
+            "max_steps": 30,
+            "num_epochs": 50,
+            "log_every_steps": 5,
+            "checkpoint_every_steps": 10,
+            "device": "cpu",
+            "compile": compile,
+            "init_from": init_from,
+        },
     )
 
 
@@ -79,7 +83,12 @@ def _train(
     prepared = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     run_dir = settings["artifacts_root"] / "runs" / run_id
     outcome = GPT2_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=_callbacks([])
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=prepared,
+        callbacks=_callbacks([]),
     )
     return prepared, outcome, run_dir
 
@@ -111,7 +120,7 @@ def test_registered_with_honest_capabilities() -> None:
         "supported_sizes": tuple(GPT2_SIZES),
     }
     assert get_backend("gpt2") is GPT2_BACKEND
-    assert GPT2_BACKEND.name() == "gpt2"
+    assert GPT2_BACKEND.family == "gpt2"
     for size in ("tiny", "nano", "small", "medium"):
         check_model_size("gpt2", size)
     with pytest.raises(ModelTrainerError) as caught:
@@ -126,14 +135,14 @@ def test_registered_with_honest_capabilities() -> None:
     [("nano", 0.83e6), ("small", 124.4e6), ("medium", 354.8e6)],
 )
 def test_size_presets_have_the_published_shapes(size: str, parameters: float) -> None:
-    config = hf_config(dims_for_size(size), _tokenizer(), size)
+    config = hf_config(gpt2_dims(size), _tokenizer(), size)
     if size != "nano":
         config.vocab_size = 50257
     with torch.device("meta"):
         model = GPT2LMHeadModel(config)
     count = sum(p.numel() for p in model.parameters())
     assert count == pytest.approx(parameters, rel=0.01)
-    assert dims_for_size("nano") == {
+    assert gpt2_dims("nano") == {
         "n_layer": 4,
         "n_embd": 128,
         "n_head": 4,
@@ -168,7 +177,7 @@ def test_unknown_size_and_too_long_sequences_are_coded_errors(
     cfg = _cfg(corpus_path)
     cfg["model_size"] = "huge"
     with pytest.raises(ModelTrainerError) as size:
-        convert_config(cfg)
+        GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     assert size.value.code == "INVALID_MODEL_SIZE"
     with pytest.raises(ModelTrainerError) as long:
         GPT2_BACKEND.prepare(_cfg(corpus_path, max_seq_len=129), settings, tokenizer=_tokenizer())
@@ -185,7 +194,12 @@ def test_train_learns_and_writes_a_complete_run_directory(
     prepared = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     run_dir = settings["artifacts_root"] / "runs" / "learn"
     outcome = GPT2_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=_callbacks(progress)
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=prepared,
+        callbacks=_callbacks(progress),
     )
     assert outcome["steps"] == 30
     assert [m["step"] for m in progress] == [5, 10, 15, 20, 25, 30]
@@ -312,12 +326,22 @@ def test_a_retried_train_resumes_to_the_same_weights(settings: Settings, corpus_
     }
     with pytest.raises(ModelTrainerError) as caught:
         GPT2_BACKEND.train(
-            cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=callbacks
+            cfg,
+            settings,
+            corpus=read_corpus(cfg["corpus_path"], settings),
+            run_dir=str(run_dir),
+            prepared=prepared,
+            callbacks=callbacks,
         )
     assert caught.value.code == "TRAINING_CANCELLED"
     fresh = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
     resumed = GPT2_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=fresh, callbacks=_callbacks([])
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=fresh,
+        callbacks=_callbacks([]),
     )
     assert resumed["resumed_from_step"] == 15
     assert resumed["steps"] == straight["steps"]
@@ -393,7 +417,12 @@ def test_fine_tuning_starts_from_a_local_checkpoint(settings: Settings, corpus_p
     assert (model.hf.config.eos_token_id, model.hf.generation_config.eos_token_id) == (1, 1)
     run_dir = settings["artifacts_root"] / "runs" / "tuned"
     outcome = GPT2_BACKEND.train(
-        cfg, settings, run_dir=str(run_dir), prepared=prepared, callbacks=_callbacks([])
+        cfg,
+        settings,
+        corpus=read_corpus(cfg["corpus_path"], settings),
+        run_dir=str(run_dir),
+        prepared=prepared,
+        callbacks=_callbacks([]),
     )
     assert outcome["steps"] == 30
     assert not _same_weights(model.hf, original)
@@ -429,10 +458,12 @@ def test_fine_tuning_refuses_incompatible_or_unreachable_checkpoints(
     assert prepare(outside).code == "PATH_OUTSIDE_ROOT"
 
 
-def test_a_foreign_model_is_refused() -> None:
+def test_a_foreign_model_is_refused(settings: Settings, corpus_path: Path) -> None:
     with pytest.raises(ModelTrainerError) as caught:
-        as_gpt2(nn.Linear(2, 2))
+        as_gpt2(
+            CHAR_LSTM_BACKEND.prepare(_cfg(corpus_path), settings, tokenizer=_tokenizer())["model"]
+        )
     assert caught.value.code == "MODEL_INCOMPATIBLE"
-    config = hf_config(dims_for_size("tiny"), _tokenizer(), "tiny")
+    config = hf_config(gpt2_dims("tiny"), _tokenizer(), "tiny")
     model = GPT2LM(GPT2LMHeadModel(config), "tiny")
     assert as_gpt2(model) is model

@@ -7,11 +7,12 @@ import pytest
 import torch
 from tests.conftest import SAMPLE_TEXT
 
-from model_trainer.backends.gpt2 import GPT2_BACKEND
-from model_trainer.backends.gpt2.generate import prompt_budget
-from model_trainer.backends.gpt2.model import as_gpt2
-from model_trainer.contracts.defaults import make_generate_config, make_train_config
+from model_trainer.backends.causal_lm import prompt_budget
+from model_trainer.backends.gpt2 import BACKEND as GPT2_BACKEND
+from model_trainer.backends.gpt2 import as_gpt2
+from model_trainer.contracts.defaults import make_generate_config
 from model_trainer.contracts.model import PreparedLMModel
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.settings import Settings
 from model_trainer.tokenizers.char import CharTokenizer
 
@@ -25,7 +26,7 @@ def prepared(settings: Settings) -> PreparedLMModel:
         model_family="gpt2",
         model_size="tiny",
         corpus_path=str(settings["data_root"] / "unused.txt"),
-        device="cpu",
+        options={**TRAIN_DEFAULTS, "device": "cpu"},
     )
     return GPT2_BACKEND.prepare(
         cfg, settings, tokenizer=CharTokenizer.build(SAMPLE_TEXT, "char-test")

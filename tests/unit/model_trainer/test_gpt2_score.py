@@ -10,12 +10,13 @@ import pytest
 import torch
 from tests.conftest import SAMPLE_TEXT
 
-from model_trainer.backends.gpt2 import GPT2_BACKEND
-from model_trainer.backends.gpt2.model import as_gpt2
-from model_trainer.backends.gpt2.score import windows
-from model_trainer.contracts.defaults import make_score_config, make_train_config
+from model_trainer.backends.causal_lm import score_windows
+from model_trainer.backends.gpt2 import BACKEND as GPT2_BACKEND
+from model_trainer.backends.gpt2 import as_gpt2
+from model_trainer.contracts.defaults import make_score_config
 from model_trainer.contracts.model import PreparedLMModel, ScoreOutcome, TokenScore
 from model_trainer.contracts.tokenizer import TokenizerHandle
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.tokenizers.bpe import BPETokenizer
@@ -30,7 +31,7 @@ def _prepared(settings: Settings, tokenizer: TokenizerHandle) -> PreparedLMModel
         model_family="gpt2",
         model_size="tiny",
         corpus_path=str(settings["data_root"] / "unused.txt"),
-        device="cpu",
+        options={**TRAIN_DEFAULTS, "device": "cpu"},
     )
     return GPT2_BACKEND.prepare(cfg, settings, tokenizer=tokenizer)
 
@@ -106,7 +107,7 @@ def test_byte_level_tokens_carry_the_character_spans_they_encode(settings: Setti
 @pytest.mark.parametrize("count", [1, 5, CONTEXT, CONTEXT + 1, 3 * CONTEXT + 17])
 def test_windows_score_every_target_once_with_at_least_half_a_context(count: int) -> None:
     seen: list[int] = []
-    for start, low, high in windows(count, CONTEXT):
+    for start, low, high in score_windows(count, CONTEXT):
         assert 0 <= start <= low < high <= count
         assert high - start <= CONTEXT
         if start > 0:
@@ -129,7 +130,7 @@ def test_a_text_longer_than_the_context_is_scored_in_windows(
     assert log_probs[:CONTEXT] == pytest.approx(
         _target_log_probs(char_model, tokens[: CONTEXT + 1]), abs=1e-5
     )
-    *_, (start, low, high) = windows(len(text), CONTEXT)
+    *_, (start, low, high) = score_windows(len(text), CONTEXT)
     last = _target_log_probs(char_model, tokens[start : high + 1])[low - start :]
     assert log_probs[low:] == pytest.approx(last, abs=1e-5)
     assert outcome["loss"] == pytest.approx(-sum(log_probs) / len(text), rel=1e-5)

@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model_trainer.contracts.jobs import (
+    DOMAIN,
+    ERROR_KINDS,
     JOB_STATUSES,
     JOB_TYPES,
     QUEUE_FOR_TYPE,
@@ -20,17 +22,14 @@ from model_trainer.contracts.jobs import (
 )
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.job_store import (
-    CANCEL_KEY,
     CANCEL_TTL_S,
-    RECORD_KEY,
-    USER_INDEX_KEY,
     JobStore,
     _positions,
     created_score,
 )
-from platform_core.job_events import ERROR_KINDS
 from platform_core.json_types import JSONObject, JSONValue, PayloadError
 from platform_workers.job_context import JobContext
+from platform_workers.keys import cancel_key, record_key, user_index_key
 from platform_workers.redis_conn import RedisClient
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -95,7 +94,7 @@ def _full_record() -> JobRecord:
 
 
 def _hash(client: RedisClient, job_id: str) -> dict[bytes | str, bytes | str]:
-    return client.hgetall(RECORD_KEY.format(job_id=job_id))
+    return client.hgetall(record_key(DOMAIN, job_id))
 
 
 def test_every_field_round_trips(store: JobStore) -> None:
@@ -227,17 +226,17 @@ def test_writes_to_an_unknown_job_are_refused(store: JobStore, client: RedisClie
 def test_request_cancel_raises_the_flag_the_job_context_polls(
     store: JobStore, client: RedisClient
 ) -> None:
-    context = JobContext(client, domain="trainer", job_id="job-1", user_id=1, queue="train")
+    context = JobContext(client, domain=DOMAIN, job_id="job-1", user_id=1, queue="train")
     assert not context.cancelled()
     store.request_cancel("job-1")
-    assert 0 < client.ttl(CANCEL_KEY.format(job_id="job-1")) <= CANCEL_TTL_S
-    fresh = JobContext(client, domain="trainer", job_id="job-1", user_id=1, queue="train")
+    assert 0 < client.ttl(cancel_key(DOMAIN, "job-1")) <= CANCEL_TTL_S
+    fresh = JobContext(client, domain=DOMAIN, job_id="job-1", user_id=1, queue="train")
     assert fresh.cancelled()
 
 
 def test_job_context_heartbeat_lands_in_the_record(store: JobStore, client: RedisClient) -> None:
     store.create(_record("job-1"))
-    context = JobContext(client, domain="trainer", job_id="job-1", user_id=1, queue="train")
+    context = JobContext(client, domain=DOMAIN, job_id="job-1", user_id=1, queue="train")
     context.heartbeat(T0.timestamp())
     record = store.get("job-1")
     assert record is not None
@@ -337,9 +336,9 @@ def test_users_see_only_their_own_jobs(store: JobStore) -> None:
 def test_an_index_entry_without_a_record_is_skipped(store: JobStore, client: RedisClient) -> None:
     for n in range(3):
         store.create(_record(f"job-{n}", seconds=n))
-    client.delete(RECORD_KEY.format(job_id="job-1"))
+    client.delete(record_key(DOMAIN, "job-1"))
     assert _ids(store.list_for_user(1)[0]) == ["job-2", "job-0"]
-    assert client.zcard(USER_INDEX_KEY.format(user_id=1)) == 3
+    assert client.zcard(user_index_key(DOMAIN, 1)) == 3
 
 
 @pytest.mark.parametrize("limit", [0, -3])
@@ -381,7 +380,7 @@ def test_a_corrupt_field_is_named(
     store: JobStore, client: RedisClient, field: str, value: bytes
 ) -> None:
     store.create(_full_record())
-    client.hset(RECORD_KEY.format(job_id="job-full"), field, value)
+    client.hset(record_key(DOMAIN, "job-full"), field, value)
     with pytest.raises(PayloadError, match=field) as caught:
         store.get("job-full")
     assert caught.value.field.split(".")[0] == field
@@ -399,7 +398,7 @@ def test_a_corrupt_error_names_its_inner_field(
     store: JobStore, client: RedisClient, value: bytes, inner: str
 ) -> None:
     store.create(_full_record())
-    client.hset(RECORD_KEY.format(job_id="job-full"), "error", value)
+    client.hset(record_key(DOMAIN, "job-full"), "error", value)
     with pytest.raises(PayloadError) as caught:
         store.get("job-full")
     assert caught.value.field == inner
@@ -410,7 +409,7 @@ def test_a_missing_required_field_is_named(
     store: JobStore, client: RedisClient, field: str
 ) -> None:
     store.create(_full_record())
-    client.hdel(RECORD_KEY.format(job_id="job-full"), field)
+    client.hdel(record_key(DOMAIN, "job-full"), field)
     with pytest.raises(PayloadError, match="required") as caught:
         store.get("job-full")
     assert caught.value.field == field

@@ -6,14 +6,22 @@ import pytest
 import torch
 from torch import nn
 
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
 from model_trainer.training.optim import WarmupCosine, make_optimizer, make_scheduler
+
+
+def _cfg(learning_rate: float, weight_decay: float) -> ModelTrainConfig:
+    return make_train_config(
+        model_family="char_lstm",
+        model_size="tiny",
+        corpus_path="-",
+        options={**TRAIN_DEFAULTS, "learning_rate": learning_rate, "weight_decay": weight_decay},
+    )
 
 
 def test_matrices_decay_and_vectors_do_not() -> None:
     model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 3))
-    optimizer = make_optimizer(
-        model, learning_rate=0.01, weight_decay=0.1, device=torch.device("cpu")
-    )
+    optimizer = make_optimizer(model, _cfg(0.01, 0.1), torch.device("cpu"))
     decayed, plain = optimizer.param_groups
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert sorted(p.dim() for p in decayed["params"]) == [2, 2]
@@ -37,9 +45,7 @@ def test_constant_schedule_after_warmup() -> None:
 
 def test_scheduler_state_is_plain_json_data() -> None:
     model = nn.Linear(2, 2)
-    optimizer = make_optimizer(
-        model, learning_rate=0.5, weight_decay=0.0, device=torch.device("cpu")
-    )
+    optimizer = make_optimizer(model, _cfg(0.5, 0.0), torch.device("cpu"))
     scheduler = make_scheduler(optimizer, kind="cosine", warmup=0, total=2, min_ratio=0.0)
     optimizer.step()
     scheduler.step()

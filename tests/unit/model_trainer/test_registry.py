@@ -1,21 +1,24 @@
-"""The backend registry: capabilities known up front, sizes checked, backends loaded once."""
+"""Presets and the registry: capabilities and contexts known without torch, sizes checked,
+backends loaded on first use."""
 
 import pytest
 
-from model_trainer.backends.char_lstm import CHAR_LSTM_BACKEND
-from model_trainer.backends.char_lstm.config import CHAR_LSTM_SIZES
-from model_trainer.backends.registry import (
-    REGISTRY,
+from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
+from model_trainer.backends.gpt2 import BACKEND as GPT2_BACKEND
+from model_trainer.backends.presets import (
+    CAPABILITIES,
+    CHAR_LSTM_SIZES,
     check_model_size,
-    get_backend,
+    context_of,
     get_capabilities,
 )
+from model_trainer.backends.registry import get_backend
 from model_trainer.contracts.model import MODEL_FAMILIES
 from model_trainer.errors import ModelTrainerError
 
 
 def test_every_family_is_registered() -> None:
-    assert set(REGISTRY) == set(MODEL_FAMILIES)
+    assert set(CAPABILITIES) == set(MODEL_FAMILIES)
 
 
 def test_char_lstm_capabilities() -> None:
@@ -55,4 +58,14 @@ def test_get_backend_loads_once_and_returns_the_same_object() -> None:
     second = get_backend("char_lstm")
     assert first is second
     assert first is CHAR_LSTM_BACKEND
-    assert first.name() == "char_lstm"
+    assert first.family == "char_lstm"
+    assert get_backend("gpt2") is GPT2_BACKEND
+
+
+def test_contexts_come_from_the_presets() -> None:
+    assert context_of("gpt2", "tiny") == 128
+    assert context_of("gpt2", "small") == 1024
+    assert context_of("char_lstm", "small") is None
+    with pytest.raises(ModelTrainerError) as info:
+        context_of("char_lstm", "nano")
+    assert info.value.code == "INVALID_MODEL_SIZE"

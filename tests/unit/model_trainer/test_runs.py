@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from model_trainer.contracts.defaults import make_train_config
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.runs import (
@@ -121,7 +121,10 @@ def test_write_manifest_round_trips(settings: Settings) -> None:
         "model_family": "char_lstm",
         "model_size": "tiny",
         "config": make_train_config(
-            model_family="char_lstm", model_size="tiny", corpus_path="/data/c.txt", max_steps=4
+            model_family="char_lstm",
+            model_size="tiny",
+            corpus_path="/data/c.txt",
+            options={**TRAIN_DEFAULTS, "max_steps": 4},
         ),
         "metrics": {
             "loss": 2.5,

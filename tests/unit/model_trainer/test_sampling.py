@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from model_trainer.backends.sampling import make_generator, sample_next
+from model_trainer.backends.causal_lm import make_generator, sample_next
 
 CPU = torch.device("cpu")
 

@@ -6,13 +6,13 @@ from typing import TypedDict
 
 import pytest
 
-from model_trainer.contracts.model import EvalConfig, GenerateConfig, ModelTrainConfig, ScoreConfig
+from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
 from model_trainer.contracts.tokenizer import TokenizerKind, TokenizerTrainConfig
+from model_trainer.contracts.train_config import ModelTrainConfig, validate_model_train_config
 from model_trainer.contracts.validators import (
     parse_model_family,
     validate_eval_config,
     validate_generate_config,
-    validate_model_train_config,
     validate_score_config,
     validate_tokenizer_train_config,
 )
@@ -33,6 +33,7 @@ class TrainOverrides(TypedDict, total=False):
     grad_clip: float | None
     grad_accum_steps: int
     weight_decay: float
+    beta2: float
     warmup_steps: int
     min_lr_ratio: float
     log_every_steps: int
@@ -82,6 +83,7 @@ BASE_TRAIN: ModelTrainConfig = {
     "grad_clip": 1.0,
     "grad_accum_steps": 1,
     "weight_decay": 0.01,
+    "beta2": 0.99,
     "lr_schedule": "cosine",
     "warmup_steps": 2,
     "min_lr_ratio": 0.1,
@@ -90,6 +92,8 @@ BASE_TRAIN: ModelTrainConfig = {
     "eval_max_batches": 2,
     "checkpoint_every_steps": 5,
     "keep_checkpoints": 2,
+    "compile": False,
+    "init_from": None,
 }
 
 BASE_EVAL: EvalConfig = {
@@ -146,6 +150,9 @@ TRAIN_BAD: list[tuple[str, TrainOverrides]] = [
     ("weight_decay", {"weight_decay": -1e-9}),
     ("weight_decay", {"weight_decay": NAN}),
     ("weight_decay", {"weight_decay": INF}),
+    ("beta2", {"beta2": 1.0}),
+    ("beta2", {"beta2": -0.1}),
+    ("beta2", {"beta2": NAN}),
     ("warmup_steps", {"warmup_steps": -1}),
     ("min_lr_ratio", {"min_lr_ratio": -0.1}),
     ("min_lr_ratio", {"min_lr_ratio": 1.01}),

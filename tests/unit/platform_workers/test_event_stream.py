@@ -5,7 +5,7 @@ import pytest
 
 from platform_core.job_events import decode_job_event, encode_job_event, make_started_event
 from platform_core.json_types import PayloadError
-from platform_workers.event_stream import EVENT_FIELD, channel, read_events, stream_key
+from platform_workers.event_stream import EVENT_FIELD, read_events
 from platform_workers.redis_conn import RedisClient, as_text
 
 KEY = "trainer:events:job-1"
@@ -19,11 +19,6 @@ def client() -> RedisClient:
 def _append(client: RedisClient, events: list[str]) -> list[str]:
     """Writes events the way JobContext does and returns their entry ids."""
     return [as_text(client.xadd(KEY, {EVENT_FIELD: event})) for event in events]
-
-
-def test_keys_follow_the_domain_convention() -> None:
-    assert channel("trainer") == "trainer:events"
-    assert stream_key("trainer", "job-1") == KEY
 
 
 def test_an_absent_stream_reads_as_empty(client: RedisClient) -> None:

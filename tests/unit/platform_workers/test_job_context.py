@@ -16,7 +16,8 @@ from platform_core.trainer_metrics_events import (
     make_progress_metrics_event,
 )
 from platform_workers.event_stream import read_events
-from platform_workers.job_context import JobContext, cancel_key, record_key
+from platform_workers.job_context import JobContext
+from platform_workers.keys import cancel_key, record_key
 from platform_workers.redis_conn import RedisClient
 
 STREAM = "trainer:events:job-1"
@@ -242,11 +243,6 @@ def test_cancelled_stays_true_without_asking_redis_again(
     client.delete(cancel_key("trainer", "job-1"))
     clock.advance(60.0)
     assert context.cancelled()
-
-
-def test_keys_follow_the_domain_convention() -> None:
-    assert record_key("trainer", "job-1") == "trainer:job:job-1"
-    assert cancel_key("trainer", "job-1") == "trainer:cancel:job-1"
 
 
 @pytest.mark.parametrize(

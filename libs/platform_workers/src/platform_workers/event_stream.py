@@ -1,9 +1,9 @@
 """Per-job event streams: the replayable copy of every event a domain publishes.
 
-A worker publishes each event on the pub/sub channel ``{domain}:events`` and appends it to the
-stream ``{domain}:events:{job_id}`` under the field ``event``. Pub/sub is fire-and-forget; the
-stream lets a reader that was away (the API's Server-Sent Events endpoint, honouring
-``Last-Event-ID``) replay what it missed and then follow new entries.
+A worker publishes each event on the domain's pub/sub channel and appends it to the job's
+stream (both named in ``platform_workers.keys``) under the field ``event``. Pub/sub is
+fire-and-forget; the stream lets a reader that was away (the API's Server-Sent Events
+endpoint, honouring ``Last-Event-ID``) replay what it missed and then follow new entries.
 """
 
 import re
@@ -11,20 +11,11 @@ import re
 from redis.typing import StreamRangeResponse
 
 from platform_core.json_types import PayloadError
+from platform_workers.keys import event_stream_key
 from platform_workers.redis_conn import RedisClient, as_text
 
 EVENT_FIELD = b"event"
 _STREAM_ID = re.compile(r"[0-9]+(-[0-9]+)?")
-
-
-def channel(domain: str) -> str:
-    """Names the pub/sub channel every job of a domain publishes on."""
-    return f"{domain}:events"
-
-
-def stream_key(domain: str, job_id: str) -> str:
-    """Names the stream that keeps one job's events for replay."""
-    return f"{domain}:events:{job_id}"
 
 
 def read_events(
@@ -43,7 +34,7 @@ def read_events(
     """
     if _STREAM_ID.fullmatch(after) is None:
         raise PayloadError("after", f"field 'after' must be a stream id like '0-0', got {after!r}")
-    key = stream_key(domain, job_id)
+    key = event_stream_key(domain, job_id)
     if block_ms is None:
         return _pairs(redis.xrange(key, min=f"({after}", count=count))
     reply = redis.xread({key: after}, count=count, block=block_ms)

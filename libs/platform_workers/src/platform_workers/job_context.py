@@ -1,12 +1,8 @@
 """What a running job needs from Redis: publish events, heartbeat, see cancellation, cheaply.
 
-Key conventions for a domain (``trainer`` for the model trainer) and a job:
-
-- ``{domain}:events``           pub/sub channel carrying every event of the domain
-- ``{domain}:events:{job_id}``  stream keeping the job's events for replay (field ``event``;
-                                bounded by an approximate MAXLEN, expiring after a TTL)
-- ``{domain}:job:{job_id}``     the job record hash; ``heartbeat_at`` is written here
-- ``{domain}:cancel:{job_id}``  cancel flag: the job stops once this key exists
+Keys are named in ``platform_workers.keys``: each event goes to the domain's channel and to the
+job's stream (field ``event``; bounded by an approximate MAXLEN, expiring after a TTL);
+``heartbeat_at`` is written into the job's record hash; the job stops once its cancel flag exists.
 
 The training loop calls ``heartbeat``, ``cancelled`` and ``publish_progress`` often; each reads
 an injected clock and touches Redis at most once per its interval, so a step costs no round trip.
@@ -29,20 +25,11 @@ from platform_core.trainer_metrics_events import (
     TrainerMetricsEventV1,
     encode_trainer_metrics_event,
 )
-from platform_workers.event_stream import EVENT_FIELD, channel, stream_key
+from platform_workers.event_stream import EVENT_FIELD
+from platform_workers.keys import cancel_key, event_stream_key, events_channel, record_key
 from platform_workers.redis_conn import RedisClient, as_text
 
 HEARTBEAT_FIELD = "heartbeat_at"
-
-
-def record_key(domain: str, job_id: str) -> str:
-    """Names the hash holding a job's record."""
-    return f"{domain}:job:{job_id}"
-
-
-def cancel_key(domain: str, job_id: str) -> str:
-    """Names the flag whose existence asks a job to stop."""
-    return f"{domain}:cancel:{job_id}"
 
 
 def _due(last: float | None, interval_s: float, now: float) -> bool:
@@ -86,8 +73,8 @@ class JobContext:
         self.job_id = job_id
         self.user_id = user_id
         self.queue = queue
-        self._channel = channel(domain)
-        self._stream = stream_key(domain, job_id)
+        self._channel = events_channel(domain)
+        self._stream = event_stream_key(domain, job_id)
         self._record = record_key(domain, job_id)
         self._cancel = cancel_key(domain, job_id)
         self._stream_maxlen = stream_maxlen

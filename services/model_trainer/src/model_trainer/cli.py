@@ -14,11 +14,15 @@ from types import FrameType
 import orjson
 import uvicorn
 
-from model_trainer.backends.registry import check_model_size, get_backend
+from model_trainer.api.schemas import train_options
+from model_trainer.backends.presets import check_model_size
+from model_trainer.backends.registry import get_backend
 from model_trainer.client import ApiError, TrainerClient
-from model_trainer.contracts.defaults import make_generate_config, make_train_config
+from model_trainer.contracts.defaults import make_generate_config
+from model_trainer.contracts.jobs import parse_queue
 from model_trainer.contracts.model import StepMetrics, TrainOutcome
-from model_trainer.contracts.validators import parse_model_family, parse_queue
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions, make_train_config
+from model_trainer.contracts.validators import parse_model_family
 from model_trainer.demo import run_demo
 from model_trainer.errors import ModelTrainerError
 from model_trainer.follow import render
@@ -41,6 +45,31 @@ def _print_progress(metrics: StepMetrics) -> None:
     )
 
 
+def local_train_options(args: argparse.Namespace) -> TrainOptions:
+    """The flags' recipe (a short, quick-learning run), then any `key=value` train option."""
+    fields = dict(_field(item) for item in args.options)
+    unknown = sorted(set(fields) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"unknown train option {unknown[0]!r}; options are {', '.join(TRAIN_DEFAULTS)}",
+            details={"field": unknown[0]},
+        )
+    recipe: TrainOptions = {
+        **TRAIN_DEFAULTS,
+        "max_seq_len": args.seq_len,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "max_steps": args.max_steps,
+        "num_epochs": args.epochs,
+        "seed": args.seed,
+        "warmup_steps": min(50, args.max_steps // 10),
+        "log_every_steps": args.log_every,
+        "device": args.device,
+    }
+    return train_options({**recipe, **fields})
+
+
 def local_train(args: argparse.Namespace, settings: Settings) -> TrainOutcome:
     """Train in this process (no queue): the library path the service's worker also takes."""
     family = parse_model_family(args.family)
@@ -50,15 +79,7 @@ def local_train(args: argparse.Namespace, settings: Settings) -> TrainOutcome:
         model_family=family,
         model_size=args.size,
         corpus_path=corpus_path,
-        max_seq_len=args.seq_len,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        max_steps=args.max_steps,
-        num_epochs=args.epochs,
-        seed=args.seed,
-        warmup_steps=min(50, args.max_steps // 10),
-        log_every_steps=args.log_every,
-        device=args.device,
+        options=local_train_options(args),
     )
     corpus = read_corpus(corpus_path, settings)
     tokenizer = CharTokenizer.build(corpus["text"], f"char-{corpus['sha256'][:12]}")
@@ -71,6 +92,7 @@ def local_train(args: argparse.Namespace, settings: Settings) -> TrainOutcome:
     outcome = backend.train(
         cfg,
         settings,
+        corpus=corpus,
         run_dir=str(directory),
         prepared=prepared,
         callbacks={
@@ -194,6 +216,9 @@ def _local_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--run-id", default=f"local-{int(time.time())}")
+    train.add_argument(
+        "options", nargs="*", help="any other train option as key=value, e.g. beta2=0.99"
+    )
     generate = commands.add_parser("local-generate", help="sample from a run, no service")
     generate.add_argument("--family", default="char_lstm")
     generate.add_argument("--run-id", required=True)
@@ -228,7 +253,7 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     demo_cmd.add_argument("--max-steps", type=int, default=300)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="model-trainer", description=__doc__)
     parser.add_argument(
         "--url",
@@ -257,7 +282,7 @@ HANDLERS: dict[str, Handler] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     settings = load_settings()
     try:
         code = HANDLERS[args.command](args, settings)

@@ -1,11 +1,15 @@
-"""Error codes of the model trainer and the one table mapping them to HTTP statuses."""
+"""Error codes of the model trainer and the one table giving each its HTTP status and kind."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from platform_core.errors import AppError
 from platform_core.json_types import JSONObject
+
+if TYPE_CHECKING:
+    # Only a type: errors sit below contracts, which may raise them.
+    from model_trainer.contracts.jobs import ErrorKind
 
 ModelTrainerErrorCode = Literal[
     # Configuration and requests
@@ -40,36 +44,46 @@ ModelTrainerErrorCode = Literal[
     "ARTIFACT_DOWNLOAD_FAILED",
 ]
 
-ERROR_STATUS: dict[ModelTrainerErrorCode, int] = {
-    "INVALID_CONFIG": 422,
-    "JOB_NOT_FOUND": 404,
-    "JOB_ALREADY_FINISHED": 409,
-    "TRAINING_CANCELLED": 499,
-    "TRAINING_OOM": 507,
-    "TRAINING_NAN_LOSS": 500,
-    "TRAINING_DIVERGED": 500,
-    "MODEL_NOT_FOUND": 404,
-    "MODEL_LOAD_FAILED": 500,
-    "MODEL_INCOMPATIBLE": 400,
-    "INVALID_MODEL_SIZE": 400,
-    "UNKNOWN_MODEL_FAMILY": 400,
-    "TOKENIZER_NOT_FOUND": 404,
-    "TOKENIZER_LOAD_FAILED": 500,
-    "TOKENIZER_TRAIN_FAILED": 500,
-    "CORPUS_NOT_FOUND": 404,
-    "CORPUS_EMPTY": 400,
-    "CORPUS_TOO_LARGE": 413,
-    "PATH_OUTSIDE_ROOT": 400,
-    "INTERNAL_ERROR": 500,
-    "CUDA_NOT_AVAILABLE": 503,
-    "CUDA_OOM": 507,
-    "ARTIFACT_UPLOAD_FAILED": 502,
-    "ARTIFACT_DOWNLOAD_FAILED": 502,
+
+class ErrorSpec(NamedTuple):
+    """What a code means outside its message: the HTTP status, and whose fault it is."""
+
+    status: int
+    kind: ErrorKind
+
+
+# Kind never follows from status: TRAINING_CANCELLED never reaches HTTP (its 499 only keeps the
+# table total) and is the user's doing; out-of-memory is neither the user's nor a bug.
+ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
+    "INVALID_CONFIG": ErrorSpec(422, "user"),
+    "JOB_NOT_FOUND": ErrorSpec(404, "user"),
+    "JOB_ALREADY_FINISHED": ErrorSpec(409, "user"),
+    "TRAINING_CANCELLED": ErrorSpec(499, "user"),
+    "TRAINING_OOM": ErrorSpec(507, "resource"),
+    "TRAINING_NAN_LOSS": ErrorSpec(500, "system"),
+    "TRAINING_DIVERGED": ErrorSpec(500, "system"),
+    "MODEL_NOT_FOUND": ErrorSpec(404, "user"),
+    "MODEL_LOAD_FAILED": ErrorSpec(500, "system"),
+    "MODEL_INCOMPATIBLE": ErrorSpec(400, "user"),
+    "INVALID_MODEL_SIZE": ErrorSpec(400, "user"),
+    "UNKNOWN_MODEL_FAMILY": ErrorSpec(400, "user"),
+    "TOKENIZER_NOT_FOUND": ErrorSpec(404, "user"),
+    "TOKENIZER_LOAD_FAILED": ErrorSpec(500, "system"),
+    "TOKENIZER_TRAIN_FAILED": ErrorSpec(500, "system"),
+    "CORPUS_NOT_FOUND": ErrorSpec(404, "user"),
+    "CORPUS_EMPTY": ErrorSpec(400, "user"),
+    "CORPUS_TOO_LARGE": ErrorSpec(413, "user"),
+    "PATH_OUTSIDE_ROOT": ErrorSpec(400, "user"),
+    "INTERNAL_ERROR": ErrorSpec(500, "system"),
+    "CUDA_NOT_AVAILABLE": ErrorSpec(503, "resource"),
+    "CUDA_OOM": ErrorSpec(507, "resource"),
+    "ARTIFACT_UPLOAD_FAILED": ErrorSpec(502, "system"),
+    "ARTIFACT_DOWNLOAD_FAILED": ErrorSpec(502, "system"),
 }
 
 
 class ModelTrainerError(AppError[ModelTrainerErrorCode]):
-    """An error whose HTTP status always comes from ERROR_STATUS, so callers name only the code."""
+    """An error whose status and kind always come from ERRORS, so callers name only the code."""
 
     def __init__(
         self,
@@ -78,4 +92,6 @@ class ModelTrainerError(AppError[ModelTrainerErrorCode]):
         *,
         details: JSONObject | None = None,
     ) -> None:
-        super().__init__(code, message, http_status=ERROR_STATUS[code], details=details)
+        spec = ERRORS[code]
+        super().__init__(code, message, http_status=spec.status, details=details)
+        self.kind: ErrorKind = spec.kind

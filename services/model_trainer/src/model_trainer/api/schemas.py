@@ -1,8 +1,9 @@
 """Request and response bodies: pydantic lives here, at the HTTP boundary, and nowhere else.
 
 Requests are strict (no "3" for 3, no true for 1, no NaN) and refuse unknown fields, so a typo
-is an error instead of a silently ignored setting. Defaults equal those of the contracts'
-`make_*_config` builders (a unit test keeps them equal); range checks stay in the validators.
+is an error instead of a silently ignored setting. Train defaults are read from the contract's
+TRAIN_DEFAULTS; the others equal the `make_*_config` builders' (a unit test keeps them equal);
+range checks stay in the validators.
 
 Pydantic dataclasses rather than BaseModel: mypy types their generated `__init__` from the
 fields, while BaseModel's catch-all `**data` constructor trips mypy's disallow_any_explicit.
@@ -11,7 +12,19 @@ Strictness is per field (Strict* types) because a strict dataclass refuses a JSO
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from collections.abc import Mapping
+from dataclasses import asdict
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.dataclasses import dataclass
 
 from model_trainer.contracts.jobs import ErrorKind, JobStatus, JobType, QueueName
@@ -23,8 +36,11 @@ from model_trainer.contracts.model import (
     Precision,
 )
 from model_trainer.contracts.tokenizer import TokenizerKind
+from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions
+from model_trainer.errors import ModelTrainerError
 
 _REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False)
+_D = TRAIN_DEFAULTS
 
 _CORPUS_ID = "sha256 of an uploaded corpus (`POST /v1/corpora`); give this or corpus_path"
 _CORPUS_PATH = "a text file under DATA_ROOT (relative paths are relative to it)"
@@ -35,7 +51,10 @@ _TOKENIZER_ID = (
 
 @dataclass(frozen=True, config=_REQUEST)
 class TrainJobRequest:
-    """`POST /v1/jobs/train`: train a model from scratch on one corpus."""
+    """`POST /v1/jobs/train`: train a model from scratch on one corpus.
+
+    The tunables are `TrainOptions` (contracts/train_config.py), with its defaults.
+    """
 
     model_family: StrictStr
     model_size: StrictStr
@@ -43,33 +62,54 @@ class TrainJobRequest:
     corpus_path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
     run_id: StrictStr | None = Field(default=None, description="defaults to run-{job_id}")
     tokenizer_id: StrictStr | None = Field(default=None, description=_TOKENIZER_ID)
-    max_seq_len: StrictInt = 128
-    num_epochs: StrictInt = 1
-    batch_size: StrictInt = 32
-    learning_rate: StrictFloat = 3e-3
-    seed: StrictInt = 0
-    device: DeviceChoice = "auto"
-    precision: Precision = "auto"
-    max_steps: StrictInt | None = None
-    time_budget_s: StrictFloat | StrictInt | None = None
-    compile: StrictBool = False
+    max_seq_len: StrictInt = _D["max_seq_len"]
+    num_epochs: StrictInt = _D["num_epochs"]
+    batch_size: StrictInt = _D["batch_size"]
+    learning_rate: StrictFloat = _D["learning_rate"]
+    seed: StrictInt = _D["seed"]
+    device: DeviceChoice = _D["device"]
+    precision: Precision = _D["precision"]
+    max_steps: StrictInt | None = _D["max_steps"]
+    time_budget_s: StrictFloat | StrictInt | None = _D["time_budget_s"]
+    compile: StrictBool = _D["compile"]
     init_from: StrictStr | None = Field(
-        default=None,
+        default=_D["init_from"],
         description="gpt2 only: fine-tune from a Hugging Face checkpoint directory under "
         "DATA_ROOT or ARTIFACTS_ROOT (needs the checkpoint's tokenizer_id)",
     )
-    val_fraction: StrictFloat = 0.1
-    grad_clip: StrictFloat | None = 1.0
-    grad_accum_steps: StrictInt = 1
-    weight_decay: StrictFloat = 0.0
-    lr_schedule: LRSchedule = "cosine"
-    warmup_steps: StrictInt = 0
-    min_lr_ratio: StrictFloat = 0.1
-    log_every_steps: StrictInt = 10
-    eval_every_steps: StrictInt | None = None
-    eval_max_batches: StrictInt = 50
-    checkpoint_every_steps: StrictInt | None = 200
-    keep_checkpoints: StrictInt = 2
+    val_fraction: StrictFloat = _D["val_fraction"]
+    grad_clip: StrictFloat | None = _D["grad_clip"]
+    grad_accum_steps: StrictInt = _D["grad_accum_steps"]
+    weight_decay: StrictFloat = _D["weight_decay"]
+    beta2: StrictFloat = Field(default=_D["beta2"], description="AdamW's second-moment decay")
+    lr_schedule: LRSchedule = _D["lr_schedule"]
+    warmup_steps: StrictInt = _D["warmup_steps"]
+    min_lr_ratio: StrictFloat = _D["min_lr_ratio"]
+    log_every_steps: StrictInt = _D["log_every_steps"]
+    eval_every_steps: StrictInt | None = _D["eval_every_steps"]
+    eval_max_batches: StrictInt = _D["eval_max_batches"]
+    checkpoint_every_steps: StrictInt | None = _D["checkpoint_every_steps"]
+    keep_checkpoints: StrictInt = _D["keep_checkpoints"]
+
+
+_TRAIN_OPTIONS = TypeAdapter(TrainOptions)
+
+
+def train_options(fields: Mapping[str, object]) -> TrainOptions:
+    """The TrainOptions among a train request's fields (the others are ignored), typed by
+    pydantic itself, so no field is copied by hand between the request and the contract."""
+    try:
+        return _TRAIN_OPTIONS.validate_python(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ModelTrainerError(
+            "INVALID_CONFIG", f"{field}: {first['msg']}", details={"field": field}
+        ) from exc
+
+
+def train_request_options(body: TrainJobRequest) -> TrainOptions:
+    return train_options(asdict(body))
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -132,17 +172,6 @@ class TokenizerJobRequest:
 
 
 @dataclass(frozen=True)
-class JobAccepted:
-    """202 body of every job submission."""
-
-    job_id: str
-    type: JobType
-    status: JobStatus
-    queue: QueueName
-    run_id: str | None = Field(description="the run a job trains or uses; null for tokenizer jobs")
-
-
-@dataclass(frozen=True)
 class JobErrorView:
     code: str
     kind: ErrorKind
@@ -174,49 +203,6 @@ class JobView:
 class JobList:
     jobs: list[JobView]
     next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class CorpusUploaded:
-    corpus_id: str
-    bytes: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    model_family: str
-    model_size: str
-    num_params: int
-    device: str
-    corpus_sha256: str
-    loss: float
-    val_loss: float | None
-    created_at: str
-    completed_at: str
-
-
-@dataclass(frozen=True)
-class RunList:
-    runs: list[RunSummary]
-
-
-@dataclass(frozen=True)
-class Health:
-    status: str
-
-
-@dataclass(frozen=True)
-class QueueWorkers:
-    train: int
-    infer: int
-
-
-@dataclass(frozen=True)
-class Readiness:
-    redis: bool
-    workers: QueueWorkers
 
 
 @dataclass(frozen=True)

@@ -12,27 +12,26 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypedDict
 
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
+from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
-from model_trainer.api.routes.runs import read_manifest
 from model_trainer.api.schemas import (
     EvalJobRequest,
     GenerateJobRequest,
     ScoreJobRequest,
     TokenizerJobRequest,
     TrainJobRequest,
+    train_request_options,
 )
-from model_trainer.backends.registry import check_model_size
+from model_trainer.backends.presets import check_model_size
 from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
     make_tokenizer_config,
-    make_train_config,
 )
 from model_trainer.contracts.jobs import (
     QUEUE_FOR_TYPE,
@@ -47,11 +46,12 @@ from model_trainer.contracts.jobs import (
     TokenizerJobPayload,
     TrainJobPayload,
 )
+from model_trainer.contracts.train_config import make_train_config
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.corpora import confine, corpus_roots
-from model_trainer.storage.runs import MANIFEST_FILE, run_dir
+from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir
 from model_trainer.tokenizers.store import (
     read_meta,
     require_tokenizer,
@@ -94,6 +94,9 @@ FAILURE_TTL_S = 7 * _DAY_S
 
 
 class SubmittedJob(TypedDict):
+    """202 body of every job submission; `run_id` is the run a job trains or uses (none for
+    tokenizer jobs)."""
+
     job_id: str
     type: JobType
     status: JobStatus
@@ -115,34 +118,11 @@ def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
     corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
     if corpus is None:
         raise _invalid("corpus_id", "corpus_id or corpus_path is required")
-    init_from = None if body.init_from is None else checked_init_from(settings, body)
+    options = train_request_options(body)
+    if body.init_from is not None:
+        options["init_from"] = checked_init_from(settings, body)
     config = make_train_config(
-        model_family=family,
-        model_size=body.model_size,
-        corpus_path=str(corpus),
-        max_seq_len=body.max_seq_len,
-        num_epochs=body.num_epochs,
-        batch_size=body.batch_size,
-        learning_rate=body.learning_rate,
-        seed=body.seed,
-        device=body.device,
-        precision=body.precision,
-        max_steps=body.max_steps,
-        time_budget_s=None if body.time_budget_s is None else float(body.time_budget_s),
-        val_fraction=body.val_fraction,
-        grad_clip=body.grad_clip,
-        grad_accum_steps=body.grad_accum_steps,
-        weight_decay=body.weight_decay,
-        lr_schedule=body.lr_schedule,
-        warmup_steps=body.warmup_steps,
-        min_lr_ratio=body.min_lr_ratio,
-        log_every_steps=body.log_every_steps,
-        eval_every_steps=body.eval_every_steps,
-        eval_max_batches=body.eval_max_batches,
-        checkpoint_every_steps=body.checkpoint_every_steps,
-        keep_checkpoints=body.keep_checkpoints,
-        compile=body.compile,
-        init_from=init_from,
+        model_family=family, model_size=body.model_size, corpus_path=str(corpus), options=options
     )
     payload: TrainJobPayload = {
         "job_id": job_id,

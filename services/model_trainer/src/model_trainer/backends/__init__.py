@@ -1,1 +1,2 @@
-"""Model families behind one adapter: a table of functions per backend."""
+"""Model families: `presets` (torch-free sizes and capabilities), `causal_lm` (the backend
+interface and everything families share), one module per family, and `registry`."""

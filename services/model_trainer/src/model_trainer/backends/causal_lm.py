@@ -1,25 +1,43 @@
-"""Train and evaluate any causal LM on a corpus through BaseTrainer; backends wrap these."""
+"""What every causal LM shares, written once: training through the loop, evaluation, scoring
+and one sampling loop over the models' decoders.
+
+`CausalLMBackend` is the backend interface. A model family subclasses it and supplies the three
+things that differ (`build`, `save`, `load`); everything else is the code below.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from model_trainer.contracts.model import (
+    Decoder,
+    DetailLevel,
     EvalConfig,
     EvalOutcome,
+    GenerateConfig,
+    GenerateOutcome,
+    LMModelProto,
     ModelArtifact,
-    ModelTrainConfig,
+    ModelFamily,
     PreparedLMModel,
+    ScoreConfig,
+    ScoreOutcome,
+    TokenScore,
     TrainingCallbacks,
     TrainOutcome,
 )
+from model_trainer.contracts.tokenizer import Encoder, TokenizerHandle
+from model_trainer.contracts.train_config import ModelTrainConfig
+from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
-from model_trainer.storage.corpora import read_corpus
+from model_trainer.storage.corpora import Corpus, confine, read_corpus
 from model_trainer.storage.runs import (
     RunManifest,
     git_commit,
@@ -30,19 +48,308 @@ from model_trainer.storage.runs import (
 from model_trainer.training.base_trainer import BaseTrainer, EvalMetrics, LoopConfig
 from model_trainer.training.checkpoint import latest_checkpoint
 from model_trainer.training.data import TokenWindows, split_tokens
-from model_trainer.training.device import configure_fast_math, resolve_device, uses_bf16
+from model_trainer.training.device import (
+    compile_model,
+    configure_fast_math,
+    resolve_device,
+    uses_bf16,
+)
 from model_trainer.training.evaluation import cross_entropy_loss, evaluate_loss
 from model_trainer.training.optim import make_optimizer
 
 HEARTBEAT_INTERVAL_S = 5.0
+DEFAULT_TOP_K = 5
+
+StateT = TypeVar("StateT")
 
 
-def _perplexity(loss: float) -> float:
+class CausalLMBackend(ABC):
+    """One model family: what differs is how a model is built, saved and loaded."""
+
+    family: ClassVar[ModelFamily]
+
+    @abstractmethod
+    def build(
+        self, cfg: ModelTrainConfig, settings: Settings, tokenizer: TokenizerHandle
+    ) -> LMModelProto:
+        """A model to train for this config (fresh, or a checkpoint to fine-tune), seeded."""
+
+    @abstractmethod
+    def save(self, prepared: PreparedLMModel, out_dir: str) -> ModelArtifact:
+        """Write the weights, config and tokenizer a run directory holds."""
+
+    @abstractmethod
+    def load(self, artifact_path: str, settings: Settings) -> PreparedLMModel:
+        """A saved model and its tokenizer, on the best device here."""
+
+    def prepare(
+        self, cfg: ModelTrainConfig, settings: Settings, *, tokenizer: TokenizerHandle
+    ) -> PreparedLMModel:
+        """A model for the config, built under its seed so the same config gives the same
+        weights, refused when its windows would not fit the model's context."""
+        torch.manual_seed(cfg["seed"])
+        model = self.build(cfg, settings, tokenizer)
+        check_fits_context(cfg["max_seq_len"], model)
+        return prepared_model(self.family, model, tokenizer)
+
+    def train(
+        self,
+        cfg: ModelTrainConfig,
+        settings: Settings,
+        *,
+        corpus: Corpus,
+        run_dir: str,
+        prepared: PreparedLMModel,
+        callbacks: TrainingCallbacks,
+    ) -> TrainOutcome:
+        """Train on the corpus (read once by the caller), resuming from the run's latest
+        checkpoint when one exists, then save the run and its manifest."""
+        started_at = utc_now()
+        module = as_module(prepared["model"])
+        device = resolve_device(cfg["device"])
+        configure_fast_math(device)
+        compile_model(module, device, enabled=cfg.get("compile", False))
+        module.to(device)
+        directory = Path(run_dir)
+        tokens = encode_text(prepared["tokenizer"], corpus["text"])
+        train_windows, val_windows = _windows(cfg, tokens)
+        trainer = BaseTrainer(
+            {
+                "model": module,
+                "optimizer": make_optimizer(module, cfg, device),
+                "loss_fn": cross_entropy_loss,
+                "train_windows": train_windows,
+                "val_windows": val_windows,
+                "device": device,
+                "checkpoint_dir": directory / "checkpoints",
+            },
+            loop_config(cfg, bf16=uses_bf16(cfg["precision"], device)),
+            callbacks,
+        )
+        checkpoint = latest_checkpoint(directory / "checkpoints")
+        if checkpoint is not None:
+            trainer.resume(checkpoint)
+        history = list(trainer.train())
+        outcome = _outcome(history[-1], trainer, run_dir)
+        self.save(prepared, run_dir)
+        manifest: RunManifest = {
+            "run_id": directory.name,
+            "model_family": prepared["model_family"],
+            "model_size": prepared["model_size"],
+            "config": cfg,
+            "metrics": outcome,
+            "corpus_sha256": corpus["sha256"],
+            "corpus_bytes": corpus["bytes"],
+            "tokenizer_id": prepared["tokenizer_id"],
+            "num_params": num_params(prepared["model"]),
+            "device": str(device),
+            "library_versions": library_versions(),
+            "git_commit": git_commit(Path(__file__).parent),
+            "created_at": started_at,
+            "completed_at": utc_now(),
+        }
+        write_manifest(directory, manifest)
+        return outcome
+
+    def evaluate(
+        self, *, prepared: PreparedLMModel, cfg: EvalConfig, settings: Settings
+    ) -> EvalOutcome:
+        """Loss on the corpus's validation tail (the split training held out) or on all of it."""
+        model = prepared["model"]
+        check_fits_context(cfg["max_seq_len"], model)
+        module = as_module(model)
+        tokens = encode_text(
+            prepared["tokenizer"], read_corpus(cfg["corpus_path"], settings)["text"]
+        )
+        if cfg["split"] == "validation":
+            tokens = split_tokens(tokens, cfg["val_fraction"])[1]
+        windows = TokenWindows(
+            tokens, seq_len=cfg["max_seq_len"], batch_size=cfg["batch_size"], seed=0, shuffle=False
+        )
+        device = model_device(model)
+        loss = evaluate_loss(
+            module,
+            windows,
+            loss_fn=cross_entropy_loss,
+            device=device,
+            bf16=uses_bf16("auto", device),
+            max_batches=cfg["max_batches"],
+        )
+        batches = windows.batches_per_epoch
+        if cfg["max_batches"] is not None:
+            batches = min(batches, cfg["max_batches"])
+        return {
+            "loss": loss,
+            "perplexity": perplexity(loss),
+            "tokens": batches * windows.tokens_per_batch,
+        }
+
+    def score(
+        self, *, prepared: PreparedLMModel, cfg: ScoreConfig, settings: Settings
+    ) -> ScoreOutcome:
+        """Every token is predicted, the first from the eos token that stands for 'start'.
+
+        A text longer than the model's context is scored in sliding windows: each token once,
+        and every token after the first window sees at least half a context before it.
+        """
+        model = prepared["model"]
+        text = resolve_text(cfg["text"], cfg["path"], settings)
+        if not text:
+            raise ModelTrainerError(
+                "INVALID_CONFIG", "text to score is empty", details={"field": "text"}
+            )
+        tokenizer = prepared["tokenizer"]
+        ids, spans = tokenizer.encode_with_offsets(text)
+        tokens = torch.tensor([prepared["eos_id"], *ids], device=model_device(model))
+        parts: list[ScoreOutcome] = []
+        model.eval()
+        with torch.inference_mode():
+            for start, low, high in score_windows(len(ids), model.context or len(ids)):
+                logits = model(tokens[None, start:high])[0, low - start :]
+                parts.append(
+                    score_outcome(
+                        torch.log_softmax(logits.float(), dim=-1),
+                        tokens[low + 1 : high + 1],
+                        token_texts=[text[a:b] for a, b in spans[low:high]],
+                        tokenizer=tokenizer,
+                        detail_level=cfg["detail_level"],
+                        top_k=cfg["top_k"],
+                    )
+                )
+        return _merge_scores(parts, spans)
+
+    def generate(
+        self, *, prepared: PreparedLMModel, cfg: GenerateConfig, settings: Settings
+    ) -> GenerateOutcome:
+        """Sample continuations, all sequences in one batch, one token per decoder call.
+
+        A model with a context keeps only the prompt's last tokens, and when a sequence fills
+        the context, decoding starts afresh from its last half.
+        """
+        model = prepared["model"]
+        eos, pad = prepared["eos_id"], prepared["pad_id"]
+        n, steps, context = cfg["num_return_sequences"], cfg["max_new_tokens"], model.context
+        prompt_text = resolve_text(cfg["prompt_text"], cfg["prompt_path"], settings)
+        device = model_device(model)
+        prompt = torch.tensor([eos, *prepared["tokenizer"].encode(prompt_text)], device=device)
+        if context is not None:
+            prompt = prompt[-prompt_budget(context, steps) :]
+        prompt = prompt.expand(n, -1)
+        generator = make_generator(cfg["seed"], device)
+        out = torch.full((n, steps), pad, device=device)
+        finished = torch.zeros(n, dtype=torch.bool, device=device)
+        model.eval()
+        with torch.inference_mode():
+            decode = model.decoder()
+            last = decode(prompt)[:, -1, :]
+            length = prompt.size(1)
+            for t in range(steps):
+                token = sample_next(
+                    last,
+                    temperature=cfg["temperature"],
+                    top_k=cfg["top_k"],
+                    top_p=cfg["top_p"],
+                    generator=generator,
+                )
+                out[:, t] = torch.where(finished, pad, token)
+                if cfg["stop_on_eos"]:
+                    finished |= token == eos
+                    if bool(finished.all()):
+                        break
+                if length == context:  # full: carry on from the last half of each sequence
+                    length = context // 2
+                    decode = model.decoder()
+                    last = decode(torch.cat([prompt, out[:, : t + 1]], 1)[:, -length:])[:, -1, :]
+                else:
+                    last = decode(token[:, None])[:, -1, :]
+                    length += 1
+        stop_at = eos if cfg["stop_on_eos"] else None
+        return generation_outcome(out.tolist(), stop_at, prompt_text, prepared["tokenizer"])
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def decoding(step: Callable[[Tensor, StateT | None], tuple[Tensor, StateT]]) -> Decoder:
+    """A decoder over a model's `step(input_ids, state) -> (logits, state)`."""
+    state: StateT | None = None
+
+    def feed(input_ids: Tensor) -> Tensor:
+        nonlocal state
+        logits, state = step(input_ids, state)
+        return logits
+
+    return feed
+
+
+def prepared_model(
+    family: ModelFamily, model: LMModelProto, tokenizer: TokenizerHandle
+) -> PreparedLMModel:
+    """A model beside its tokenizer, refused when their vocabularies differ."""
+    if model.vocab_size != tokenizer.vocab_size:
+        raise ModelTrainerError(
+            "MODEL_INCOMPATIBLE",
+            f"tokenizer {tokenizer.tokenizer_id} has {tokenizer.vocab_size} tokens, "
+            f"the model expects {model.vocab_size}",
+            details={"tokenizer_id": tokenizer.tokenizer_id},
+        )
+    return {
+        "model": model,
+        "model_family": family,
+        "model_size": model.model_size,
+        "tokenizer": tokenizer,
+        "tokenizer_id": tokenizer.tokenizer_id,
+        "eos_id": tokenizer.eos_id,
+        "pad_id": tokenizer.pad_id,
+        "max_seq_len": model.max_seq_len,
+    }
+
+
+def check_fits_context(max_seq_len: int, model: LMModelProto) -> None:
+    context = model.context
+    if context is not None and max_seq_len > context:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"max_seq_len must be <= {context} (the context of this {model.model_size} model), "
+            f"got {max_seq_len}",
+            details={"field": "max_seq_len"},
+        )
+
+
+def as_module(model: LMModelProto) -> nn.Module:
+    """The torch module behind a prepared model (every backend's model is one)."""
+    if not isinstance(model, nn.Module):
+        raise ModelTrainerError(
+            "MODEL_INCOMPATIBLE", f"expected a torch module, got {type(model).__name__}"
+        )
+    return model
+
+
+def model_device(model: LMModelProto) -> torch.device:
+    return next(model.parameters()).device
+
+
+def num_params(model: LMModelProto) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def perplexity(loss: float) -> float:
     return math.exp(min(loss, 50.0))
 
 
-def encode_corpus(prepared: PreparedLMModel, text: str) -> Tensor:
-    return torch.tensor(prepared["tok_for_dataset"].encode(text), dtype=torch.long)
+def encode_text(tokenizer: Encoder, text: str) -> Tensor:
+    return torch.tensor(tokenizer.encode(text), dtype=torch.long)
+
+
+def _windows(cfg: ModelTrainConfig, tokens: Tensor) -> tuple[TokenWindows, TokenWindows | None]:
+    """Shuffled training windows and, unless no split is asked for, validation windows."""
+    train, val = split_tokens(tokens, cfg["val_fraction"])
+    shape = {"seq_len": cfg["max_seq_len"], "batch_size": cfg["batch_size"], "seed": cfg["seed"]}
+    validation = TokenWindows(val, shuffle=False, **shape) if cfg["val_fraction"] > 0.0 else None
+    return TokenWindows(train, shuffle=True, **shape), validation
 
 
 def loop_config(cfg: ModelTrainConfig, *, bf16: bool) -> LoopConfig:
@@ -65,82 +372,13 @@ def loop_config(cfg: ModelTrainConfig, *, bf16: bool) -> LoopConfig:
     }
 
 
-def train_causal_lm(
-    prepared: PreparedLMModel,
-    *,
-    module: nn.Module,
-    cfg: ModelTrainConfig,
-    settings: Settings,
-    run_dir: str,
-    callbacks: TrainingCallbacks,
-    save: Callable[[PreparedLMModel, str], ModelArtifact],
-) -> TrainOutcome:
-    """Train on the corpus, resuming from the run's latest checkpoint when one exists."""
-    started_at = utc_now()
-    corpus = read_corpus(cfg["corpus_path"], settings)
-    device = resolve_device(cfg["device"])
-    configure_fast_math(device)
-    train_tokens, val_tokens = split_tokens(
-        encode_corpus(prepared, corpus["text"]), cfg["val_fraction"]
-    )
-    windows = {"seq_len": cfg["max_seq_len"], "batch_size": cfg["batch_size"], "seed": cfg["seed"]}
-    module.to(device)
-    directory = Path(run_dir)
-    trainer = BaseTrainer(
-        {
-            "model": module,
-            "optimizer": make_optimizer(
-                module,
-                learning_rate=cfg["learning_rate"],
-                weight_decay=cfg["weight_decay"],
-                device=device,
-            ),
-            "loss_fn": cross_entropy_loss,
-            "train_windows": TokenWindows(train_tokens, shuffle=True, **windows),
-            "val_windows": (
-                TokenWindows(val_tokens, shuffle=False, **windows)
-                if cfg["val_fraction"] > 0.0
-                else None
-            ),
-            "device": device,
-            "checkpoint_dir": directory / "checkpoints",
-        },
-        loop_config(cfg, bf16=uses_bf16(cfg["precision"], device)),
-        callbacks,
-    )
-    checkpoint = latest_checkpoint(directory / "checkpoints")
-    if checkpoint is not None:
-        trainer.resume(checkpoint)
-    history = list(trainer.train())
-    outcome = _outcome(history[-1], trainer, run_dir)
-    save(prepared, run_dir)
-    manifest: RunManifest = {
-        "run_id": directory.name,
-        "model_family": prepared["model_family"],
-        "model_size": prepared["model_size"],
-        "config": cfg,
-        "metrics": outcome,
-        "corpus_sha256": corpus["sha256"],
-        "corpus_bytes": corpus["bytes"],
-        "tokenizer_id": prepared["tokenizer_id"],
-        "num_params": sum(p.numel() for p in module.parameters()),
-        "device": str(device),
-        "library_versions": library_versions(),
-        "git_commit": git_commit(Path(__file__).parent),
-        "created_at": started_at,
-        "completed_at": utc_now(),
-    }
-    write_manifest(directory, manifest)
-    return outcome
-
-
 def _outcome(final: EvalMetrics, trainer: BaseTrainer, run_dir: str) -> TrainOutcome:
     val = final["val_loss"]
     return {
         "loss": final["train_loss"],
-        "perplexity": _perplexity(final["train_loss"]),
+        "perplexity": perplexity(final["train_loss"]),
         "val_loss": val,
-        "val_perplexity": None if val is None else _perplexity(val),
+        "val_perplexity": None if val is None else perplexity(val),
         "steps": final["step"],
         "epochs_completed": final["epoch"],
         "tokens_seen": final["tokens_seen"],
@@ -151,31 +389,158 @@ def _outcome(final: EvalMetrics, trainer: BaseTrainer, run_dir: str) -> TrainOut
     }
 
 
-def evaluate_causal_lm(
-    prepared: PreparedLMModel, module: nn.Module, cfg: EvalConfig, settings: Settings
-) -> EvalOutcome:
-    """Loss on the corpus's validation tail (the split training held out) or on all of it."""
-    corpus = read_corpus(cfg["corpus_path"], settings)
-    tokens = encode_corpus(prepared, corpus["text"])
-    if cfg["split"] == "validation":
-        tokens = split_tokens(tokens, cfg["val_fraction"])[1]
-    windows = TokenWindows(
-        tokens, seq_len=cfg["max_seq_len"], batch_size=cfg["batch_size"], seed=0, shuffle=False
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def resolve_text(text: str | None, path: str | None, settings: Settings) -> str:
+    """The inline text, or the file's under DATA_ROOT; validators guarantee exactly one."""
+    if text is not None:
+        return text
+    resolved = confine(str(path), [settings["data_root"]])
+    if not resolved.is_file():
+        raise ModelTrainerError(
+            "CORPUS_NOT_FOUND", f"text file {path} does not exist", details={"path": str(path)}
+        )
+    return resolved.read_text(encoding="utf-8", errors="replace")
+
+
+# --- scoring --------------------------------------------------------------------------------
+
+
+def score_windows(count: int, context: int) -> Iterator[tuple[int, int, int]]:
+    """(start, low, high): inputs `start:high` score targets `low:high` of `count`."""
+    high = min(count, context)
+    yield 0, 0, high
+    stride = max(1, context // 2)
+    while high < count:
+        low, high = high, min(count, high + stride)
+        yield high - context, low, high
+
+
+def score_outcome(
+    log_probs: Tensor,
+    targets: Tensor,
+    *,
+    token_texts: list[str],
+    tokenizer: TokenizerHandle,
+    detail_level: DetailLevel,
+    top_k: int | None,
+) -> ScoreOutcome:
+    """`log_probs` (n, vocab) predicts `targets` (n,); `token_texts[i]` is target i's text."""
+    target_lp = log_probs.gather(1, targets[:, None]).squeeze(1)
+    loss = float(-target_lp.mean().item())
+    outcome: ScoreOutcome = {
+        "loss": loss,
+        "perplexity": perplexity(loss),
+        "num_tokens": targets.numel(),
+        "per_token": None,
+    }
+    if detail_level == "per_char":
+        outcome["per_token"] = _per_token(log_probs, target_lp, token_texts, tokenizer, top_k)
+    return outcome
+
+
+def _per_token(
+    log_probs: Tensor,
+    target_lp: Tensor,
+    token_texts: list[str],
+    tokenizer: TokenizerHandle,
+    top_k: int | None,
+) -> list[TokenScore]:
+    k = min(DEFAULT_TOP_K if top_k is None else top_k, log_probs.size(-1))
+    top = torch.topk(log_probs, k, dim=-1)
+    top_probs: list[list[float]] = top.values.exp().tolist()
+    top_ids: list[list[int]] = top.indices.tolist()
+    target_values: list[float] = target_lp.tolist()
+    return [
+        {
+            "token": text,
+            "prob": math.exp(lp),
+            "surprisal": -lp / math.log(2.0),
+            "top_k": [
+                {"token": tokenizer.id_to_token(i), "prob": p}
+                for i, p in zip(ids, probs, strict=True)
+            ],
+        }
+        for text, lp, ids, probs in zip(token_texts, target_values, top_ids, top_probs, strict=True)
+    ]
+
+
+def _merge_scores(parts: list[ScoreOutcome], spans: list[tuple[int, int]]) -> ScoreOutcome:
+    """One outcome from the windows' (each window's loss is a mean over its tokens), with
+    every token's character offsets."""
+    count = sum(part["num_tokens"] for part in parts)
+    loss = (
+        parts[0]["loss"]
+        if len(parts) == 1
+        else sum(part["loss"] * part["num_tokens"] for part in parts) / count
     )
-    device = next(module.parameters()).device
-    loss = evaluate_loss(
-        module,
-        windows,
-        loss_fn=cross_entropy_loss,
-        device=device,
-        bf16=uses_bf16("auto", device),
-        max_batches=cfg["max_batches"],
-    )
-    batches = windows.batches_per_epoch
-    if cfg["max_batches"] is not None:
-        batches = min(batches, cfg["max_batches"])
+    per_token: list[TokenScore] | None = None
+    if parts[0]["per_token"] is not None:
+        per_token = [entry for part in parts for entry in part["per_token"] or []]
+        for entry, (start, end) in zip(per_token, spans, strict=True):
+            entry["start"], entry["end"] = start, end
     return {
         "loss": loss,
-        "perplexity": _perplexity(loss),
-        "tokens": batches * windows.tokens_per_batch,
+        "perplexity": perplexity(loss),
+        "num_tokens": count,
+        "per_token": per_token,
     }
+
+
+# --- sampling -------------------------------------------------------------------------------
+
+
+def prompt_budget(context: int, max_new_tokens: int) -> int:
+    """How many prompt tokens to keep: all the new tokens fit beside them when they can, and
+    never fewer than half a context, so a long continuation still sees its prompt."""
+    return max(context - max_new_tokens, context // 2, 1)
+
+
+def sample_next(
+    logits: Tensor,
+    *,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator,
+) -> Tensor:
+    """One token id per row of `logits` (batch, vocab); top_k=0 and top_p=1 switch a filter off."""
+    scores = logits.float() / temperature
+    if 0 < top_k < scores.size(-1):
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, dim=-1, descending=True)
+        probs = torch.softmax(sorted_scores, dim=-1)
+        # Drop a token once the tokens ranked above it already cover top_p; the first stays.
+        drop = torch.cumsum(probs, dim=-1) - probs >= top_p
+        sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
+        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
+    probs = torch.softmax(scores, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """Seeded when asked (same seed, same text), otherwise from fresh entropy."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def generation_outcome(
+    rows: list[list[int]], stop_at: int | None, prompt_text: str, tokenizer: Encoder
+) -> GenerateOutcome:
+    """Prompt plus continuation, cut before the eos that ended a sequence."""
+    outputs: list[str] = []
+    counts: list[int] = []
+    on_eos: list[bool] = []
+    for row in rows:
+        stop = row.index(stop_at) if stop_at in row else len(row)
+        outputs.append(prompt_text + tokenizer.decode(row[:stop]))
+        counts.append(stop)
+        on_eos.append(stop < len(row))
+    return {"outputs": outputs, "new_tokens": counts, "finished_on_eos": on_eos}

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-from model_trainer.contracts.model import (
-    EvalConfig,
-    GenerateConfig,
-    ModelTrainConfig,
-    ScoreConfig,
-)
+from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
 from model_trainer.contracts.tokenizer import TokenizerTrainConfig
+from model_trainer.contracts.train_config import ModelTrainConfig
+from model_trainer.errors import ModelTrainerError
 from platform_core.json_types import JSONObject
+
+# The domain this service's Redis keys and channels are named under (platform_workers.keys).
+DOMAIN = "trainer"
 
 JobType = Literal["train", "eval", "score", "generate", "tokenizer"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-ErrorKind = Literal["user", "system"]
+# Whose fault a failure is: the request's, ours, or the machine's (out of memory, no GPU).
+ErrorKind = Literal["user", "system", "resource"]
 QueueName = Literal["train", "infer"]
 
+ERROR_KINDS: tuple[ErrorKind, ...] = ("user", "system", "resource")
 JOB_TYPES: tuple[JobType, ...] = ("train", "eval", "score", "generate", "tokenizer")
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
 TERMINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
@@ -30,6 +32,20 @@ QUEUE_FOR_TYPE: dict[JobType, QueueName] = {
     "score": "infer",
     "generate": "infer",
 }
+QUEUE_NAMES: tuple[QueueName, ...] = tuple(dict.fromkeys(QUEUE_FOR_TYPE.values()))
+
+
+def parse_queue(value: str) -> QueueName:
+    """Narrow a queue name given on the command line to one the service has."""
+    for queue in QUEUE_NAMES:
+        if queue == value:
+            return queue
+    raise ModelTrainerError(
+        "INVALID_CONFIG",
+        f"queue must be one of {', '.join(QUEUE_NAMES)}, got {value!r}",
+        details={"field": "queues"},
+    )
+
 
 # Enqueued by dotted path so the API never imports a worker module (nor torch).
 WORKER_FUNCTIONS: dict[JobType, str] = {

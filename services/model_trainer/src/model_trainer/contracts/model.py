@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, Self, TypedDict
 
-from model_trainer.contracts.tokenizer import Encoder, TokenizerHandle
+from model_trainer.contracts.tokenizer import TokenizerHandle
 
 if TYPE_CHECKING:
     from torch import Tensor, device
     from torch.nn import Parameter
-
-    from model_trainer.settings import Settings
 
 ModelFamily = Literal["char_lstm", "gpt2"]
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
@@ -25,45 +23,6 @@ DetailLevel = Literal["summary", "per_char"]
 EvalSplit = Literal["validation", "all"]
 
 MODEL_FAMILIES: tuple[ModelFamily, ...] = ("char_lstm", "gpt2")
-
-
-class ModelTrainConfig(TypedDict):
-    """Everything a train job asks for; validated once by validate_model_train_config.
-
-    The NotRequired fields are optional features; absent means off, so configs written before
-    they existed (job payloads, manifests) keep their meaning.
-    """
-
-    model_family: ModelFamily
-    model_size: str
-    max_seq_len: int
-    num_epochs: int
-    batch_size: int
-    learning_rate: float
-    corpus_path: str
-    seed: int
-    device: DeviceChoice
-    precision: Precision
-    max_steps: int | None
-    time_budget_s: float | None
-    val_fraction: float
-    grad_clip: float | None
-    grad_accum_steps: int
-    weight_decay: float
-    lr_schedule: LRSchedule
-    warmup_steps: int
-    min_lr_ratio: float
-    log_every_steps: int
-    eval_every_steps: int | None
-    eval_max_batches: int
-    checkpoint_every_steps: int | None
-    keep_checkpoints: int
-    # torch.compile the model's forward; honoured on CUDA only (on CPU it costs ~30 s and
-    # gains nothing at these sizes).
-    compile: NotRequired[bool]
-    # A local Hugging Face checkpoint directory (under DATA_ROOT or ARTIFACTS_ROOT) to
-    # fine-tune instead of training from scratch; gpt2 only.
-    init_from: NotRequired[str]
 
 
 class TrainOutcome(TypedDict):
@@ -170,10 +129,37 @@ class BackendCapabilities(TypedDict):
     supported_sizes: tuple[str, ...]
 
 
+class Decoder(Protocol):
+    """One decoding session: feed token ids (batch, n) and get their logits (batch, n, vocab).
+
+    It keeps what it was fed (an LSTM's state, a transformer's KV cache), so generation feeds
+    one new token per call.
+    """
+
+    def __call__(self, input_ids: Tensor) -> Tensor: ...
+
+
 class LMModelProto(Protocol):
     """A causal language model: token ids in, next-token logits out."""
 
+    model_size: str
+
+    @property
+    def context(self) -> int | None:
+        """The longest input the model takes; None when it has no limit (a recurrent net)."""
+        ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def max_seq_len(self) -> int:
+        """The sequence length it was built for: its context, or its training windows'."""
+        ...
+
     def __call__(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor: ...
+
+    def decoder(self) -> Decoder: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]: ...
 
@@ -195,7 +181,6 @@ class PreparedLMModel(TypedDict):
     eos_id: int
     pad_id: int
     max_seq_len: int
-    tok_for_dataset: Encoder
 
 
 class StepMetrics(TypedDict):
@@ -216,39 +201,3 @@ class TrainingCallbacks(TypedDict):
     heartbeat: Callable[[float], None]
     cancelled: Callable[[], bool]
     progress: Callable[[StepMetrics], None] | None
-
-
-class ModelBackend(Protocol):
-    """One model family's functions behind a single interface (built by create_backend)."""
-
-    def name(self) -> ModelFamily: ...
-
-    def prepare(
-        self, cfg: ModelTrainConfig, settings: Settings, *, tokenizer: TokenizerHandle
-    ) -> PreparedLMModel: ...
-
-    def train(
-        self,
-        cfg: ModelTrainConfig,
-        settings: Settings,
-        *,
-        run_dir: str,
-        prepared: PreparedLMModel,
-        callbacks: TrainingCallbacks,
-    ) -> TrainOutcome: ...
-
-    def evaluate(
-        self, *, prepared: PreparedLMModel, cfg: EvalConfig, settings: Settings
-    ) -> EvalOutcome: ...
-
-    def score(
-        self, *, prepared: PreparedLMModel, cfg: ScoreConfig, settings: Settings
-    ) -> ScoreOutcome: ...
-
-    def generate(
-        self, *, prepared: PreparedLMModel, cfg: GenerateConfig, settings: Settings
-    ) -> GenerateOutcome: ...
-
-    def save(self, prepared: PreparedLMModel, out_dir: str) -> ModelArtifact: ...
-
-    def load(self, artifact_path: str, settings: Settings) -> PreparedLMModel: ...

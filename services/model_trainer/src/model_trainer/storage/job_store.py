@@ -1,13 +1,13 @@
 """Typed job records in Redis: one hash per job and a per-user index for newest-first listing.
 
-Keys (they agree with ``platform_workers.job_context`` for the domain ``trainer``):
+Keys come from ``platform_workers.keys`` under ``contracts.jobs.DOMAIN``, the names the
+worker's JobContext uses too:
 
-- ``trainer:job:{job_id}``         hash of string fields; a None field is absent; ``result``
-                                   and ``error`` hold JSON; ``heartbeat_at`` is written by the
-                                   worker's JobContext
-- ``trainer:jobs:user:{user_id}``  sorted set of job ids, scored by ``created_at`` in
-                                   microseconds since the epoch
-- ``trainer:cancel:{job_id}``      cancel flag, set with a TTL
+- the record is a hash of string fields; a None field is absent; ``result`` and ``error`` hold
+  JSON; ``heartbeat_at`` is written by the worker's JobContext
+- the per-user index is a sorted set of job ids, scored by ``created_at`` in microseconds since
+  the epoch
+- the cancel flag is set with a TTL
 
 Listing pages by (score, job_id) position rather than by offset, so a job created between two
 requests never shifts a page; job ids break ties between jobs created in the same microsecond.
@@ -24,16 +24,17 @@ from typing import Literal, TypeAlias
 from redis.typing import EncodableT, FieldT, ZSetRangeResponse
 
 from model_trainer.contracts.jobs import (
+    DOMAIN,
+    ERROR_KINDS,
     JOB_STATUSES,
     JOB_TYPES,
+    QUEUE_NAMES,
     JobError,
     JobRecord,
     JobStatus,
     JobType,
-    QueueName,
 )
 from model_trainer.errors import ModelTrainerError
-from platform_core.job_events import ERROR_KINDS
 from platform_core.json_types import (
     JSONObject,
     PayloadError,
@@ -43,14 +44,10 @@ from platform_core.json_types import (
     require_literal,
     require_str,
 )
+from platform_workers.keys import cancel_key, record_key, user_index_key
 from platform_workers.redis_conn import RedisClient, as_text
 
-RECORD_KEY = "trainer:job:{job_id}"
-USER_INDEX_KEY = "trainer:jobs:user:{user_id}"
-CANCEL_KEY = "trainer:cancel:{job_id}"
 CANCEL_TTL_S = 7 * 24 * 3600
-
-QUEUE_NAMES: tuple[QueueName, ...] = ("train", "infer")
 _MIN_SCAN_BATCH = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -59,10 +56,6 @@ _CURSOR = re.compile(r"(-?[0-9]+):(.+)", re.DOTALL)
 # Where a listing stands in the index: (score, job_id), ordered newest first.
 _Position: TypeAlias = tuple[int, str]
 _HashFields: TypeAlias = dict[FieldT, EncodableT]
-
-
-def _record_key(job_id: str) -> str:
-    return RECORD_KEY.format(job_id=job_id)
 
 
 def created_score(created_at: str) -> int:
@@ -240,16 +233,16 @@ class JobStore:
     def create(self, record: JobRecord) -> None:
         """Stores a new record (replacing any stale one) and indexes it for its user."""
         score = created_score(record["created_at"])
-        key = _record_key(record["job_id"])
+        key = record_key(DOMAIN, record["job_id"])
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(key)
         pipe.hset(key, mapping=_encode(record))
-        pipe.zadd(USER_INDEX_KEY.format(user_id=record["user_id"]), {record["job_id"]: score})
+        pipe.zadd(user_index_key(DOMAIN, record["user_id"]), {record["job_id"]: score})
         pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
         """Returns the decoded record, or None when no such job exists."""
-        raw = self._redis.hgetall(_record_key(job_id))
+        raw = self._redis.hgetall(record_key(DOMAIN, job_id))
         return _decode(raw) if raw else None
 
     def mark_running(self, job_id: str, *, now: str) -> int:
@@ -311,7 +304,7 @@ class JobStore:
 
     def request_cancel(self, job_id: str) -> None:
         """Raises the flag a running job's JobContext.cancelled() polls."""
-        self._redis.set(CANCEL_KEY.format(job_id=job_id), b"1", ex=CANCEL_TTL_S)
+        self._redis.set(cancel_key(DOMAIN, job_id), b"1", ex=CANCEL_TTL_S)
 
     def list_for_user(
         self,
@@ -329,7 +322,7 @@ class JobStore:
         """
         if limit < 1:
             raise ModelTrainerError("INVALID_CONFIG", f"limit must be >= 1, got {limit}")
-        index = USER_INDEX_KEY.format(user_id=user_id)
+        index = user_index_key(DOMAIN, user_id)
         position = None if cursor is None else _decode_cursor(cursor)
         batch = max(limit + 1, _MIN_SCAN_BATCH)
         found: list[tuple[JobRecord, _Position]] = []
@@ -345,7 +338,7 @@ class JobStore:
 
     def _existing_key(self, job_id: str) -> str:
         """Refuses to write into a record that was never created (a partial hash is corrupt)."""
-        key = _record_key(job_id)
+        key = record_key(DOMAIN, job_id)
         if not self._redis.exists(key):
             raise ModelTrainerError("JOB_NOT_FOUND", f"job {job_id!r} does not exist")
         return key
@@ -375,6 +368,6 @@ class JobStore:
         """Fetches the records at these positions in one round trip, skipping vanished ones."""
         pipe = self._redis.pipeline(transaction=False)
         for _, job_id in positions:
-            pipe.hgetall(_record_key(job_id))
+            pipe.hgetall(record_key(DOMAIN, job_id))
         replies = pipe.execute()
         return [(_decode(raw), pos) for raw, pos in zip(replies, positions, strict=True) if raw]

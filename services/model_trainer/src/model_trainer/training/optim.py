@@ -10,18 +10,19 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
 from model_trainer.contracts.model import LRSchedule
+from model_trainer.contracts.train_config import ModelTrainConfig
 
 
-def make_optimizer(
-    model: nn.Module, *, learning_rate: float, weight_decay: float, device: torch.device
-) -> AdamW:
+def make_optimizer(model: nn.Module, cfg: ModelTrainConfig, device: torch.device) -> AdamW:
     """AdamW; matrices decay, biases/norms/embeddings' 1-D params don't; fused kernel on CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg["weight_decay"]},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return AdamW(groups, lr=learning_rate, fused=device.type == "cuda")
+    return AdamW(
+        groups, lr=cfg["learning_rate"], betas=(0.9, cfg["beta2"]), fused=device.type == "cuda"
+    )
 
 
 class WarmupCosine:

@@ -17,6 +17,7 @@ def process_eval_job(payload: EvalJobPayload) -> JSONObject:
 def run_eval_job(payload: EvalJobPayload, *, settings: Settings, redis: RedisClient) -> JSONObject:
     return run_inference_job(
         payload,
+        "eval",
         lambda backend, prepared: backend.evaluate(
             prepared=prepared, cfg=payload["config"], settings=settings
         ),

@@ -20,6 +20,7 @@ def run_generate_job(
 ) -> JSONObject:
     return run_inference_job(
         payload,
+        "generate",
         lambda backend, prepared: backend.generate(
             prepared=prepared, cfg=payload["config"], settings=settings
         ),

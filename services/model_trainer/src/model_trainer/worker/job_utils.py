@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 from rq import get_current_job
 
-from model_trainer.contracts.jobs import ErrorKind, JobError, QueueName, RunJobPayload
-from model_trainer.contracts.model import ModelBackend, PreparedLMModel
+from model_trainer.contracts.jobs import (
+    DOMAIN,
+    QUEUE_FOR_TYPE,
+    ErrorKind,
+    JobError,
+    JobType,
+    QueueName,
+    RunJobPayload,
+)
+from model_trainer.contracts.model import PreparedLMModel
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
 from model_trainer.worker.model_cache import load_run
+from platform_core.job_events import ErrorKind as EventErrorKind
 from platform_core.json_types import JSONObject, load_json_object
 from platform_workers.job_context import JobContext
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
-DOMAIN = "trainer"
+if TYPE_CHECKING:
+    from model_trainer.backends.causal_lm import CausalLMBackend
 
 
 def connect() -> tuple[Settings, RedisClient]:
@@ -37,9 +47,11 @@ def to_json_object(value: Mapping[str, object]) -> JSONObject:
     return load_json_object(orjson.dumps(value))
 
 
-def _error_kind(error: ModelTrainerError) -> ErrorKind:
-    """Cancellation and 4xx codes are the user's doing; everything else is ours."""
-    return "user" if error.http_status < 500 or error.code == "TRAINING_CANCELLED" else "system"
+def _v1_event_kind(kind: ErrorKind) -> EventErrorKind:
+    """The kind `trainer.job.failed.v1` carries: that version allows only user and system, and its
+    subscribers reject other values, so a resource failure is announced as system. The record
+    keeps the precise kind."""
+    return "user" if kind == "user" else "system"
 
 
 def _stop_retries() -> None:
@@ -67,8 +79,7 @@ def run_job(
         result = work()
     except ModelTrainerError as error:
         _stop_retries()
-        kind = _error_kind(error)
-        _record_failure(ctx, store, job_id, code=error.code, kind=kind, message=error.message)
+        _record_failure(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
         raise
     except Exception as error:
         if not _will_retry():
@@ -89,20 +100,26 @@ def _record_failure(
         "cancelled" if code == "TRAINING_CANCELLED" else "failed"
     )
     store.fail(job_id, error=error, status=status, now=utc_now())
-    ctx.publish_failed(kind, code, message)
+    ctx.publish_failed(_v1_event_kind(kind), code, message)
 
 
-InferenceCall = Callable[[ModelBackend, PreparedLMModel], Mapping[str, object]]
+InferenceCall = Callable[["CausalLMBackend", PreparedLMModel], Mapping[str, object]]
 
 
 def run_inference_job(
-    payload: RunJobPayload, call: InferenceCall, *, settings: Settings, redis: RedisClient
+    payload: RunJobPayload,
+    job_type: JobType,
+    call: InferenceCall,
+    *,
+    settings: Settings,
+    redis: RedisClient,
 ) -> JSONObject:
     """Load the run (from this worker's cache when warm) and apply one backend function."""
-    ctx = job_context(redis, job_id=payload["job_id"], user_id=payload["user_id"], queue="infer")
+    job_id, user_id = payload["job_id"], payload["user_id"]
+    ctx = job_context(redis, job_id=job_id, user_id=user_id, queue=QUEUE_FOR_TYPE[job_type])
 
     def work() -> JSONObject:
         backend, prepared = load_run(payload["run_id"], settings)
         return to_json_object(call(backend, prepared))
 
-    return run_job(ctx, JobStore(redis), payload["job_id"], work)
+    return run_job(ctx, JobStore(redis), job_id, work)

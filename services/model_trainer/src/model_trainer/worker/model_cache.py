@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from model_trainer.backends.registry import get_backend
-from model_trainer.contracts.model import ModelBackend, PreparedLMModel
+from model_trainer.contracts.model import PreparedLMModel
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.runs import MANIFEST_FILE, run_dir
 from platform_core.json_types import load_json_object, require_str
 
+if TYPE_CHECKING:
+    from model_trainer.backends.causal_lm import CausalLMBackend
+
 CACHE_SIZE = 4
 
-_cache: OrderedDict[tuple[str, int], tuple[ModelBackend, PreparedLMModel]] = OrderedDict()
+_cache: OrderedDict[tuple[str, int], tuple[CausalLMBackend, PreparedLMModel]] = OrderedDict()
 
 
-def load_run(run_id: str, settings: Settings) -> tuple[ModelBackend, PreparedLMModel]:
+def load_run(run_id: str, settings: Settings) -> tuple[CausalLMBackend, PreparedLMModel]:
     """The run's backend and model; a hit skips loading, a retrained run (new weights) misses."""
     directory = run_dir(settings, run_id)
     manifest = directory / MANIFEST_FILE

@@ -19,6 +19,7 @@ def run_score_job(
 ) -> JSONObject:
     return run_inference_job(
         payload,
+        "score",
         lambda backend, prepared: backend.score(
             prepared=prepared, cfg=payload["config"], settings=settings
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from model_trainer.contracts.jobs import TokenizerJobPayload
+from model_trainer.contracts.jobs import QUEUE_FOR_TYPE, TokenizerJobPayload
 from model_trainer.contracts.tokenizer import TokenizerHandle, TokenizerInfo, TokenizerTrainConfig
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
@@ -29,7 +29,8 @@ def run_tokenizer_job(
     payload: TokenizerJobPayload, *, settings: Settings, redis: RedisClient
 ) -> JSONObject:
     job_id = payload["job_id"]
-    ctx = job_context(redis, job_id=job_id, user_id=payload["user_id"], queue="train")
+    queue = QUEUE_FOR_TYPE["tokenizer"]
+    ctx = job_context(redis, job_id=job_id, user_id=payload["user_id"], queue=queue)
     return run_job(
         ctx,
         JobStore(redis),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from model_trainer.backends.causal_lm import num_params
 from model_trainer.backends.registry import get_backend
-from model_trainer.contracts.jobs import TrainJobPayload
+from model_trainer.contracts.jobs import QUEUE_FOR_TYPE, TrainJobPayload
 from model_trainer.contracts.model import PreparedLMModel, StepMetrics, TrainingCallbacks
 from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.settings import Settings
@@ -33,7 +34,7 @@ def run_train_job(
     payload: TrainJobPayload, *, settings: Settings, redis: RedisClient
 ) -> JSONObject:
     job_id, user_id = payload["job_id"], payload["user_id"]
-    ctx = job_context(redis, job_id=job_id, user_id=user_id, queue="train")
+    ctx = job_context(redis, job_id=job_id, user_id=user_id, queue=QUEUE_FOR_TYPE["train"])
     store = JobStore(redis)
     return run_job(ctx, store, job_id, lambda: _train(payload, settings, ctx, store))
 
@@ -54,7 +55,12 @@ def _train(
         "progress": lambda metrics: _report_progress(payload, metrics, ctx, store),
     }
     outcome = backend.train(
-        cfg, settings, run_dir=str(directory), prepared=prepared, callbacks=callbacks
+        cfg,
+        settings,
+        corpus=corpus,
+        run_dir=str(directory),
+        prepared=prepared,
+        callbacks=callbacks,
     )
     ctx.publish_metrics(
         make_completed_metrics_event(
@@ -91,12 +97,12 @@ def _announce_config(payload: TrainJobPayload, prepared: PreparedLMModel, ctx: J
             model_family=cfg["model_family"],
             model_size=cfg["model_size"],
             total_epochs=cfg["num_epochs"],
-            queue="train",
+            queue=QUEUE_FOR_TYPE["train"],
             device=cfg["device"],
             batch_size=cfg["batch_size"],
             learning_rate=cfg["learning_rate"],
             max_seq_len=cfg["max_seq_len"],
-            num_params=sum(p.numel() for p in prepared["model"].parameters()),
+            num_params=num_params(prepared["model"]),
         )
     )
 

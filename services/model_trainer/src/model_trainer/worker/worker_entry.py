@@ -31,7 +31,6 @@ from model_trainer.worker.job_utils import job_context
 from platform_core.json_types import require_int
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
-QUEUES: tuple[QueueName, ...] = ("train", "infer")
 JOB_MONITORING_INTERVAL = 5
 WORKER_TTL = 35
 MAINTENANCE_INTERVAL = 10

@@ -12,13 +12,13 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, TypedDict
+from typing import BinaryIO
 
 from fastapi import APIRouter, Request
+from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
 from model_trainer.api.routes import ERROR_RESPONSES
-from model_trainer.api.schemas import CorpusUploaded
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from platform_core.json_types import ROOT_FIELD
@@ -83,7 +83,7 @@ def build_corpora_router(ctx: ApiContext) -> APIRouter:
     @router.post(
         "/v1/corpora",
         status_code=201,
-        response_model=CorpusUploaded,
+        response_model=StoredCorpus,
         openapi_extra=_TEXT_BODY,
     )
     async def upload_corpus(request: Request) -> StoredCorpus:

@@ -18,14 +18,13 @@ from fastapi.responses import StreamingResponse
 from model_trainer.api import ApiContext
 from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.routes.jobs import owned_job
-from model_trainer.contracts.jobs import TERMINAL_STATUSES
+from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.job_store import JobStore
 from platform_core.json_types import PayloadError, load_json_object, require_str
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient
 
-DOMAIN = "trainer"
 TERMINAL_EVENTS = frozenset({"trainer.job.completed.v1", "trainer.job.failed.v1"})
 BLOCK_MS = 1000
 KEEPALIVE_S = 15.0

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from rq import Queue, Worker
+from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
-from model_trainer.api.schemas import Health, Readiness
 from model_trainer.contracts.jobs import QueueName
 from platform_workers.redis_conn import RedisClient
 
@@ -49,14 +47,16 @@ def readiness(redis: RedisClient) -> ReadinessBody:
 def build_health_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", response_model=Health)
+    @router.get("/healthz", response_model=HealthBody)
     def healthz() -> HealthBody:
         return {"status": "ok"}
 
     @router.get(
         "/readyz",
-        response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "Redis or a queue's workers missing"}},
+        response_model=ReadinessBody,
+        responses={
+            503: {"model": ReadinessBody, "description": "Redis or a queue's workers missing"}
+        },
     )
     def readyz() -> JSONResponse:
         body = readiness(ctx["redis"])

@@ -15,7 +15,6 @@ from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.schemas import (
     EvalJobRequest,
     GenerateJobRequest,
-    JobAccepted,
     JobList,
     JobView,
     ScoreJobRequest,
@@ -30,7 +29,7 @@ from model_trainer.api.submit import (
     submit_tokenizer,
     submit_train,
 )
-from model_trainer.contracts.jobs import TERMINAL_STATUSES, JobRecord, JobStatus, JobType
+from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, JobRecord, JobStatus, JobType
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.runs import utc_now
 from platform_workers.job_context import JobContext
@@ -67,7 +66,7 @@ def cancel_queued(ctx: ApiContext, record: JobRecord) -> None:
     )
     context = JobContext(
         ctx["redis"],
-        domain="trainer",
+        domain=DOMAIN,
         job_id=job_id,
         user_id=record["user_id"],
         queue=record["queue"],
@@ -78,23 +77,23 @@ def cancel_queued(ctx: ApiContext, record: JobRecord) -> None:
 def build_jobs_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
 
-    @router.post("/v1/jobs/train", status_code=202, response_model=JobAccepted)
+    @router.post("/v1/jobs/train", status_code=202, response_model=SubmittedJob)
     def post_train(body: TrainJobRequest) -> SubmittedJob:
         return submit_train(ctx, body)
 
-    @router.post("/v1/jobs/eval", status_code=202, response_model=JobAccepted)
+    @router.post("/v1/jobs/eval", status_code=202, response_model=SubmittedJob)
     def post_eval(body: EvalJobRequest) -> SubmittedJob:
         return submit_eval(ctx, body)
 
-    @router.post("/v1/jobs/score", status_code=202, response_model=JobAccepted)
+    @router.post("/v1/jobs/score", status_code=202, response_model=SubmittedJob)
     def post_score(body: ScoreJobRequest) -> SubmittedJob:
         return submit_score(ctx, body)
 
-    @router.post("/v1/jobs/generate", status_code=202, response_model=JobAccepted)
+    @router.post("/v1/jobs/generate", status_code=202, response_model=SubmittedJob)
     def post_generate(body: GenerateJobRequest) -> SubmittedJob:
         return submit_generate(ctx, body)
 
-    @router.post("/v1/jobs/tokenizer", status_code=202, response_model=JobAccepted)
+    @router.post("/v1/jobs/tokenizer", status_code=202, response_model=SubmittedJob)
     def post_tokenizer(body: TokenizerJobRequest) -> SubmittedJob:
         return submit_tokenizer(ctx, body)
 

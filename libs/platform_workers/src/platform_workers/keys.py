@@ -1,0 +1,35 @@
+"""Redis key and channel names of a domain's jobs, built only here so readers and writers agree.
+
+For a domain (``trainer`` for the model trainer), a job and a user:
+
+- ``{domain}:events``             pub/sub channel carrying every event of the domain
+- ``{domain}:events:{job_id}``    stream keeping the job's events for replay
+- ``{domain}:job:{job_id}``       hash holding the job's record
+- ``{domain}:cancel:{job_id}``    flag whose existence asks the job to stop
+- ``{domain}:jobs:user:{user_id}`` sorted set indexing one user's jobs
+"""
+
+
+def events_channel(domain: str) -> str:
+    """The pub/sub channel every job of a domain publishes on."""
+    return f"{domain}:events"
+
+
+def event_stream_key(domain: str, job_id: str) -> str:
+    """The stream that keeps one job's events for replay."""
+    return f"{domain}:events:{job_id}"
+
+
+def record_key(domain: str, job_id: str) -> str:
+    """The hash holding a job's record."""
+    return f"{domain}:job:{job_id}"
+
+
+def cancel_key(domain: str, job_id: str) -> str:
+    """The flag whose existence asks a job to stop."""
+    return f"{domain}:cancel:{job_id}"
+
+
+def user_index_key(domain: str, user_id: int) -> str:
+    """The sorted set listing one user's jobs."""
+    return f"{domain}:jobs:user:{user_id}"

@@ -1,0 +1,168 @@
+"""The character-level LSTM: the network, and how it is built, saved and loaded.
+
+A run directory holds safetensors weights, `config.json` (enough to rebuild the network) and
+the tokenizer in its Hugging Face files (`AutoTokenizer.from_pretrained(run_dir)` reads it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypedDict
+
+import orjson
+from safetensors.torch import load_model, save_model
+from torch import Tensor, nn
+
+from model_trainer.backends.causal_lm import CausalLMBackend, decoding, prepared_model
+from model_trainer.backends.presets import char_lstm_dims
+from model_trainer.contracts.model import Decoder, LMModelProto, ModelArtifact, PreparedLMModel
+from model_trainer.contracts.tokenizer import TokenizerHandle
+from model_trainer.contracts.train_config import ModelTrainConfig
+from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import Settings
+from model_trainer.storage.runs import MANIFEST_FILE
+from model_trainer.tokenizers.store import load_tokenizer_dir
+from model_trainer.training.device import resolve_device
+from platform_core.json_types import (
+    load_json_object,
+    require_float,
+    require_int,
+    require_str,
+)
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+LSTMState = tuple[Tensor, Tensor]
+
+
+class CharLSTMModelConfig(TypedDict):
+    """Stored as the run directory's config.json."""
+
+    model_family: str
+    model_size: str
+    vocab_size: int
+    max_seq_len: int
+    embed_dim: int
+    hidden_dim: int
+    num_layers: int
+    dropout: float
+
+
+class CharLSTMModel(nn.Module):
+    """Embedding, LSTM, linear head; `step` carries the recurrent state."""
+
+    def __init__(self, cfg: CharLSTMModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.model_size = cfg["model_size"]
+        self.embed = nn.Embedding(cfg["vocab_size"], cfg["embed_dim"])
+        self.lstm = nn.LSTM(
+            cfg["embed_dim"],
+            cfg["hidden_dim"],
+            num_layers=cfg["num_layers"],
+            dropout=cfg["dropout"] if cfg["num_layers"] > 1 else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Linear(cfg["hidden_dim"], cfg["vocab_size"])
+
+    @property
+    def context(self) -> None:
+        """A recurrent net takes inputs of any length."""
+        return None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config["vocab_size"]
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.config["max_seq_len"]
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Logits for every position; the mask is unused (windows are never padded)."""
+        logits, _ = self.step(input_ids, None)
+        return logits
+
+    def step(self, input_ids: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
+        """Logits and the state after `input_ids`."""
+        hidden: Tensor
+        new_state: LSTMState
+        hidden, new_state = self.lstm(self.embed(input_ids), state)
+        logits: Tensor = self.head(hidden)
+        return logits, new_state
+
+    def decoder(self) -> Decoder:
+        return decoding(self.step)
+
+
+def as_char_lstm(model: LMModelProto) -> CharLSTMModel:
+    """Narrow a prepared model to the network this backend saves."""
+    if not isinstance(model, CharLSTMModel):
+        raise ModelTrainerError(
+            "MODEL_INCOMPATIBLE", f"expected a char_lstm model, got {type(model).__name__}"
+        )
+    return model
+
+
+def _read_config(path: Path) -> CharLSTMModelConfig:
+    raw = load_json_object(path.read_bytes())
+    return {
+        "model_family": require_str(raw, "model_family"),
+        "model_size": require_str(raw, "model_size"),
+        "vocab_size": require_int(raw, "vocab_size"),
+        "max_seq_len": require_int(raw, "max_seq_len"),
+        "embed_dim": require_int(raw, "embed_dim"),
+        "hidden_dim": require_int(raw, "hidden_dim"),
+        "num_layers": require_int(raw, "num_layers"),
+        "dropout": require_float(raw, "dropout"),
+    }
+
+
+class CharLSTMBackend(CausalLMBackend):
+    family = "char_lstm"
+
+    def build(
+        self, cfg: ModelTrainConfig, settings: Settings, tokenizer: TokenizerHandle
+    ) -> CharLSTMModel:
+        return CharLSTMModel(
+            {
+                "model_family": "char_lstm",
+                "model_size": cfg["model_size"],
+                "vocab_size": tokenizer.vocab_size,
+                "max_seq_len": cfg["max_seq_len"],
+                **char_lstm_dims(cfg["model_size"]),
+            }
+        )
+
+    def save(self, prepared: PreparedLMModel, out_dir: str) -> ModelArtifact:
+        model = as_char_lstm(prepared["model"])
+        directory = Path(out_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(model, str(directory / WEIGHTS_FILE))
+        config = orjson.dumps(model.config, option=orjson.OPT_INDENT_2)
+        (directory / CONFIG_FILE).write_bytes(config)
+        prepared["tokenizer"].save(directory)
+        return {
+            "out_dir": out_dir,
+            "weights_path": str(directory / WEIGHTS_FILE),
+            "manifest_path": str(directory / MANIFEST_FILE),
+        }
+
+    def load(self, artifact_path: str, settings: Settings) -> PreparedLMModel:
+        """Rebuild the network from config.json and fill it from the safetensors weights."""
+        directory = Path(artifact_path)
+        if not (directory / WEIGHTS_FILE).is_file():
+            raise ModelTrainerError(
+                "MODEL_NOT_FOUND",
+                f"no trained model in {artifact_path}",
+                details={"path": artifact_path},
+            )
+        model = CharLSTMModel(_read_config(directory / CONFIG_FILE))
+        prepared = prepared_model(self.family, model, load_tokenizer_dir(directory))
+        load_model(model, str(directory / WEIGHTS_FILE))
+        model.to(resolve_device("auto")).eval()
+        return prepared
+
+
+BACKEND = CharLSTMBackend()
