@@ -594,3 +594,19 @@ def test_records_of_accepted_jobs_are_complete(
         "error": None,
     }
     assert record == expected
+
+
+@pytest.mark.usefixtures("corpora")
+def test_windows_longer_than_the_presets_context_are_refused_at_submit(
+    client: TestClient, assert_no_trace: Callable[[], None]
+) -> None:
+    body = {**TRAIN, "model_family": "gpt2", "model_size": "tiny", "max_seq_len": 129}
+    response = client.post("/v1/jobs/train", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_CONFIG"
+    assert error["details"] == {"field": "max_seq_len"}
+    assert "<= 128" in error["message"]
+    assert_no_trace()
+    fits = client.post("/v1/jobs/train", json={**body, "max_seq_len": 128})
+    assert fits.status_code == 202, fits.text

@@ -1,6 +1,8 @@
 """One error type for every service, so the API renders all failures in one body shape."""
 
-from typing import Generic, TypedDict, TypeVar
+from typing import Generic, TypeVar
+
+from typing_extensions import TypedDict
 
 from platform_core.json_types import JSONObject
 
@@ -16,7 +18,8 @@ class ErrorInfo(TypedDict):
 
 
 class ErrorBody(TypedDict):
-    """The one shape every HTTP error response has."""
+    """The one shape every HTTP error response has (also its OpenAPI schema: typing_extensions'
+    TypedDict, which pydantic can read on Python 3.11)."""
 
     error: ErrorInfo
 

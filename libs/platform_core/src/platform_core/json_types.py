@@ -5,9 +5,12 @@ from collections.abc import Mapping
 from typing import TypeAlias, TypeVar
 
 import orjson
+from typing_extensions import TypeAliasType
 
 JSONScalar: TypeAlias = str | int | float | bool | None
-JSONValue: TypeAlias = JSONScalar | list["JSONValue"] | dict[str, "JSONValue"]
+# A named recursive alias (TypeAliasType, PEP 695's backport), so pydantic can describe a JSON
+# value in the OpenAPI document where a TypedDict carrying one is a response model.
+JSONValue = TypeAliasType("JSONValue", "JSONScalar | list[JSONValue] | dict[str, JSONValue]")
 JSONObject: TypeAlias = dict[str, JSONValue]
 
 LiteralT = TypeVar("LiteralT", bound=str)

@@ -1,4 +1,7 @@
-"""Request and response bodies: pydantic lives here, at the HTTP boundary, and nowhere else.
+"""Request bodies: pydantic models live here, at the HTTP boundary, and nowhere else.
+
+Responses need no mirror here: their models are the TypedDicts the routes return (job records,
+run summaries, the error body), which pydantic reads as they are.
 
 Requests are strict (no "3" for 3, no true for 1, no NaN) and refuse unknown fields, so a typo
 is an error instead of a silently ignored setting. Train defaults are read from the contract's
@@ -27,7 +30,6 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from model_trainer.contracts.jobs import ErrorKind, JobStatus, JobType, QueueName
 from model_trainer.contracts.model import (
     DetailLevel,
     DeviceChoice,
@@ -169,51 +171,3 @@ class TokenizerJobRequest:
             "char keeps the most frequent characters (default: all of them)"
         ),
     )
-
-
-@dataclass(frozen=True)
-class JobErrorView:
-    code: str
-    kind: ErrorKind
-    message: str
-
-
-@dataclass(frozen=True)
-class JobView:
-    """A job record as stored (`trainer:job:{job_id}`)."""
-
-    job_id: str
-    user_id: int
-    type: JobType
-    queue: QueueName
-    status: JobStatus
-    progress: float
-    message: str
-    attempts: int
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    heartbeat_at: str | None
-    run_id: str | None
-    result: dict[str, object] | None
-    error: JobErrorView | None
-
-
-@dataclass(frozen=True)
-class JobList:
-    jobs: list[JobView]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class ErrorInfoView:
-    code: str
-    message: str
-    details: dict[str, object]
-
-
-@dataclass(frozen=True)
-class ErrorView:
-    """The one error body shape, for the OpenAPI document."""
-
-    error: ErrorInfoView

@@ -26,7 +26,7 @@ from model_trainer.api.schemas import (
     TrainJobRequest,
     train_request_options,
 )
-from model_trainer.backends.presets import check_model_size
+from model_trainer.backends.presets import check_fits_preset, check_model_size
 from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
@@ -113,6 +113,8 @@ def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
         raise _invalid("run_id", f"run {run_id} already finished training; choose a new run_id")
     family = parse_model_family(body.model_family)
     check_model_size(family, body.model_size)
+    if body.init_from is None:  # a checkpoint's context is checked when it is loaded
+        check_fits_preset(family, body.model_size, body.max_seq_len)
     if body.tokenizer_id is not None:
         require_tokenizer(body.tokenizer_id, settings)
     corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)

@@ -96,3 +96,15 @@ def context_of(family: ModelFamily, size: str) -> int | None:
     """The longest sequence a fresh model of this size takes; None means no limit (an LSTM)."""
     check_model_size(family, size)
     return GPT2_SIZES[size]["n_positions"] if family == "gpt2" else None
+
+
+def check_fits_preset(family: ModelFamily, size: str, max_seq_len: int) -> None:
+    """Refuse, before anything is queued, windows longer than a fresh model of this size takes."""
+    context = context_of(family, size)
+    if context is not None and max_seq_len > context:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"max_seq_len must be <= {context} (the context of a {size} {family}), "
+            f"got {max_seq_len}",
+            details={"field": "max_seq_len"},
+        )

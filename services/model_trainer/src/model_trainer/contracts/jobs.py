@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal
+
+from typing_extensions import TypedDict
 
 from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
 from model_trainer.contracts.tokenizer import TokenizerTrainConfig

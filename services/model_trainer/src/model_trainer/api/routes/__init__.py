@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from model_trainer.api.schemas import ErrorView
+from platform_core.errors import ErrorBody
 
 # Documents the one error body shape for every refused request (FastAPI's own 422 schema would
 # describe a body this API never sends).
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    "4XX": {"model": ErrorView, "description": "the request was refused"},
+    "4XX": {"model": ErrorBody, "description": "the request was refused"},
 }

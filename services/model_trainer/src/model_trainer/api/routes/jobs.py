@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
 from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.schemas import (
     EvalJobRequest,
     GenerateJobRequest,
-    JobList,
-    JobView,
     ScoreJobRequest,
     TokenizerJobRequest,
     TrainJobRequest,
@@ -97,7 +96,7 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
     def post_tokenizer(body: TokenizerJobRequest) -> SubmittedJob:
         return submit_tokenizer(ctx, body)
 
-    @router.get("/v1/jobs", response_model=JobList)
+    @router.get("/v1/jobs", response_model=JobListBody)
     def list_jobs(
         status: JobStatus | None = None,
         job_type: Annotated[JobType | None, Query(alias="type")] = None,
@@ -113,14 +112,14 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         )
         return {"jobs": jobs, "next_cursor": next_cursor}
 
-    @router.get("/v1/jobs/{job_id}", response_model=JobView)
+    @router.get("/v1/jobs/{job_id}", response_model=JobRecord)
     def get_job(job_id: str) -> JobRecord:
         return owned_job(ctx, job_id)
 
     @router.delete(
         "/v1/jobs/{job_id}",
-        response_model=JobView,
-        responses={202: {"model": JobView, "description": "running: it stops at its next step"}},
+        response_model=JobRecord,
+        responses={202: {"model": JobRecord, "description": "running: it stops at its next step"}},
     )
     def delete_job(job_id: str, response: Response) -> JobRecord:
         record = owned_job(ctx, job_id)
