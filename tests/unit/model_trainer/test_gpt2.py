@@ -1,15 +1,14 @@
-"""The gpt2 backend's model side through its adapter: prepare, train, resume, save, load,
-evaluate, fine-tune, and run directories that Hugging Face's Auto classes load as they are."""
+"""The gpt2 backend: presets, SDPA, fine-tuning, and run directories in Hugging Face's layout
+that its Auto classes load as they are (the shared behaviour is in test_backends.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import SAMPLE_TEXT
+from tests.support.backends import char_tokenizer, quiet_callbacks, train_cfg, train_run
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -28,74 +27,18 @@ from model_trainer.backends.registry import get_backend
 from model_trainer.contracts.defaults import make_eval_config
 from model_trainer.contracts.model import (
     PreparedLMModel,
-    StepMetrics,
-    TrainingCallbacks,
     TrainOutcome,
 )
-from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.corpora import read_corpus
-from model_trainer.tokenizers.char import CharTokenizer
 
 PROBE = "To be, or not to be—ü"
 
 
-def _cfg(
-    corpus: Path,
-    *,
-    size: str = "tiny",
-    max_seq_len: int = 32,
-    compile: bool = False,
-    init_from: str | None = None,
-) -> ModelTrainConfig:
-    return make_train_config(
-        model_family="gpt2",
-        model_size=size,
-        corpus_path=str(corpus),
-        options={
-            **TRAIN_DEFAULTS,
-            "max_seq_len": max_seq_len,
-            "batch_size": 8,
-            "learning_rate": 1e-2,
-            "max_steps": 30,
-            "num_epochs": 50,
-            "log_every_steps": 5,
-            "checkpoint_every_steps": 10,
-            "device": "cpu",
-            "compile": compile,
-            "init_from": init_from,
-        },
-    )
-
-
-def _callbacks(progress: list[StepMetrics]) -> TrainingCallbacks:
-    return {"heartbeat": lambda _: None, "cancelled": lambda: False, "progress": progress.append}
-
-
-def _tokenizer() -> CharTokenizer:
-    return CharTokenizer.build(SAMPLE_TEXT, "char-test")
-
-
-def _train(
-    settings: Settings, cfg: ModelTrainConfig, run_id: str
-) -> tuple[PreparedLMModel, TrainOutcome, Path]:
-    prepared = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
-    run_dir = settings["artifacts_root"] / "runs" / run_id
-    outcome = GPT2_BACKEND.train(
-        cfg,
-        settings,
-        corpus=read_corpus(cfg["corpus_path"], settings),
-        run_dir=str(run_dir),
-        prepared=prepared,
-        callbacks=_callbacks([]),
-    )
-    return prepared, outcome, run_dir
-
-
 @pytest.fixture
 def trained(settings: Settings, corpus_path: Path) -> tuple[PreparedLMModel, TrainOutcome, Path]:
-    return _train(settings, _cfg(corpus_path), "run-1")
+    return train_run(GPT2_BACKEND, settings, train_cfg("gpt2", corpus_path), "run-1")
 
 
 def _logits(prepared: PreparedLMModel, text: str) -> torch.Tensor:
@@ -135,7 +78,7 @@ def test_registered_with_honest_capabilities() -> None:
     [("nano", 0.83e6), ("small", 124.4e6), ("medium", 354.8e6)],
 )
 def test_size_presets_have_the_published_shapes(size: str, parameters: float) -> None:
-    config = hf_config(gpt2_dims(size), _tokenizer(), size)
+    config = hf_config(gpt2_dims(size), char_tokenizer(), size)
     if size != "nano":
         config.vocab_size = 50257
     with torch.device("meta"):
@@ -154,13 +97,13 @@ def test_size_presets_have_the_published_shapes(size: str, parameters: float) ->
 def test_prepare_builds_the_size_preset_seeded_with_sdpa(
     settings: Settings, corpus_path: Path
 ) -> None:
-    cfg = _cfg(corpus_path)
-    a = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
-    b = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
+    cfg = train_cfg("gpt2", corpus_path)
+    a = GPT2_BACKEND.prepare(cfg, settings, tokenizer=char_tokenizer())
+    b = GPT2_BACKEND.prepare(cfg, settings, tokenizer=char_tokenizer())
     model = as_gpt2(a["model"])
     config = model.hf.config
     assert (config.n_layer, config.n_embd, config.n_head, config.n_positions) == (2, 32, 2, 128)
-    assert config.vocab_size == _tokenizer().vocab_size
+    assert config.vocab_size == char_tokenizer().vocab_size
     assert (config.bos_token_id, config.eos_token_id, config.pad_token_id) == (1, 1, 0)
     assert model.hf.config._attn_implementation == "sdpa"
     assert a["model_family"] == "gpt2" and a["model_size"] == "tiny"
@@ -174,72 +117,18 @@ def test_prepare_builds_the_size_preset_seeded_with_sdpa(
 def test_unknown_size_and_too_long_sequences_are_coded_errors(
     settings: Settings, corpus_path: Path
 ) -> None:
-    cfg = _cfg(corpus_path)
+    cfg = train_cfg("gpt2", corpus_path)
     cfg["model_size"] = "huge"
     with pytest.raises(ModelTrainerError) as size:
-        GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
+        GPT2_BACKEND.prepare(cfg, settings, tokenizer=char_tokenizer())
     assert size.value.code == "INVALID_MODEL_SIZE"
     with pytest.raises(ModelTrainerError) as long:
-        GPT2_BACKEND.prepare(_cfg(corpus_path, max_seq_len=129), settings, tokenizer=_tokenizer())
+        GPT2_BACKEND.prepare(
+            train_cfg("gpt2", corpus_path, max_seq_len=129), settings, tokenizer=char_tokenizer()
+        )
     assert long.value.code == "INVALID_CONFIG"
     assert long.value.details == {"field": "max_seq_len"}
     assert "<= 128" in long.value.message
-
-
-def test_train_learns_and_writes_a_complete_run_directory(
-    settings: Settings, corpus_path: Path
-) -> None:
-    progress: list[StepMetrics] = []
-    cfg = _cfg(corpus_path)
-    prepared = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
-    run_dir = settings["artifacts_root"] / "runs" / "learn"
-    outcome = GPT2_BACKEND.train(
-        cfg,
-        settings,
-        corpus=read_corpus(cfg["corpus_path"], settings),
-        run_dir=str(run_dir),
-        prepared=prepared,
-        callbacks=_callbacks(progress),
-    )
-    assert outcome["steps"] == 30
-    assert [m["step"] for m in progress] == [5, 10, 15, 20, 25, 30]
-    assert progress[-1]["loss"] < progress[0]["loss"]
-    assert outcome["val_loss"] is not None and outcome["val_loss"] < 3.0
-    assert outcome["resumed_from_step"] is None
-    names = sorted(p.name for p in run_dir.iterdir())
-    assert names == [
-        "checkpoints",
-        "config.json",
-        "generation_config.json",
-        "manifest.json",
-        "model.safetensors",
-        "special_tokens_map.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "tokenizer_meta.json",
-    ]
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["model_family"] == "gpt2" and manifest["model_size"] == "tiny"
-    assert manifest["config"] == cfg
-    assert manifest["metrics"] == outcome
-    assert manifest["corpus_sha256"] == hashlib.sha256(corpus_path.read_bytes()).hexdigest()
-    assert {"torch", "transformers", "tokenizers"} <= manifest["library_versions"].keys()
-    # tied weights count once
-    assert manifest["num_params"] == as_gpt2(prepared["model"]).hf.num_parameters()
-    config = json.loads((run_dir / "config.json").read_text())
-    assert config["model_type"] == "gpt2" and config["model_size"] == "tiny"
-
-
-def test_save_then_load_gives_identical_logits(
-    settings: Settings, trained: tuple[PreparedLMModel, TrainOutcome, Path]
-) -> None:
-    prepared, _, run_dir = trained
-    loaded = GPT2_BACKEND.load(str(run_dir), settings)
-    assert torch.equal(_logits(prepared, PROBE), _logits(loaded, PROBE))
-    assert loaded["model_size"] == "tiny" and loaded["tokenizer_id"] == "char-test"
-    assert loaded["tokenizer"].encode(PROBE) == prepared["tokenizer"].encode(PROBE)
-    assert as_gpt2(loaded["model"]).hf.config._attn_implementation == "sdpa"
-    assert not as_gpt2(loaded["model"]).training
 
 
 def test_transformers_auto_classes_load_a_run_directory_as_it_is(
@@ -259,46 +148,6 @@ def test_transformers_auto_classes_load_a_run_directory_as_it_is(
     assert torch.equal(theirs, _logits(prepared, PROBE))
 
 
-def test_save_through_the_adapter_writes_a_loadable_run(
-    settings: Settings, trained: tuple[PreparedLMModel, TrainOutcome, Path]
-) -> None:
-    prepared, _, _ = trained
-    out_dir = settings["artifacts_root"] / "copy"
-    artifact = GPT2_BACKEND.save(prepared, str(out_dir))
-    assert artifact == {
-        "out_dir": str(out_dir),
-        "weights_path": str(out_dir / "model.safetensors"),
-        "manifest_path": str(out_dir / "manifest.json"),
-    }
-    assert torch.equal(
-        _logits(GPT2_BACKEND.load(str(out_dir), settings), PROBE), _logits(prepared, PROBE)
-    )
-
-
-def test_load_refuses_missing_mismatched_foreign_and_corrupt_runs(
-    settings: Settings, trained: tuple[PreparedLMModel, TrainOutcome, Path]
-) -> None:
-    _, _, run_dir = trained
-    with pytest.raises(ModelTrainerError) as missing:
-        GPT2_BACKEND.load(str(run_dir.parent / "nope"), settings)
-    assert missing.value.code == "MODEL_NOT_FOUND"
-    other = settings["artifacts_root"] / "other"
-    GPT2_BACKEND.save(GPT2_BACKEND.load(str(run_dir), settings), str(other))
-    CharTokenizer.build("ab", "other").save(other)
-    with pytest.raises(ModelTrainerError) as mismatch:
-        GPT2_BACKEND.load(str(other), settings)
-    assert mismatch.value.code == "MODEL_INCOMPATIBLE"
-    BertConfig(num_hidden_layers=1).save_pretrained(other)
-    with pytest.raises(ModelTrainerError) as foreign:
-        GPT2_BACKEND.load(str(other), settings)
-    assert foreign.value.code == "MODEL_INCOMPATIBLE"
-    assert "BertConfig" in foreign.value.message
-    (run_dir / "model.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(ModelTrainerError) as corrupt:
-        GPT2_BACKEND.load(str(run_dir), settings)
-    assert corrupt.value.code == "MODEL_LOAD_FAILED"
-
-
 def test_a_checkpoint_saved_elsewhere_loads_with_an_unnamed_size(
     settings: Settings, trained: tuple[PreparedLMModel, TrainOutcome, Path]
 ) -> None:
@@ -313,79 +162,12 @@ def test_a_checkpoint_saved_elsewhere_loads_with_an_unnamed_size(
     assert torch.equal(_logits(loaded, PROBE), _logits(prepared, PROBE))
 
 
-def test_a_retried_train_resumes_to_the_same_weights(settings: Settings, corpus_path: Path) -> None:
-    cfg = _cfg(corpus_path)
-    _, straight, straight_dir = _train(settings, cfg, "straight")
-    run_dir = settings["artifacts_root"] / "runs" / "retried"
-    prepared = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
-    stop_after = iter(range(1_000))
-    callbacks: TrainingCallbacks = {
-        "heartbeat": lambda _: None,
-        "cancelled": lambda: next(stop_after) >= 15,
-        "progress": None,
-    }
-    with pytest.raises(ModelTrainerError) as caught:
-        GPT2_BACKEND.train(
-            cfg,
-            settings,
-            corpus=read_corpus(cfg["corpus_path"], settings),
-            run_dir=str(run_dir),
-            prepared=prepared,
-            callbacks=callbacks,
-        )
-    assert caught.value.code == "TRAINING_CANCELLED"
-    fresh = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
-    resumed = GPT2_BACKEND.train(
-        cfg,
-        settings,
-        corpus=read_corpus(cfg["corpus_path"], settings),
-        run_dir=str(run_dir),
-        prepared=fresh,
-        callbacks=_callbacks([]),
-    )
-    assert resumed["resumed_from_step"] == 15
-    assert resumed["steps"] == straight["steps"]
-    assert resumed["val_loss"] == straight["val_loss"]
-    a = as_gpt2(GPT2_BACKEND.load(str(straight_dir), settings)["model"])
-    b = as_gpt2(GPT2_BACKEND.load(str(run_dir), settings)["model"])
-    assert _same_weights(a, b)
-    assert b.hf.lm_head.weight is b.hf.transformer.wte.weight
-
-
 def test_the_compile_flag_is_ignored_on_cpu(settings: Settings, corpus_path: Path) -> None:
-    plain = _train(settings, _cfg(corpus_path), "plain")[0]
-    compiled_cfg = _cfg(corpus_path, compile=True)
+    plain = train_run(GPT2_BACKEND, settings, train_cfg("gpt2", corpus_path), "plain")[0]
+    compiled_cfg = train_cfg("gpt2", corpus_path, compile=True)
     assert compiled_cfg["compile"] is True
-    compiled = _train(settings, compiled_cfg, "compiled")[0]
+    compiled = train_run(GPT2_BACKEND, settings, compiled_cfg, "compiled")[0]
     assert _same_weights(as_gpt2(plain["model"]), as_gpt2(compiled["model"]))
-
-
-def test_evaluate_on_the_validation_split_and_on_all_text(
-    settings: Settings, corpus_path: Path, trained: tuple[PreparedLMModel, TrainOutcome, Path]
-) -> None:
-    prepared, outcome, _ = trained
-    val = GPT2_BACKEND.evaluate(
-        prepared=prepared,
-        cfg=make_eval_config(corpus_path=str(corpus_path), max_seq_len=32, batch_size=8),
-        settings=settings,
-    )
-    # the loop evaluated the same split at the end of training
-    assert val["loss"] == pytest.approx(outcome["val_loss"])
-    everything = GPT2_BACKEND.evaluate(
-        prepared=prepared,
-        cfg=make_eval_config(
-            corpus_path=str(corpus_path), split="all", max_seq_len=32, batch_size=8, max_batches=3
-        ),
-        settings=settings,
-    )
-    assert everything["tokens"] == 3 * 8 * 32
-    with pytest.raises(ModelTrainerError) as long:
-        GPT2_BACKEND.evaluate(
-            prepared=prepared,
-            cfg=make_eval_config(corpus_path=str(corpus_path), max_seq_len=129),
-            settings=settings,
-        )
-    assert long.value.code == "INVALID_CONFIG"
 
 
 def _checkpoint(directory: Path, *, vocab_size: int, n_layer: int = 2) -> GPT2LMHeadModel:
@@ -407,10 +189,10 @@ def _checkpoint(directory: Path, *, vocab_size: int, n_layer: int = 2) -> GPT2LM
 
 def test_fine_tuning_starts_from_a_local_checkpoint(settings: Settings, corpus_path: Path) -> None:
     source = settings["data_root"] / "checkpoint"
-    original = _checkpoint(source, vocab_size=_tokenizer().vocab_size)
-    cfg = _cfg(corpus_path, init_from=str(source))
+    original = _checkpoint(source, vocab_size=char_tokenizer().vocab_size)
+    cfg = train_cfg("gpt2", corpus_path, init_from=str(source))
     assert cfg["init_from"] == str(source)
-    prepared = GPT2_BACKEND.prepare(cfg, settings, tokenizer=_tokenizer())
+    prepared = GPT2_BACKEND.prepare(cfg, settings, tokenizer=char_tokenizer())
     model = as_gpt2(prepared["model"])
     assert _same_weights(model.hf, original)
     assert prepared["max_seq_len"] == 64  # the checkpoint's context, not the preset's
@@ -422,7 +204,7 @@ def test_fine_tuning_starts_from_a_local_checkpoint(settings: Settings, corpus_p
         corpus=read_corpus(cfg["corpus_path"], settings),
         run_dir=str(run_dir),
         prepared=prepared,
-        callbacks=_callbacks([]),
+        callbacks=quiet_callbacks(),
     )
     assert outcome["steps"] == 30
     assert not _same_weights(model.hf, original)
@@ -430,7 +212,7 @@ def test_fine_tuning_starts_from_a_local_checkpoint(settings: Settings, corpus_p
     assert tuned["model_size"] == "tiny" and tuned["max_seq_len"] == 64
     # a finished run is itself a checkpoint to fine-tune further
     again = GPT2_BACKEND.prepare(
-        _cfg(corpus_path, init_from=str(run_dir)), settings, tokenizer=_tokenizer()
+        train_cfg("gpt2", corpus_path, init_from=str(run_dir)), settings, tokenizer=char_tokenizer()
     )
     assert torch.equal(_logits(again, PROBE), _logits(tuned, PROBE))
 
@@ -441,7 +223,9 @@ def test_fine_tuning_refuses_incompatible_or_unreachable_checkpoints(
     def prepare(path: Path) -> ModelTrainerError:
         with pytest.raises(ModelTrainerError) as caught:
             GPT2_BACKEND.prepare(
-                _cfg(corpus_path, init_from=str(path)), settings, tokenizer=_tokenizer()
+                train_cfg("gpt2", corpus_path, init_from=str(path)),
+                settings,
+                tokenizer=char_tokenizer(),
             )
         return caught.value
 
@@ -449,21 +233,68 @@ def test_fine_tuning_refuses_incompatible_or_unreachable_checkpoints(
     _checkpoint(wrong_vocab, vocab_size=50)
     assert prepare(wrong_vocab).code == "MODEL_INCOMPATIBLE"
     deeper = settings["data_root"] / "deeper"
-    _checkpoint(deeper, vocab_size=_tokenizer().vocab_size, n_layer=3)
+    _checkpoint(deeper, vocab_size=char_tokenizer().vocab_size, n_layer=3)
     shape = prepare(deeper)
     assert shape.code == "MODEL_INCOMPATIBLE" and shape.details == {"field": "init_from"}
     assert prepare(settings["data_root"] / "absent").code == "MODEL_NOT_FOUND"
     outside = tmp_path / "outside"
-    _checkpoint(outside, vocab_size=_tokenizer().vocab_size)
+    _checkpoint(outside, vocab_size=char_tokenizer().vocab_size)
     assert prepare(outside).code == "PATH_OUTSIDE_ROOT"
 
 
 def test_a_foreign_model_is_refused(settings: Settings, corpus_path: Path) -> None:
     with pytest.raises(ModelTrainerError) as caught:
         as_gpt2(
-            CHAR_LSTM_BACKEND.prepare(_cfg(corpus_path), settings, tokenizer=_tokenizer())["model"]
+            CHAR_LSTM_BACKEND.prepare(
+                train_cfg("char_lstm", corpus_path), settings, tokenizer=char_tokenizer()
+            )["model"]
         )
     assert caught.value.code == "MODEL_INCOMPATIBLE"
-    config = hf_config(gpt2_dims("tiny"), _tokenizer(), "tiny")
+    config = hf_config(gpt2_dims("tiny"), char_tokenizer(), "tiny")
     model = GPT2LM(GPT2LMHeadModel(config), "tiny")
     assert as_gpt2(model) is model
+
+
+def test_a_run_directory_is_hugging_faces_layout_with_tied_weights(
+    settings: Settings, trained: tuple[PreparedLMModel, TrainOutcome, Path]
+) -> None:
+    prepared, _, run_dir = trained
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and config["model_size"] == "tiny"
+    # tied weights count once
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["num_params"] == as_gpt2(prepared["model"]).hf.num_parameters()
+    loaded = as_gpt2(GPT2_BACKEND.load(str(run_dir), settings)["model"])
+    assert loaded.hf.config._attn_implementation == "sdpa"
+    assert loaded.hf.lm_head.weight is loaded.hf.transformer.wte.weight
+
+
+def test_load_refuses_foreign_and_corrupt_runs(
+    settings: Settings, trained: tuple[PreparedLMModel, TrainOutcome, Path]
+) -> None:
+    _, _, run_dir = trained
+    other = settings["artifacts_root"] / "other"
+    GPT2_BACKEND.save(GPT2_BACKEND.load(str(run_dir), settings), str(other))
+    BertConfig(num_hidden_layers=1).save_pretrained(other)
+    with pytest.raises(ModelTrainerError) as foreign:
+        GPT2_BACKEND.load(str(other), settings)
+    assert foreign.value.code == "MODEL_INCOMPATIBLE"
+    assert "BertConfig" in foreign.value.message
+    (run_dir / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelTrainerError) as corrupt:
+        GPT2_BACKEND.load(str(run_dir), settings)
+    assert corrupt.value.code == "MODEL_LOAD_FAILED"
+
+
+def test_evaluation_windows_must_fit_the_context(
+    settings: Settings, corpus_path: Path, trained: tuple[PreparedLMModel, TrainOutcome, Path]
+) -> None:
+    prepared, _, _ = trained
+    with pytest.raises(ModelTrainerError) as long:
+        GPT2_BACKEND.evaluate(
+            prepared=prepared,
+            cfg=make_eval_config(corpus_path=str(corpus_path), max_seq_len=129),
+            settings=settings,
+        )
+    assert long.value.code == "INVALID_CONFIG"
+    assert long.value.details == {"field": "max_seq_len"}

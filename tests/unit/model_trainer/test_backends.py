@@ -1,0 +1,172 @@
+"""What every backend shares (causal_lm.CausalLMBackend), checked for each family with real
+tensors and files: training, the run directory, save/load, exact resume, evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tests.support.backends import quiet_callbacks, train_cfg, train_run
+
+from model_trainer.backends.causal_lm import as_module, num_params
+from model_trainer.backends.registry import get_backend
+from model_trainer.contracts.defaults import make_eval_config
+from model_trainer.contracts.model import (
+    MODEL_FAMILIES,
+    ModelFamily,
+    PreparedLMModel,
+    StepMetrics,
+    TrainingCallbacks,
+)
+from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import Settings
+from model_trainer.tokenizers.char import CharTokenizer
+
+PROBE = "To be, or not to be—ü"
+TOKENIZER_FILES = [
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer_meta.json",
+]
+# What a run directory holds besides the tokenizer: GPT-2's is Hugging Face's layout.
+RUN_FILES: dict[ModelFamily, list[str]] = {
+    "char_lstm": ["checkpoints", "config.json", "manifest.json", "model.safetensors"],
+    "gpt2": [
+        "checkpoints",
+        "config.json",
+        "generation_config.json",
+        "manifest.json",
+        "model.safetensors",
+    ],
+}
+
+pytestmark = pytest.mark.parametrize("family", MODEL_FAMILIES)
+
+
+def _logits(prepared: PreparedLMModel, text: str) -> torch.Tensor:
+    ids = torch.tensor([prepared["tokenizer"].encode(text)])
+    with torch.no_grad():
+        return prepared["model"].eval()(ids)
+
+
+def _same_weights(a: PreparedLMModel, b: PreparedLMModel) -> bool:
+    left, right = as_module(a["model"]).state_dict(), as_module(b["model"]).state_dict()
+    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
+
+
+def test_train_learns_and_writes_a_complete_run_directory(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    backend = get_backend(family)
+    progress: list[StepMetrics] = []
+    cfg = train_cfg(family, corpus_path)
+    prepared, outcome, run_dir = train_run(
+        backend, settings, cfg, "learn", callbacks=quiet_callbacks(progress)
+    )
+    assert outcome["steps"] == 30
+    assert [m["step"] for m in progress] == [5, 10, 15, 20, 25, 30]
+    assert progress[-1]["loss"] < progress[0]["loss"]
+    assert outcome["val_loss"] is not None and outcome["val_loss"] < 3.0
+    assert outcome["val_perplexity"] is not None
+    assert outcome["out_dir"] == str(run_dir)
+    assert outcome["resumed_from_step"] is None
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == sorted(RUN_FILES[family] + TOKENIZER_FILES)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["run_id"] == "learn"
+    assert (manifest["model_family"], manifest["model_size"]) == (family, "tiny")
+    assert manifest["config"] == cfg
+    assert manifest["metrics"] == outcome
+    assert manifest["corpus_sha256"] == hashlib.sha256(corpus_path.read_bytes()).hexdigest()
+    assert manifest["corpus_bytes"] == corpus_path.stat().st_size
+    assert manifest["tokenizer_id"] == "char-test"
+    assert {"python", "torch", "safetensors"} <= manifest["library_versions"].keys()
+    assert "git_commit" in manifest and manifest["device"] == "cpu"
+    assert manifest["num_params"] == num_params(prepared["model"])
+
+
+def test_save_then_load_gives_identical_logits(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    backend = get_backend(family)
+    prepared, _, run_dir = train_run(backend, settings, train_cfg(family, corpus_path), "run-1")
+    loaded = backend.load(str(run_dir), settings)
+    assert torch.equal(_logits(prepared, PROBE), _logits(loaded, PROBE))
+    assert (loaded["model_family"], loaded["model_size"]) == (family, "tiny")
+    assert loaded["tokenizer_id"] == "char-test"
+    assert loaded["tokenizer"].encode(PROBE) == prepared["tokenizer"].encode(PROBE)
+    assert not as_module(loaded["model"]).training
+    out_dir = settings["artifacts_root"] / "copy"
+    assert backend.save(prepared, str(out_dir)) == {
+        "out_dir": str(out_dir),
+        "weights_path": str(out_dir / "model.safetensors"),
+        "manifest_path": str(out_dir / "manifest.json"),
+    }
+    assert torch.equal(_logits(backend.load(str(out_dir), settings), PROBE), _logits(loaded, PROBE))
+
+
+def test_load_refuses_a_missing_run_and_a_mismatched_tokenizer(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    backend = get_backend(family)
+    _, _, run_dir = train_run(backend, settings, train_cfg(family, corpus_path), "run-1")
+    with pytest.raises(ModelTrainerError) as missing:
+        backend.load(str(run_dir.parent / "nope"), settings)
+    assert missing.value.code == "MODEL_NOT_FOUND"
+    CharTokenizer.build("ab", "other").save(run_dir)
+    with pytest.raises(ModelTrainerError) as mismatch:
+        backend.load(str(run_dir), settings)
+    assert mismatch.value.code == "MODEL_INCOMPATIBLE"
+    assert mismatch.value.http_status == 400
+    assert mismatch.value.details["tokenizer_id"] == "other"
+
+
+def test_a_retried_train_resumes_to_the_same_weights(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    backend = get_backend(family)
+    cfg = train_cfg(family, corpus_path)
+    _, straight, straight_dir = train_run(backend, settings, cfg, "straight")
+    stop_after = iter(range(1_000))
+    stopping: TrainingCallbacks = {
+        "heartbeat": lambda _: None,
+        "cancelled": lambda: next(stop_after) >= 15,
+        "progress": None,
+    }
+    with pytest.raises(ModelTrainerError) as caught:
+        train_run(backend, settings, cfg, "retried", callbacks=stopping)
+    assert caught.value.code == "TRAINING_CANCELLED"
+    _, resumed, run_dir = train_run(backend, settings, cfg, "retried")
+    assert resumed["resumed_from_step"] == 15
+    assert resumed["steps"] == straight["steps"]
+    assert resumed["val_loss"] == straight["val_loss"]
+    assert _same_weights(
+        backend.load(str(straight_dir), settings), backend.load(str(run_dir), settings)
+    )
+
+
+def test_evaluate_on_the_validation_split_and_on_all_text(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    backend = get_backend(family)
+    prepared, outcome, _ = train_run(backend, settings, train_cfg(family, corpus_path), "run-1")
+    val = backend.evaluate(
+        prepared=prepared,
+        cfg=make_eval_config(corpus_path=str(corpus_path), max_seq_len=32, batch_size=8),
+        settings=settings,
+    )
+    # the loop evaluated the same split at the end of training
+    assert val["loss"] == pytest.approx(outcome["val_loss"])
+    everything = backend.evaluate(
+        prepared=prepared,
+        cfg=make_eval_config(
+            corpus_path=str(corpus_path), split="all", max_seq_len=32, batch_size=8, max_batches=3
+        ),
+        settings=settings,
+    )
+    assert everything["tokens"] == 3 * 8 * 32
+    assert everything["perplexity"] == pytest.approx(torch.tensor(everything["loss"]).exp().item())
