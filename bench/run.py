@@ -20,6 +20,7 @@ BENCHMARKS = (
     "gpt2_nano",
     "service_latency",
     "api_throughput",
+    "sse_followers",
 )
 # Written by bench/reference.py's print_summary: the prefix, then tab-separated fields.
 SUMMARY_PREFIX = "SUMMARY"

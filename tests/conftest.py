@@ -10,7 +10,7 @@ import pytest
 import torch
 from tests.support.processes import start_redis
 
-from model_trainer.settings import Settings
+from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, Settings
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 SAMPLE_TEXT = (
@@ -41,6 +41,7 @@ def settings(tmp_path: Path) -> Settings:
         "data_root": data_root,
         "max_corpus_bytes": 1_000_000,
         "default_user_id": 1,
+        "job_timeout_s": dict(DEFAULT_JOB_TIMEOUT_S),
     }
 
 

@@ -255,7 +255,10 @@ def test_an_infer_worker_runs_queued_jobs_in_process(
 
 
 @pytest.mark.usefixtures("worker_env")
-def test_an_unexpected_error_is_retried_then_recorded_as_internal(redis: RedisClient) -> None:
+def test_an_unexpected_error_is_final_at_once_and_recorded_as_internal(
+    redis: RedisClient,
+) -> None:
+    """The same payload would fail the same way again: no retry, even with retries left."""
     store = JobStore(redis)
     store.create(_record("bad", "score", "infer", "run-x"))
     queue = Queue("infer", connection=redis, serializer=JSONSerializer)
@@ -264,16 +267,71 @@ def test_an_unexpected_error_is_retried_then_recorded_as_internal(redis: RedisCl
         "model_trainer.worker.score_job.process_score_job",
         broken,
         job_id="bad",
-        retry=Retry(max=1),
+        retry=Retry(max=2),
     )
     make_worker("infer", redis).work(burst=True)
     record = store.get("bad")
     assert record is not None
-    assert record["attempts"] == 2
+    assert record["attempts"] == 1
     assert record["status"] == "failed"
     assert record["error"] is not None
     assert record["error"]["code"] == "INTERNAL_ERROR"
     assert record["error"]["kind"] == "system"
     types = _event_types(redis, "bad")
-    assert types.count("trainer.job.started.v1") == 2
+    assert types.count("trainer.job.started.v1") == 1
     assert types.count("trainer.job.failed.v1") == 1
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_value_the_worker_cannot_compute_with_fails_once_as_the_users(
+    redis: RedisClient, corpus_path: Path
+) -> None:
+    """A seed of 2**64 passes the validators but overflows torch's seed: one attempt, user kind."""
+    store = JobStore(redis)
+    store.create(_record("huge-seed", "train", "train", "run-seed"))
+    payload = _train_payload("huge-seed", corpus_path, "run-seed")
+    payload["config"]["seed"] = 2**64
+    queue = Queue("train", connection=redis, serializer=JSONSerializer)
+    queue.enqueue(
+        "model_trainer.worker.train_job.process_train_job",
+        payload,
+        job_id="huge-seed",
+        retry=Retry(max=2),
+    )
+    make_worker("train", redis).work(burst=True)
+    record = store.get("huge-seed")
+    assert record is not None
+    assert (record["status"], record["attempts"]) == ("failed", 1)
+    assert record["error"] is not None
+    assert (record["error"]["code"], record["error"]["kind"]) == ("UNSUPPORTED_VALUE", "user")
+    assert "Overflow" in record["error"]["message"]
+
+
+@pytest.mark.usefixtures("worker_env")
+def test_a_job_over_its_time_limit_fails_and_the_next_one_runs(
+    redis: RedisClient, trained: str
+) -> None:
+    """RQ's timeout stops an endless generate inside the infer worker; the worker goes on."""
+    store = JobStore(redis)
+    queue = Queue("infer", connection=redis, serializer=JSONSerializer)
+    endless = make_generate_config(
+        prompt_text="To", max_new_tokens=10_000_000, stop_on_eos=False, seed=1
+    )
+    quick = make_generate_config(prompt_text="To", max_new_tokens=5, seed=1)
+    for job_id, config, timeout in (("slow", endless, 1), ("next", quick, 60)):
+        store.create(_record(job_id, "generate", "infer", trained))
+        payload = {"job_id": job_id, "user_id": 1, "run_id": trained, "config": config}
+        queue.enqueue(
+            "model_trainer.worker.generate_job.process_generate_job",
+            payload,
+            job_id=job_id,
+            job_timeout=timeout,
+            retry=Retry(max=2),
+        )
+    make_worker("infer", redis).work(burst=True)
+    slow = store.get("slow")
+    assert slow is not None and slow["error"] is not None
+    assert (slow["status"], slow["attempts"]) == ("failed", 1)
+    assert (slow["error"]["code"], slow["error"]["kind"]) == ("JOB_TIMEOUT", "resource")
+    following = store.get("next")
+    assert following is not None and following["status"] == "completed"

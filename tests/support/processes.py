@@ -31,11 +31,15 @@ def wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A private redis-server on a free port that keeps nothing on disk."""
-    port = free_port()
+def start_redis(
+    workdir: Path, port: int | None = None, *, persist: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A private redis-server on a free port (or the given one); with `persist`, an append-only
+    file in `workdir` (fsync'd per write) lets a restart on the same port keep every key."""
+    port = free_port() if port is None else port
     binary = shutil.which("redis-server") or "redis-server"
-    command = [binary, "--port", str(port), "--save", "", "--appendonly", "no"]
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
+    command = [binary, "--port", str(port), "--save", "", *aof]
     process = subprocess.Popen([*command, "--dir", str(workdir)], stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
 

@@ -12,19 +12,46 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from model_trainer.api.app import create_app
+from model_trainer.api.event_hub import EventHub, FollowTiming
+from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.contracts.train_config import make_train_config
 from model_trainer.settings import Settings
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
+from platform_workers.keys import events_channel
+
+# Short enough that a test never waits long for an ended job; keepalives stay out of the way.
+FAST_TIMING: FollowTiming = {"poll_s": 0.5, "keepalive_s": 30.0, "ended_grace_s": 0.05}
 
 
 @pytest.fixture
-def redis() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+def fake_server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
 
 
 @pytest.fixture
-def client(settings: Settings, redis: fakeredis.FakeRedis) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, redis)) as test_client:
+def redis(fake_server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=fake_server)
+
+
+@pytest.fixture
+def make_hub(fake_server: fakeredis.FakeServer) -> Callable[[FollowTiming], EventHub]:
+    """Hubs whose async client talks to the same fake server as the `redis` fixture."""
+
+    def make(timing: FollowTiming) -> EventHub:
+        client = fakeredis.FakeAsyncRedis(server=fake_server)
+        return EventHub(client, events_channel(DOMAIN), timing=timing)
+
+    return make
+
+
+@pytest.fixture
+def hub(make_hub: Callable[[FollowTiming], EventHub]) -> EventHub:
+    return make_hub(FAST_TIMING)
+
+
+@pytest.fixture
+def client(settings: Settings, redis: fakeredis.FakeRedis, hub: EventHub) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, redis, hub)) as test_client:
         yield test_client
 
 

@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fakeredis
 import pytest
 from fastapi.testclient import TestClient
 
 from model_trainer.api.app import create_app
+from model_trainer.settings import Settings
 
 
 def test_factory_reads_settings_from_the_environment(
@@ -80,3 +82,19 @@ def test_unknown_routes_and_methods_keep_fastapis_replies(client: TestClient) ->
     assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
     wrong = client.put("/v1/jobs/train")
     assert (wrong.status_code, wrong.json()) == (405, {"detail": "Method Not Allowed"})
+
+
+def test_an_unexpected_failure_is_a_coded_500_not_a_bare_one(
+    settings: Settings, redis: fakeredis.FakeRedis
+) -> None:
+    redis.set("trainer:job:broken", b"not a hash")  # HGETALL answers WRONGTYPE
+    with TestClient(create_app(settings, redis), raise_server_exceptions=False) as client:
+        response = client.get("/v1/jobs/broken")
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "code": "INTERNAL_ERROR",
+            "message": "internal error (ResponseError)",
+            "details": {},
+        }
+    }

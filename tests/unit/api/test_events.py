@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 
 import fakeredis
 import pytest
 from fastapi.testclient import TestClient
 
-from model_trainer.api.routes.events import KEEPALIVE, follow_events, sse_frame
+from model_trainer.api.event_hub import EventHub, FollowTiming
+from model_trainer.api.routes.events import KEEPALIVE, READ_COUNT, follow_events, sse_frame
 from model_trainer.contracts.jobs import DOMAIN, JobError
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import RunManifest
@@ -123,40 +126,126 @@ def test_follows_live_events_until_the_job_ends(
     ]
 
 
-def test_an_ended_job_whose_stream_expired_ends_the_response(
-    redis: fakeredis.FakeRedis, context: JobContext, job_id: str
+def test_an_unknown_job_is_404_before_anything_streams(client: TestClient) -> None:
+    response = client.get("/v1/jobs/no-such-job/events")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "JOB_NOT_FOUND"
+
+
+async def collect(frames: AsyncIterator[str]) -> list[str]:
+    return [frame async for frame in frames]
+
+
+def events_of(frames: list[str]) -> list[str]:
+    return [parse_frames(frame)[0]["event"] for frame in frames]
+
+
+@pytest.mark.anyio
+async def test_an_ended_job_whose_stream_expired_ends_the_response(
+    redis: fakeredis.FakeRedis, hub: EventHub, context: JobContext, job_id: str
 ) -> None:
-    store = JobStore(redis)
     context.publish_started()
-    store.complete(job_id, result={}, now="2026-01-01T00:00:00+00:00")
-    frames = list(follow_events(redis, store, job_id, "0-0", block_ms=10))
-    assert [parse_frames(f)[0]["event"] for f in frames] == ["trainer.job.started.v1"]
+    JobStore(redis).complete(job_id, result={}, now="2026-01-01T00:00:00+00:00")
+    frames = await collect(follow_events(hub, job_id, "0-0"))
+    assert events_of(frames) == ["trainer.job.started.v1"]
 
 
-def test_a_vanished_record_ends_the_response(redis: fakeredis.FakeRedis) -> None:
-    assert list(follow_events(redis, JobStore(redis), "gone", "0-0", block_ms=10)) == []
-
-
-def test_keepalive_comments_fill_the_silence(
-    redis: fakeredis.FakeRedis, context: JobContext, job_id: str
+@pytest.mark.anyio
+async def test_a_terminal_event_published_just_after_the_record_still_arrives(
+    make_hub: Callable[[FollowTiming], EventHub],
+    redis: fakeredis.FakeRedis,
+    context: JobContext,
+    job_id: str,
 ) -> None:
-    frames = follow_events(redis, JobStore(redis), job_id, "0-0", block_ms=10, keepalive_s=0.05)
+    """The worker marks the record first and publishes a moment later: the grace covers it."""
+    hub = make_hub({"poll_s": 0.02, "keepalive_s": 30.0, "ended_grace_s": 0.5})
+    JobStore(redis).complete(job_id, result={}, now="2026-01-01T00:00:00+00:00")
+
+    async def publish_late() -> None:
+        await asyncio.sleep(0.1)
+        context.publish_completed("r", 1)
+
+    publisher = asyncio.create_task(publish_late())
+    frames = await collect(follow_events(hub, job_id, "0-0"))
+    await publisher
+    assert events_of(frames) == ["trainer.job.completed.v1"]
+
+
+@pytest.mark.anyio
+async def test_a_vanished_record_ends_the_response(hub: EventHub) -> None:
+    assert await collect(follow_events(hub, "gone", "0-0")) == []
+
+
+@pytest.mark.anyio
+async def test_keepalive_comments_fill_the_silence(
+    make_hub: Callable[[FollowTiming], EventHub], context: JobContext, job_id: str
+) -> None:
+    hub = make_hub({"poll_s": 10.0, "keepalive_s": 0.05, "ended_grace_s": 0.05})
+    frames = follow_events(hub, job_id, "0-0")
     started = time.monotonic()
-    assert next(frames) == KEEPALIVE
+    assert await anext(frames) == KEEPALIVE
     assert time.monotonic() - started >= 0.05
     context.publish_failed("user", "TRAINING_CANCELLED", "stopped")
-    assert parse_frames(next(frames))[0]["event"] == "trainer.job.failed.v1"
-    assert list(frames) == []
+    assert parse_frames(await anext(frames))[0]["event"] == "trainer.job.failed.v1"
+    assert await collect(frames) == []
 
 
-def test_an_undecodable_entry_is_sent_as_a_plain_message(
-    redis: fakeredis.FakeRedis, context: JobContext, job_id: str
+@pytest.mark.anyio
+async def test_an_undecodable_entry_is_sent_as_a_plain_message(
+    redis: fakeredis.FakeRedis, hub: EventHub, context: JobContext, job_id: str
 ) -> None:
     entry = redis.xadd(f"trainer:events:{job_id}", {b"event": b"not json"})
     context.publish_completed("r", 1)
-    frames = list(follow_events(redis, JobStore(redis), job_id, "0-0", block_ms=10))
+    frames = await collect(follow_events(hub, job_id, "0-0"))
     assert frames[0] == f"id: {as_text(entry)}\nevent: message\ndata: not json\n\n"
     assert len(frames) == 2
+
+
+@pytest.mark.anyio
+async def test_a_long_backlog_is_sent_without_pausing_between_reads(
+    make_hub: Callable[[FollowTiming], EventHub], context: JobContext, job_id: str
+) -> None:
+    hub = make_hub({"poll_s": 30.0, "keepalive_s": 30.0, "ended_grace_s": 30.0})
+    for step in range(READ_COUNT + 20):
+        context.publish_progress(step / 1000, f"step {step}", force=True)
+    context.publish_completed("r", 1)
+    started = time.monotonic()
+    frames = await collect(follow_events(hub, job_id, "0-0"))
+    assert time.monotonic() - started < 5.0
+    assert len(frames) == READ_COUNT + 21
+    assert events_of(frames)[-1] == "trainer.job.completed.v1"
+
+
+@pytest.mark.anyio
+async def test_a_redis_error_ends_the_stream_instead_of_failing_the_response(
+    fake_server: fakeredis.FakeServer,
+    hub: EventHub,
+    context: JobContext,
+    job_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    context.publish_started()
+    frames = follow_events(hub, job_id, "0-0")
+    assert events_of([await anext(frames)]) == ["trainer.job.started.v1"]
+    fake_server.connected = False
+    assert await collect(frames) == []
+    assert f"events of job {job_id}" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_closing_the_hub_ends_every_follower_at_once(
+    make_hub: Callable[[FollowTiming], EventHub], job_id: str
+) -> None:
+    hub = make_hub({"poll_s": 30.0, "keepalive_s": 30.0, "ended_grace_s": 30.0})
+    followers = [asyncio.create_task(collect(follow_events(hub, job_id, "0-0"))) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert hub.followers() == 3
+    started = time.monotonic()
+    hub.close()
+    assert await asyncio.gather(*followers) == [[], [], []]
+    assert time.monotonic() - started < 1.0
+    assert hub.followers() == 0
+    assert await collect(follow_events(hub, job_id, "0-0")) == []
 
 
 def test_multi_line_data_is_split_into_data_lines() -> None:

@@ -63,6 +63,7 @@ TRAIN_TARGET_FIELDS = {
     "corpus_path",
     "run_id",
     "tokenizer_id",
+    "timeout_s",
 }
 
 MINIMAL_REQUESTS = {

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from model_trainer.api.submit import QUEUE_POLICY
+from model_trainer.api.submit import QUEUE_RETRIES
 from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
@@ -19,15 +19,17 @@ from model_trainer.contracts.defaults import (
     make_tokenizer_config,
 )
 from model_trainer.contracts.jobs import (
+    JOB_TYPES,
     EvalJobPayload,
     GenerateJobPayload,
     JobRecord,
+    JobType,
     ScoreJobPayload,
     TokenizerJobPayload,
     TrainJobPayload,
 )
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
-from model_trainer.settings import Settings
+from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
 from model_trainer.tokenizers.char import CharTokenizer
@@ -97,7 +99,7 @@ def test_train_is_recorded_then_enqueued_on_the_train_queue(
     }
     assert list(job.args) == [expected]
     assert job.kwargs == {}
-    assert job.timeout == QUEUE_POLICY["train"]["timeout_s"]
+    assert job.timeout == DEFAULT_JOB_TIMEOUT_S["train"]
     assert job.retries_left == 2
 
 
@@ -168,7 +170,7 @@ def test_eval_defaults_to_the_runs_training_corpus(
         ),
     }
     assert list(job.args) == [expected]
-    assert job.timeout == QUEUE_POLICY["infer"]["timeout_s"]
+    assert job.timeout == DEFAULT_JOB_TIMEOUT_S["eval"]
     assert job.retries_left is None
 
 
@@ -287,7 +289,7 @@ def test_tokenizer_is_recorded_then_enqueued_on_the_train_queue(
         ),
     }
     assert list(job.args) == [expected]
-    assert job.retries_left == QUEUE_POLICY["train"]["retries"]
+    assert job.retries_left == QUEUE_RETRIES["train"]
 
 
 def test_tokenizer_takes_a_kind_an_id_and_an_uploaded_corpus(
@@ -610,3 +612,28 @@ def test_windows_longer_than_the_presets_context_are_refused_at_submit(
     assert_no_trace()
     fits = client.post("/v1/jobs/train", json={**body, "max_seq_len": 128})
     assert fits.status_code == 202, fits.text
+
+
+@pytest.mark.usefixtures("corpora", "trained_run", "stored_tokenizer")
+@pytest.mark.parametrize("job_type", JOB_TYPES)
+def test_a_request_may_lower_its_time_limit_but_never_raise_it(
+    client: TestClient,
+    redis: fakeredis.FakeRedis,
+    assert_no_trace: Callable[[], None],
+    job_type: JobType,
+) -> None:
+    limit = DEFAULT_JOB_TIMEOUT_S[job_type]
+    for refused in (0, limit + 1):
+        response = client.post(
+            f"/v1/jobs/{job_type}", json={**BASE[job_type], "timeout_s": refused}
+        )
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["details"]) == ("INVALID_CONFIG", {"field": "timeout_s"})
+        assert f"[1, {limit}]" in error["message"]
+    assert_no_trace()
+    shorter = client.post(f"/v1/jobs/{job_type}", json={**BASE[job_type], "timeout_s": 7})
+    assert shorter.status_code == 202, shorter.text
+    assert fetch_job(redis, shorter.json()["job_id"]).timeout == 7
+    default = client.post(f"/v1/jobs/{job_type}", json=BASE[job_type])
+    assert fetch_job(redis, default.json()["job_id"]).timeout == limit

@@ -154,3 +154,10 @@ def test_a_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main([])
     assert info.value.code == 2
     assert "required" in capsys.readouterr().err
+
+
+def test_an_unreachable_api_exits_2_with_the_reason(
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--url", "http://127.0.0.1:1", "jobs"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -1,12 +1,13 @@
-"""Parsing Server-Sent Events and rendering them as a progress bar."""
+"""Parsing Server-Sent Events, resuming a stream that ended early, and the progress bar."""
 
 from __future__ import annotations
 
 import io
 
+import httpx
 import pytest
 
-from model_trainer.client import ApiError, ServerEvent, parse_sse
+from model_trainer.client import ApiError, ServerEvent, StreamEnded, TrainerClient, parse_sse
 from model_trainer.contracts.jobs import parse_queue
 from model_trainer.errors import ModelTrainerError
 from model_trainer.follow import bar, render
@@ -119,3 +120,110 @@ def test_render_reports_failure() -> None:
 def test_bar_is_clamped() -> None:
     assert bar(-1.0).endswith("  0.0%")
     assert bar(2.0) == "[" + "#" * 30 + "] 100.0%"
+
+
+# ---------------------------------------------------------------- resuming a stream
+
+
+def frame(entry_id: str, event_type: str) -> str:
+    return f'id: {entry_id}\nevent: {event_type}\ndata: {{"type":"{event_type}"}}\n\n'
+
+
+STARTED = frame("1-0", "trainer.job.started.v1")
+PROGRESS = frame("2-0", "trainer.job.progress.v1")
+COMPLETED = frame("3-0", "trainer.job.completed.v1")
+Reply = str | int | Exception  # an SSE body, a status with an error body, or a transport error
+
+
+class FakeApi:
+    """Answers each events request with the next scripted reply and records what was asked."""
+
+    def __init__(self, replies: list[Reply], status: str = "running") -> None:
+        self.replies = replies
+        self.status = status
+        self.last_event_ids: list[str | None] = []
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("/events"):
+            return httpx.Response(200, json={"job_id": "j", "status": self.status})
+        self.last_event_ids.append(request.headers.get("last-event-id"))
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(reply, int):
+            return httpx.Response(reply, json={"error": {"code": "X", "message": "no"}})
+        return httpx.Response(200, content=reply.encode())
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def client(self, give_up_after_s: float = 10.0) -> TrainerClient:
+        return TrainerClient(
+            "http://api",
+            transport=httpx.MockTransport(self.handle),
+            reconnect={
+                "first_delay_s": 0.5,
+                "max_delay_s": 2.0,
+                "give_up_after_s": give_up_after_s,
+            },
+            clock=lambda: self.now,
+            sleep=self.sleep,
+        )
+
+
+def types(events: list[ServerEvent]) -> list[str]:
+    return [event["event"].split(".")[2] for event in events]
+
+
+def test_a_stream_that_ends_early_is_resumed_after_the_last_event() -> None:
+    refused = httpx.ConnectError("refused")
+    api = FakeApi([STARTED, refused, refused, 503, ": keepalive\n\n" + PROGRESS, COMPLETED])
+    events = list(api.client().events("j"))
+    assert types(events) == ["started", "progress", "completed"]
+    assert api.last_event_ids == [None, "1-0", "1-0", "1-0", "1-0", "2-0"]
+    assert api.sleeps == [0.5, 1.0, 2.0, 2.0, 0.5]
+
+
+def test_a_given_last_event_id_is_where_the_stream_starts() -> None:
+    api = FakeApi([COMPLETED])
+    assert types(list(api.client().events("j", last_event_id="2-0"))) == ["completed"]
+    assert api.last_event_ids == ["2-0"]
+
+
+def test_reconnecting_gives_up_after_the_budget_with_the_last_error() -> None:
+    api = FakeApi([STARTED, *[httpx.ConnectError("refused")] * 10])
+    events = api.client(give_up_after_s=4.0).events("j")
+    assert types([next(events)]) == ["started"]
+    with pytest.raises(httpx.ConnectError):
+        next(events)
+    assert api.sleeps == [0.5, 1.0, 2.0]
+
+
+def test_a_refusal_is_not_retried() -> None:
+    api = FakeApi([404])
+    with pytest.raises(ApiError) as caught:
+        list(api.client().events("j"))
+    assert caught.value.status == 404
+    assert api.sleeps == []
+
+
+def test_a_job_that_ended_without_a_terminal_event_is_read_once_more_then_left() -> None:
+    api = FakeApi([STARTED, ""], status="failed")
+    assert types(list(api.client().events("j"))) == ["started"]
+    assert api.last_event_ids == [None, "1-0"]
+    assert api.sleeps == []
+
+
+def test_a_terminal_event_that_follows_the_ended_record_is_still_read() -> None:
+    api = FakeApi([STARTED, COMPLETED], status="completed")
+    assert types(list(api.client().events("j"))) == ["started", "completed"]
+
+
+def test_a_stream_that_keeps_ending_while_the_job_runs_is_given_up() -> None:
+    api = FakeApi([""] * 10)
+    with pytest.raises(StreamEnded, match="job j"):
+        list(api.client(give_up_after_s=2.0).events("j"))
+    assert api.sleeps == [0.5, 1.0]

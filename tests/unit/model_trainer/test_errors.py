@@ -49,7 +49,7 @@ def test_documented_statuses(code: ModelTrainerErrorCode, status: int) -> None:
         ("TRAINING_OOM", "resource"),
         ("CUDA_OOM", "resource"),
         ("INTERNAL_ERROR", "system"),
-        ("TRAINING_NAN_LOSS", "system"),
+        ("TRAINING_NAN_LOSS", "user"),
     ],
 )
 def test_documented_kinds(code: ModelTrainerErrorCode, kind: ErrorKind) -> None:

@@ -1,12 +1,25 @@
 """run_job: a coded failure keeps its precise kind in the record, in the v1 event's terms."""
 
+import errno
+import time
+from collections.abc import Callable
+
 import fakeredis
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq.timeouts import JobTimeoutException
 
 from model_trainer.contracts.jobs import DOMAIN, QUEUE_FOR_TYPE, ErrorKind, JobRecord, JobStatus
 from model_trainer.errors import ModelTrainerError, ModelTrainerErrorCode
 from model_trainer.storage.job_store import JobStore
-from model_trainer.worker.job_utils import job_context, run_job
+from model_trainer.worker import job_utils
+from model_trainer.worker.job_utils import (
+    coded_failure,
+    job_context,
+    patiently,
+    run_job,
+    through_outage,
+)
 from platform_core.job_events import ErrorKind as EventErrorKind
 from platform_core.job_events import decode_job_event, is_failed
 from platform_core.json_types import JSONObject
@@ -72,3 +85,133 @@ def test_a_coded_failure_records_its_kind_and_announces_the_v1_kind(
     event = decode_job_event(read_events(redis, DOMAIN, "j1")[-1][1])
     assert is_failed(event)
     assert (event["error_kind"], event["code"]) == (event_kind, code)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "kind"),
+    [
+        (MemoryError(), "RESOURCE_EXHAUSTED", "resource"),
+        (
+            RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"),
+            "RESOURCE_EXHAUSTED",
+            "resource",
+        ),
+        (
+            RuntimeError("DefaultCPUAllocator: can't allocate memory"),
+            "RESOURCE_EXHAUSTED",
+            "resource",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device"), "RESOURCE_EXHAUSTED", "resource"),
+        (OSError(errno.EACCES, "Permission denied"), "INTERNAL_ERROR", "system"),
+        (
+            RuntimeError("value cannot be converted to type float without overflow"),
+            "UNSUPPORTED_VALUE",
+            "user",
+        ),
+        (ValueError("Overflow when unpacking long long"), "UNSUPPORTED_VALUE", "user"),
+        (ZeroDivisionError("division by zero"), "UNSUPPORTED_VALUE", "user"),
+        (RuntimeError("shape mismatch"), "INTERNAL_ERROR", "system"),
+        (KeyError("run_id"), "INTERNAL_ERROR", "system"),
+        (
+            JobTimeoutException("Task exceeded maximum timeout value (1 seconds)"),
+            "JOB_TIMEOUT",
+            "resource",
+        ),
+        (ModelTrainerError("CORPUS_EMPTY", "empty"), "CORPUS_EMPTY", "user"),
+    ],
+)
+def test_every_failure_of_the_work_gets_a_final_code(
+    error: Exception, code: ModelTrainerErrorCode, kind: ErrorKind
+) -> None:
+    failure = coded_failure(error)
+    assert (failure.code, failure.kind) == (code, kind)
+    assert failure is error or str(error) in failure.message or repr(error) in failure.message
+
+
+class _RQJob:
+    """The two attributes run_job reads from RQ's current job."""
+
+    def __init__(self, retries_left: int) -> None:
+        self.retries_left = retries_left
+
+    @property
+    def should_retry(self) -> bool:
+        return self.retries_left > 0
+
+
+def _failing(error: Exception) -> Callable[[], JSONObject]:
+    def work() -> JSONObject:
+        raise error
+
+    return work
+
+
+def test_a_failure_of_the_work_is_final_even_with_retries_left(
+    redis: RedisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rq_job = _RQJob(retries_left=2)
+    monkeypatch.setattr(job_utils, "get_current_job", lambda: rq_job)
+    store = JobStore(redis)
+    store.create(_record("j2"))
+    ctx = job_context(redis, job_id="j2", user_id=1, queue=QUEUE_FOR_TYPE["train"])
+    with pytest.raises(ValueError, match="Overflow"):
+        run_job(ctx, store, "j2", _failing(ValueError("Overflow when unpacking long long")))
+    assert rq_job.retries_left == 0
+    record = store.get("j2")
+    assert record is not None and record["error"] is not None
+    assert (record["status"], record["error"]["code"]) == ("failed", "UNSUPPORTED_VALUE")
+
+
+def test_a_lost_redis_connection_is_left_to_rqs_retries(
+    redis: RedisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rq_job = _RQJob(retries_left=1)
+    monkeypatch.setattr(job_utils, "get_current_job", lambda: rq_job)
+    store = JobStore(redis)
+    store.create(_record("j3"))
+    ctx = job_context(redis, job_id="j3", user_id=1, queue=QUEUE_FOR_TYPE["train"])
+    with pytest.raises(RedisConnectionError):
+        run_job(ctx, store, "j3", _failing(RedisConnectionError("Connection refused")))
+    assert rq_job.retries_left == 1
+    record = store.get("j3")
+    assert record is not None and (record["status"], record["error"]) == ("running", None)
+    rq_job.retries_left = 0
+    with pytest.raises(RedisConnectionError):
+        run_job(ctx, store, "j3", _failing(RedisConnectionError("Connection refused")))
+    record = store.get("j3")
+    assert record is not None and record["error"] is not None
+    assert (record["status"], record["error"]["code"]) == ("failed", "REDIS_UNAVAILABLE")
+
+
+def test_a_result_is_recorded_patiently_through_a_short_outage() -> None:
+    failures = iter([RedisConnectionError("down"), RedisConnectionError("still down")])
+
+    def record() -> str:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return "recorded"
+
+    assert patiently(record, patience_s=5.0) == "recorded"
+
+
+def test_patience_runs_out_with_the_last_error() -> None:
+    calls: list[int] = []
+
+    def record() -> None:
+        calls.append(1)
+        raise RedisConnectionError("down for good")
+
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError, match="down for good"):
+        patiently(record, patience_s=0.5)
+    assert len(calls) >= 2
+    assert time.monotonic() - started < 1.0
+
+
+def test_side_channel_calls_carry_on_through_an_outage() -> None:
+    def poll() -> bool:
+        raise RedisConnectionError("down")
+
+    assert through_outage(poll, False) is False
+    assert through_outage(lambda: True, False) is True

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from model_trainer.settings import load_settings
+from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, load_settings
 
 
 def test_defaults_when_nothing_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,6 +17,7 @@ def test_defaults_when_nothing_is_set(tmp_path: Path, monkeypatch: pytest.Monkey
         "data_root": tmp_path.resolve() / "var" / "data",
         "max_corpus_bytes": 64 * 1024 * 1024,
         "default_user_id": 1,
+        "job_timeout_s": DEFAULT_JOB_TIMEOUT_S,
     }
 
 
@@ -59,9 +61,27 @@ def test_reads_the_process_environment_by_default(
         "data_root": (tmp_path / "data").resolve(),
         "max_corpus_bytes": 99,
         "default_user_id": 1,
+        "job_timeout_s": DEFAULT_JOB_TIMEOUT_S,
     }
 
 
 def test_a_non_integer_size_limit_is_refused() -> None:
     with pytest.raises(ValueError, match="invalid literal"):
         load_settings({"MAX_CORPUS_BYTES": "lots"})
+
+
+def test_job_time_limits_per_type_come_from_the_environment() -> None:
+    settings = load_settings({"JOB_TIMEOUT_S_GENERATE": "5", "JOB_TIMEOUT_S_TRAIN": "7200"})
+    assert settings["job_timeout_s"] == {
+        **DEFAULT_JOB_TIMEOUT_S,
+        "generate": 5,
+        "train": 7200,
+    }
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "1.5", "soon", ""])
+def test_a_job_time_limit_must_be_whole_positive_seconds(raw: str) -> None:
+    with pytest.raises(ModelTrainerError) as caught:
+        load_settings({"JOB_TIMEOUT_S_SCORE": raw})
+    assert caught.value.code == "INVALID_CONFIG"
+    assert "JOB_TIMEOUT_S_SCORE" in caught.value.message

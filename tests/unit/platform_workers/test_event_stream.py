@@ -1,19 +1,25 @@
-"""Reading a job's event stream: replay strictly after an id, then follow with a blocking read."""
+"""Reading a job's event stream: replay strictly after an id, then follow with a blocking read
+(or, on an event loop, with non-blocking reads)."""
 
 import fakeredis
 import pytest
 
 from platform_core.job_events import decode_job_event, encode_job_event, make_started_event
 from platform_core.json_types import PayloadError
-from platform_workers.event_stream import EVENT_FIELD, read_events
+from platform_workers.event_stream import EVENT_FIELD, read_events, read_events_async
 from platform_workers.redis_conn import RedisClient, as_text
 
 KEY = "trainer:events:job-1"
 
 
 @pytest.fixture
-def client() -> RedisClient:
-    return fakeredis.FakeRedis()
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def client(server: fakeredis.FakeServer) -> RedisClient:
+    return fakeredis.FakeRedis(server=server)
 
 
 def _append(client: RedisClient, events: list[str]) -> list[str]:
@@ -82,3 +88,21 @@ def test_a_resp3_client_is_refused_for_blocking_reads() -> None:
     client.xadd(KEY, {EVENT_FIELD: b"{}"})
     with pytest.raises(TypeError, match="RESP2"):
         read_events(client, "trainer", "job-1", block_ms=5)
+
+
+@pytest.mark.anyio
+async def test_the_async_read_replays_strictly_after_an_id(
+    client: RedisClient, server: fakeredis.FakeServer
+) -> None:
+    ids = _append(client, ['{"n":1}', '{"n":2}', '{"n":3}'])
+    reader = fakeredis.FakeAsyncRedis(server=server)
+    assert await read_events_async(reader, "trainer", "job-1") == [
+        (ids[0], '{"n":1}'),
+        (ids[1], '{"n":2}'),
+        (ids[2], '{"n":3}'),
+    ]
+    after_first = await read_events_async(reader, "trainer", "job-1", after=ids[0], count=1)
+    assert after_first == [(ids[1], '{"n":2}')]
+    assert await read_events_async(reader, "trainer", "job-2") == []
+    with pytest.raises(PayloadError, match="stream id"):
+        await read_events_async(reader, "trainer", "job-1", after="$")

@@ -1,12 +1,17 @@
 """The one connection builder: bytes replies, health checks, RESP2, and reply decoding."""
 
+import time
+
 import fakeredis
 import pytest
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from platform_workers.redis_conn import (
+    BACKOFF_CAP_S,
     HEALTH_CHECK_INTERVAL_S,
     RESP_PROTOCOL,
+    RETRIES,
     RedisClient,
     as_text,
     redis_from_url,
@@ -54,3 +59,22 @@ def test_as_text_refuses_bytes_that_are_not_utf8() -> None:
 def test_connecting_to_an_unreachable_host_gives_up_within_the_timeout() -> None:
     client = redis_from_url("redis://127.0.0.1:1/0")
     assert client.connection_pool.connection_kwargs["socket_connect_timeout"] == 5
+
+
+def test_a_lost_connection_is_retried_with_backoff_before_it_surfaces() -> None:
+    client = redis_from_url("redis://127.0.0.1:1/0")
+    retry = client.get_retry()
+    assert retry is not None
+    assert retry.get_retries() == RETRIES == 3
+    attempts: list[int] = []
+
+    def refuse() -> None:
+        attempts.append(1)
+        raise RedisConnectionError("Connection refused")
+
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError):
+        retry.call_with_retry(refuse, lambda _: None)
+    assert len(attempts) == RETRIES + 1
+    assert time.monotonic() - started < 4 * BACKOFF_CAP_S
+    client.close()

@@ -25,6 +25,10 @@ JobEventType = Literal[
     "trainer.job.completed.v1",
     "trainer.job.failed.v1",
 ]
+# The events after which a job's stream has nothing more to say.
+TERMINAL_JOB_EVENT_TYPES: frozenset[JobEventType] = frozenset(
+    {"trainer.job.completed.v1", "trainer.job.failed.v1"}
+)
 ErrorKind = Literal["user", "system"]
 ERROR_KINDS: tuple[ErrorKind, ...] = ("user", "system")
 

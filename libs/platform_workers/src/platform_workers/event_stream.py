@@ -4,6 +4,7 @@ A worker publishes each event on the domain's pub/sub channel and appends it to 
 stream (both named in ``platform_workers.keys``) under the field ``event``. Pub/sub is
 fire-and-forget; the stream lets a reader that was away (the API's Server-Sent Events
 endpoint, honouring ``Last-Event-ID``) replay what it missed and then follow new entries.
+``read_events_async`` is the same replay for readers on an event loop, which never block.
 """
 
 import re
@@ -11,6 +12,7 @@ import re
 from redis.typing import StreamRangeResponse
 
 from platform_core.json_types import PayloadError
+from platform_workers.async_redis import AsyncRedisClient
 from platform_workers.keys import event_stream_key
 from platform_workers.redis_conn import RedisClient, as_text
 
@@ -32,15 +34,28 @@ def read_events(
     With `block_ms` the call waits up to that long for a first new entry (XREAD BLOCK), so a
     follower does not poll; without it the call answers at once (exclusive XRANGE).
     """
-    if _STREAM_ID.fullmatch(after) is None:
-        raise PayloadError("after", f"field 'after' must be a stream id like '0-0', got {after!r}")
-    key = event_stream_key(domain, job_id)
+    key = _stream_key(domain, job_id, after)
     if block_ms is None:
         return _pairs(redis.xrange(key, min=f"({after}", count=count))
     reply = redis.xread({key: after}, count=count, block=block_ms)
     if isinstance(reply, dict):
         raise TypeError("read_events parses RESP2 replies; build the client with redis_from_url")
     return _pairs(reply[0][1]) if reply else []
+
+
+async def read_events_async(
+    redis: AsyncRedisClient, domain: str, job_id: str, *, after: str = "0-0", count: int = 100
+) -> list[tuple[str, str]]:
+    """Like `read_events` without `block_ms`: up to `count` pairs strictly after `after`."""
+    key = _stream_key(domain, job_id, after)
+    return _pairs(await redis.xrange(key, min=f"({after}", count=count))
+
+
+def _stream_key(domain: str, job_id: str, after: str) -> str:
+    """The job's stream key, once `after` is known to be a stream id (never `$` or a range)."""
+    if _STREAM_ID.fullmatch(after) is None:
+        raise PayloadError("after", f"field 'after' must be a stream id like '0-0', got {after!r}")
+    return event_stream_key(domain, job_id)
 
 
 def _pairs(entries: StreamRangeResponse | None) -> list[tuple[str, str]]:

@@ -11,13 +11,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+import httpx
 import orjson
 import uvicorn
 
+from model_trainer.api.app import build_api
 from model_trainer.api.schemas import train_options
 from model_trainer.backends.presets import check_model_size
 from model_trainer.backends.registry import get_backend
-from model_trainer.client import ApiError, TrainerClient
+from model_trainer.client import ApiError, StreamEnded, TrainerClient
 from model_trainer.contracts.defaults import make_generate_config
 from model_trainer.contracts.jobs import parse_queue
 from model_trainer.contracts.model import StepMetrics, TrainOutcome
@@ -34,6 +36,7 @@ from model_trainer.worker.worker_entry import run_workers
 from platform_core.json_types import JSONValue, PayloadError, load_json_object
 
 DEFAULT_CORPUS = "stdlib.txt"
+SHUTDOWN_GRACE_S = 3
 
 
 def _print_progress(metrics: StepMetrics) -> None:
@@ -150,13 +153,33 @@ def _after_shutdown(signum: int, frame: FrameType | None) -> None:
     """Receives the SIGTERM uvicorn re-raises once its graceful shutdown is done."""
 
 
-def api(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT. uvicorn re-raises a caught SIGTERM after shutting down; with
-    the default handler that kills the process before atexit handlers (coverage, log flushing)
-    run, so the re-raised signal lands in a handler that lets `main` return normally."""
+class _ApiServer(uvicorn.Server):
+    """uvicorn waits for open responses before its lifespan shutdown, and an SSE follower's
+    response never ends by itself: the hub ends them all the moment the signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+
+def api(args: argparse.Namespace, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then stop within SHUTDOWN_GRACE_S even if a request hangs.
+
+    uvicorn re-raises a caught SIGTERM after shutting down; with the default handler that kills
+    the process before atexit handlers (coverage, log flushing) run, so the re-raised signal
+    lands in a handler that lets `main` return normally."""
     signal.signal(signal.SIGTERM, _after_shutdown)
-    uvicorn.run("model_trainer.api.app:create_app", factory=True, host=args.host, port=args.port)
-    return 0
+    app, hub = build_api(settings)
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, timeout_graceful_shutdown=SHUTDOWN_GRACE_S
+    )
+    # The last statement on purpose: under uvloop, coverage loses this frame once the server
+    # has run, so a line after it would never count as executed (main returns 0 for None).
+    _ApiServer(config, hub.close_soon).run()
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     try:
         code = HANDLERS[args.command](args, settings)
-    except (ModelTrainerError, ApiError) as error:
+    except (ModelTrainerError, ApiError, StreamEnded, httpx.TransportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TypedDict
 
 import httpx
 
+from model_trainer.contracts.jobs import TERMINAL_STATUSES
+from platform_core.job_events import TERMINAL_JOB_EVENT_TYPES
 from platform_core.json_types import JSONObject, JSONValue, load_json_object
+
+# The API sends a keepalive comment every 15 s: a longer silence means a dead connection.
+STREAM_READ_TIMEOUT_S = 60.0
 
 
 class ServerEvent(TypedDict):
     id: str
     event: str
     data: str
+
+
+class Reconnect(TypedDict):
+    """How a follower resumes a stream that ended before the job did (seconds)."""
+
+    first_delay_s: float
+    max_delay_s: float
+    give_up_after_s: float  # without receiving an event
+
+
+RECONNECT: Reconnect = {"first_delay_s": 0.2, "max_delay_s": 5.0, "give_up_after_s": 120.0}
 
 
 class ApiError(Exception):
@@ -29,9 +46,49 @@ class ApiError(Exception):
         self.code = code if isinstance(code, str) else ""
 
 
+class _Backoff:
+    """Doubling pauses between attempts, given up once too long passed without progress."""
+
+    def __init__(
+        self, policy: Reconnect, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._sleep = sleep
+        self.progressed()
+
+    def progressed(self) -> None:
+        self._since = self._clock()
+        self._delay = self._policy["first_delay_s"]
+
+    def pause(self, error: Exception) -> None:
+        """Sleeps before the next attempt, or raises `error` once the budget is spent."""
+        if self._clock() + self._delay - self._since > self._policy["give_up_after_s"]:
+            raise error
+        self._sleep(self._delay)
+        self._delay = min(self._delay * 2, self._policy["max_delay_s"])
+
+
+class StreamEnded(Exception):
+    """The API ended a job's event stream before its terminal event."""
+
+
 class TrainerClient:
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        reconnect: Reconnect = RECONNECT,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._stream_timeout = httpx.Timeout(timeout, read=STREAM_READ_TIMEOUT_S)
+        self._reconnect = reconnect
+        self._clock = clock
+        self._sleep = sleep
 
     def close(self) -> None:
         self._http.close()
@@ -59,14 +116,48 @@ class TrainerClient:
         return self._json(self._http.delete(f"/v1/jobs/{job_id}"))
 
     def events(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[ServerEvent]:
-        """The job's Server-Sent Events, replayed then live, until the stream ends."""
+        """The job's Server-Sent Events, replayed then live, until its terminal event.
+
+        A stream that ends early (the API restarted or shut down, Redis blinked, the network
+        dropped) is resumed after the last event received, with `Last-Event-ID`, so nothing is
+        repeated or lost. A stream that ends because the job ended without a terminal event
+        (its stream expired) is read once more, then left.
+        """
+        backoff = _Backoff(self._reconnect, self._clock, self._sleep)
+        job_over = False
+        while True:
+            try:
+                for event in self._event_stream(job_id, last_event_id):
+                    backoff.progressed()
+                    last_event_id = event["id"] or last_event_id
+                    yield event
+                    if event["event"] in TERMINAL_JOB_EVENT_TYPES:
+                        return
+                if job_over:
+                    return
+                job_over = self._job_over(job_id)
+                if job_over:
+                    continue
+                backoff.pause(StreamEnded(f"the event stream of job {job_id} kept ending"))
+            except (httpx.TransportError, ApiError) as error:
+                if isinstance(error, ApiError) and error.status < 500:
+                    raise
+                backoff.pause(error)
+
+    def _event_stream(self, job_id: str, last_event_id: str | None) -> Iterator[ServerEvent]:
+        """One response's events."""
         headers = {} if last_event_id is None else {"last-event-id": last_event_id}
         url = f"/v1/jobs/{job_id}/events"
-        with self._http.stream("GET", url, headers=headers, timeout=None) as response:
+        with self._http.stream(
+            "GET", url, headers=headers, timeout=self._stream_timeout
+        ) as response:
             if response.is_error:
                 response.read()
                 raise ApiError(response.status_code, load_json_object(response.content))
             yield from parse_sse(response.iter_lines())
+
+    def _job_over(self, job_id: str) -> bool:
+        return self.job(job_id).get("status") in TERMINAL_STATUSES
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[ServerEvent]:

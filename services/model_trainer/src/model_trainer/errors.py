@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 ModelTrainerErrorCode = Literal[
     # Configuration and requests
     "INVALID_CONFIG",
+    "UNSUPPORTED_VALUE",
     "JOB_NOT_FOUND",
     "JOB_ALREADY_FINISHED",
+    "JOB_TIMEOUT",
     # Training
     "TRAINING_CANCELLED",
     "TRAINING_OOM",
@@ -38,6 +40,8 @@ ModelTrainerErrorCode = Literal[
     "PATH_OUTSIDE_ROOT",
     # Infrastructure
     "INTERNAL_ERROR",
+    "RESOURCE_EXHAUSTED",
+    "REDIS_UNAVAILABLE",
     "CUDA_NOT_AVAILABLE",
     "CUDA_OOM",
     "ARTIFACT_UPLOAD_FAILED",
@@ -57,11 +61,16 @@ class ErrorSpec(NamedTuple):
 ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "INVALID_CONFIG": ErrorSpec(422, "user"),
     "JOB_NOT_FOUND": ErrorSpec(404, "user"),
+    # A value the validators let through but the worker could not compute with (an overflow).
+    "UNSUPPORTED_VALUE": ErrorSpec(422, "user"),
     "JOB_ALREADY_FINISHED": ErrorSpec(409, "user"),
+    # The job ran past its wall-clock limit (per type in settings, or lower per request).
+    "JOB_TIMEOUT": ErrorSpec(504, "resource"),
     "TRAINING_CANCELLED": ErrorSpec(499, "user"),
     "TRAINING_OOM": ErrorSpec(507, "resource"),
-    "TRAINING_NAN_LOSS": ErrorSpec(500, "system"),
-    "TRAINING_DIVERGED": ErrorSpec(500, "system"),
+    # The recipe (learning rate, clipping) diverged: the user's to change, never retried.
+    "TRAINING_NAN_LOSS": ErrorSpec(500, "user"),
+    "TRAINING_DIVERGED": ErrorSpec(500, "user"),
     "MODEL_NOT_FOUND": ErrorSpec(404, "user"),
     "MODEL_LOAD_FAILED": ErrorSpec(500, "system"),
     "MODEL_INCOMPATIBLE": ErrorSpec(400, "user"),
@@ -75,6 +84,10 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "CORPUS_TOO_LARGE": ErrorSpec(413, "user"),
     "PATH_OUTSIDE_ROOT": ErrorSpec(400, "user"),
     "INTERNAL_ERROR": ErrorSpec(500, "system"),
+    # Out of memory (host or device) or out of disk: the same request fails the same way.
+    "RESOURCE_EXHAUSTED": ErrorSpec(507, "resource"),
+    # Redis did not answer in time; the API says so and recovers once it is back.
+    "REDIS_UNAVAILABLE": ErrorSpec(503, "system"),
     "CUDA_NOT_AVAILABLE": ErrorSpec(503, "resource"),
     "CUDA_OOM": ErrorSpec(507, "resource"),
     "ARTIFACT_UPLOAD_FAILED": ErrorSpec(502, "system"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from model_trainer.api.event_hub import EventHub
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
 from platform_workers.redis_conn import RedisClient
@@ -15,3 +16,4 @@ class ApiContext(TypedDict):
     settings: Settings
     redis: RedisClient
     jobs: JobStore
+    events: EventHub

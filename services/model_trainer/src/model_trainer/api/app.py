@@ -6,29 +6,57 @@ the API process stays small, starts fast, and enqueues worker functions by dotte
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import FastAPI
 
 from model_trainer.api import ApiContext
 from model_trainer.api.errors import install_error_handlers
+from model_trainer.api.event_hub import EventHub
 from model_trainer.api.routes.corpora import build_corpora_router
 from model_trainer.api.routes.events import build_events_router
 from model_trainer.api.routes.health import build_health_router
 from model_trainer.api.routes.jobs import build_jobs_router
 from model_trainer.api.routes.runs import build_runs_router
+from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
+from platform_workers.async_redis import async_redis_from_url
+from platform_workers.keys import events_channel
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 
-def create_app(settings: Settings | None = None, redis: RedisClient | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    redis: RedisClient | None = None,
+    hub: EventHub | None = None,
+) -> FastAPI:
     """Build the app around one settings snapshot and one Redis client (tests inject both)."""
+    return build_api(settings, redis, hub)[0]
+
+
+def build_api(
+    settings: Settings | None = None,
+    redis: RedisClient | None = None,
+    hub: EventHub | None = None,
+) -> tuple[FastAPI, EventHub]:
+    """The app and its event hub, which `model-trainer api` closes as soon as a signal comes."""
     resolved = load_settings() if settings is None else settings
     client = redis_from_url(resolved["redis_url"]) if redis is None else redis
-    ctx: ApiContext = {"settings": resolved, "redis": client, "jobs": JobStore(client)}
+    if hub is None:
+        hub = EventHub(async_redis_from_url(resolved["redis_url"]), events_channel(DOMAIN))
+    ctx: ApiContext = {
+        "settings": resolved,
+        "redis": client,
+        "jobs": JobStore(client),
+        "events": hub,
+    }
     app = FastAPI(
         title="model-trainer",
         version="1",
         description="Train and serve small language models as queued, typed jobs.",
+        lifespan=hub_lifespan(hub),
     )
     install_error_handlers(app)
     app.include_router(build_jobs_router(ctx))
@@ -36,4 +64,18 @@ def create_app(settings: Settings | None = None, redis: RedisClient | None = Non
     app.include_router(build_corpora_router(ctx))
     app.include_router(build_runs_router(ctx))
     app.include_router(build_health_router(ctx))
-    return app
+    return app, hub
+
+
+def hub_lifespan(hub: EventHub) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Runs the hub while the app serves."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    return lifespan

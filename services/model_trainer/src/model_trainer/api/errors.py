@@ -2,7 +2,9 @@
 
 Unknown routes and wrong methods keep FastAPI's own 404/405 replies; everything a client got
 wrong about a known route (bad values, wrong JSON types, malformed JSON, extra fields) is
-INVALID_CONFIG (422) naming the first bad field, or the code a validator chose.
+INVALID_CONFIG (422) naming the first bad field, or the code a validator chose. Redis out of
+reach is REDIS_UNAVAILABLE (503, with Retry-After); the client retries and the API recovers by
+itself once Redis answers. Anything else is INTERNAL_ERROR (500), never a bare 500.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
 from model_trainer.errors import ModelTrainerError
@@ -18,6 +23,8 @@ from platform_core.json_types import ROOT_FIELD
 
 # FastAPI answers 400 only when it cannot decode a body at all (e.g. invalid UTF-8 in JSON).
 _UNPARSABLE_BODY = 400
+# Redis restarts take seconds: ask clients to come back after a few.
+RETRY_AFTER_S = 5
 
 
 def error_response(error: ModelTrainerError) -> JSONResponse:
@@ -38,6 +45,22 @@ def validation_error(exc: RequestValidationError) -> ModelTrainerError:
     return ModelTrainerError("INVALID_CONFIG", f"{field}: {first['msg']}", details={"field": field})
 
 
+def redis_unavailable(exc: Exception) -> JSONResponse:
+    error = ModelTrainerError(
+        "REDIS_UNAVAILABLE",
+        f"the job store is unreachable ({type(exc).__name__}); retry in {RETRY_AFTER_S} s",
+    )
+    response = error_response(error)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+def internal_error(exc: Exception) -> JSONResponse:
+    """The one shape even for our own bugs; the message names the exception, not its data."""
+    error = ModelTrainerError("INTERNAL_ERROR", f"internal error ({type(exc).__name__})")
+    return error_response(error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelTrainerError)
     async def on_app_error(request: Request, exc: ModelTrainerError) -> JSONResponse:
@@ -46,6 +69,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(validation_error(exc))
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    @app.exception_handler(BusyLoadingError)
+    async def on_redis_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        return redis_unavailable(exc)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return internal_error(exc)
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> Response:

@@ -46,6 +46,10 @@ _D = TRAIN_DEFAULTS
 
 _CORPUS_ID = "sha256 of an uploaded corpus (`POST /v1/corpora`); give this or corpus_path"
 _CORPUS_PATH = "a text file under DATA_ROOT (relative paths are relative to it)"
+_TIMEOUT_S = (
+    "wall-clock limit in seconds; at most the server's limit for the job type "
+    "(JOB_TIMEOUT_S_<TYPE>), which is also the default"
+)
 _TOKENIZER_ID = (
     "a stored tokenizer (`POST /v1/jobs/tokenizer`); default: a character tokenizer of the corpus"
 )
@@ -92,6 +96,7 @@ class TrainJobRequest:
     eval_max_batches: StrictInt = _D["eval_max_batches"]
     checkpoint_every_steps: StrictInt | None = _D["checkpoint_every_steps"]
     keep_checkpoints: StrictInt = _D["keep_checkpoints"]
+    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
 
 
 _TRAIN_OPTIONS = TypeAdapter(TrainOptions)
@@ -126,6 +131,7 @@ class EvalJobRequest:
     max_seq_len: StrictInt = 128
     batch_size: StrictInt = 32
     max_batches: StrictInt | None = None
+    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -138,6 +144,7 @@ class ScoreJobRequest:
     detail_level: DetailLevel = "summary"
     top_k: StrictInt | None = None
     seed: StrictInt | None = None
+    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -154,6 +161,7 @@ class GenerateJobRequest:
     stop_on_eos: StrictBool = True
     seed: StrictInt | None = None
     num_return_sequences: StrictInt = 1
+    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -171,3 +179,4 @@ class TokenizerJobRequest:
             "char keeps the most frequent characters (default: all of them)"
         ),
     )
+    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)

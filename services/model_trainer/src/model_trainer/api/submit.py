@@ -76,19 +76,10 @@ _READ_CHUNK = 1 << 16
 _DAY_S = 24 * 3600
 
 
-class QueuePolicy(TypedDict):
-    """How RQ treats a queue's jobs: how long one may run and how often it is retried."""
-
-    timeout_s: int
-    retries: int
-
-
 # A train job whose worker died is retried by RQ's started-registry cleanup and resumes from its
 # last checkpoint; inference is cheap to resubmit, so it is never retried behind the user's back.
-QUEUE_POLICY: dict[QueueName, QueuePolicy] = {
-    "train": {"timeout_s": _DAY_S, "retries": 2},
-    "infer": {"timeout_s": 10 * 60, "retries": 0},
-}
+# How long a job may run comes from settings (`job_timeout_s`), per job type.
+QUEUE_RETRIES: dict[QueueName, int] = {"train": 2, "infer": 0}
 RESULT_TTL_S = 7 * _DAY_S
 FAILURE_TTL_S = 7 * _DAY_S
 
@@ -133,7 +124,7 @@ def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
         "config": config,
         "tokenizer_id": body.tokenizer_id,
     }
-    return record_and_enqueue(ctx, "train", payload)
+    return record_and_enqueue(ctx, "train", payload, timeout_s=body.timeout_s)
 
 
 def submit_tokenizer(ctx: ApiContext, body: TokenizerJobRequest) -> SubmittedJob:
@@ -159,7 +150,7 @@ def submit_tokenizer(ctx: ApiContext, body: TokenizerJobRequest) -> SubmittedJob
         "user_id": settings["default_user_id"],
         "config": config,
     }
-    return record_and_enqueue(ctx, "tokenizer", payload)
+    return record_and_enqueue(ctx, "tokenizer", payload, timeout_s=body.timeout_s)
 
 
 def submit_eval(ctx: ApiContext, body: EvalJobRequest) -> SubmittedJob:
@@ -182,7 +173,7 @@ def submit_eval(ctx: ApiContext, body: EvalJobRequest) -> SubmittedJob:
         "run_id": body.run_id,
         "config": config,
     }
-    return record_and_enqueue(ctx, "eval", payload)
+    return record_and_enqueue(ctx, "eval", payload, timeout_s=body.timeout_s)
 
 
 def submit_score(ctx: ApiContext, body: ScoreJobRequest) -> SubmittedJob:
@@ -203,7 +194,7 @@ def submit_score(ctx: ApiContext, body: ScoreJobRequest) -> SubmittedJob:
         "run_id": body.run_id,
         "config": config,
     }
-    return record_and_enqueue(ctx, "score", payload)
+    return record_and_enqueue(ctx, "score", payload, timeout_s=body.timeout_s)
 
 
 def submit_generate(ctx: ApiContext, body: GenerateJobRequest) -> SubmittedJob:
@@ -228,11 +219,17 @@ def submit_generate(ctx: ApiContext, body: GenerateJobRequest) -> SubmittedJob:
         "run_id": body.run_id,
         "config": config,
     }
-    return record_and_enqueue(ctx, "generate", payload)
+    return record_and_enqueue(ctx, "generate", payload, timeout_s=body.timeout_s)
 
 
-def record_and_enqueue(ctx: ApiContext, job_type: JobType, payload: JobPayload) -> SubmittedJob:
-    """Write the queued record, then hand RQ the worker's dotted path and the JSON payload."""
+def record_and_enqueue(
+    ctx: ApiContext, job_type: JobType, payload: JobPayload, *, timeout_s: int | None
+) -> SubmittedJob:
+    """Write the queued record, then hand RQ the worker's dotted path and the JSON payload.
+
+    RQ stops the job (JOB_TIMEOUT) once it has run `timeout_s` seconds, or the type's limit.
+    """
+    limit = job_time_limit(ctx["settings"], job_type, timeout_s)
     job_id = payload["job_id"]
     run_id = _run_id(payload)
     queue_name = QUEUE_FOR_TYPE[job_type]
@@ -254,16 +251,16 @@ def record_and_enqueue(ctx: ApiContext, job_type: JobType, payload: JobPayload) 
         "error": None,
     }
     ctx["jobs"].create(record)
-    policy = QUEUE_POLICY[queue_name]
+    retries = QUEUE_RETRIES[queue_name]
     queue = Queue(queue_name, connection=ctx["redis"], serializer=JSONSerializer)
     queue.enqueue_call(
         func=WORKER_FUNCTIONS[job_type],
         args=(payload,),
         job_id=job_id,
-        timeout=policy["timeout_s"],
+        timeout=limit,
         result_ttl=RESULT_TTL_S,
         failure_ttl=FAILURE_TTL_S,
-        retry=Retry(max=policy["retries"]) if policy["retries"] else None,
+        retry=Retry(max=retries) if retries else None,
         description=f"{job_type} {run_id or job_id}",
     )
     return {
@@ -273,6 +270,18 @@ def record_and_enqueue(ctx: ApiContext, job_type: JobType, payload: JobPayload) 
         "queue": queue_name,
         "run_id": run_id,
     }
+
+
+def job_time_limit(settings: Settings, job_type: JobType, requested: int | None) -> int:
+    """The type's limit from settings, or a shorter one the request asks for."""
+    limit = settings["job_timeout_s"][job_type]
+    if requested is None:
+        return limit
+    if not 1 <= requested <= limit:
+        raise _invalid(
+            "timeout_s", f"timeout_s for {job_type} jobs must be in [1, {limit}], got {requested}"
+        )
+    return requested
 
 
 def _run_id(payload: JobPayload) -> str | None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
 from model_trainer.contracts.jobs import (
     DOMAIN,
@@ -30,6 +36,43 @@ from platform_workers.redis_conn import RedisClient, redis_from_url
 
 if TYPE_CHECKING:
     from model_trainer.backends.causal_lm import CausalLMBackend
+
+
+logger = logging.getLogger(__name__)
+
+# Failures another attempt can get past: Redis went away mid-job.
+TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError)
+_OOM_SIGNS = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+T = TypeVar("T")
+# How long a finished job keeps trying to record its result while Redis is away.
+RECORD_PATIENCE_S = 120.0
+
+
+def through_outage(call: Callable[[], T], fallback: T) -> T:
+    """A side-channel call (heartbeat, progress, cancel poll) that must not stop the work while
+    Redis is away: the miss is logged and the work goes on; the next call catches up."""
+    try:
+        return call()
+    except TRANSIENT_ERRORS as error:
+        logger.warning("Redis unreachable, carrying on without it: %r", error)
+        return fallback
+
+
+def patiently(call: Callable[[], T], *, patience_s: float = RECORD_PATIENCE_S) -> T:
+    """A call that must land (a finished job's result): retried until Redis is back or
+    `patience_s` has passed, when the last error is raised."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.1
+    while True:
+        try:
+            return call()
+        except TRANSIENT_ERRORS:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(5.0, delay * 2)
 
 
 def connect() -> tuple[Settings, RedisClient]:
@@ -66,29 +109,64 @@ def _will_retry() -> bool:
     return job is not None and job.should_retry
 
 
+def coded_failure(error: Exception) -> ModelTrainerError:
+    """What a failure inside the work means. The same payload fails the same way on any worker,
+    so whatever it is, it is final: a time limit, memory or disk running out, a value the
+    validators let through but arithmetic could not take, or (the rest) our own bug."""
+    if isinstance(error, ModelTrainerError):
+        return error
+    if isinstance(error, JobTimeoutException):
+        return ModelTrainerError("JOB_TIMEOUT", f"the job ran past its time limit: {error}")
+    if _exhausted(error):
+        return ModelTrainerError("RESOURCE_EXHAUSTED", f"out of memory or disk: {error}")
+    if isinstance(error, ArithmeticError | ValueError) or _overflowed(error):
+        return ModelTrainerError(
+            "UNSUPPORTED_VALUE", f"a value could not be computed with: {error}"
+        )
+    return ModelTrainerError("INTERNAL_ERROR", repr(error))
+
+
+def _exhausted(error: Exception) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    # torch raises RuntimeError subclasses (OutOfMemoryError on CUDA) for failed allocations.
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(sign in text for sign in _OOM_SIGNS)
+
+
+def _overflowed(error: Exception) -> bool:
+    return isinstance(error, RuntimeError) and "overflow" in str(error).lower()
+
+
 def run_job(
     ctx: JobContext, store: JobStore, job_id: str, work: Callable[[], JSONObject]
 ) -> JSONObject:
     """Run the work, then record and announce how it ended; errors are re-raised for RQ.
 
-    A coded error is final: the record says failed (or cancelled) and a failed event names the
-    code. Any other exception is a system error that RQ may retry; it is announced as final
-    only when no retry is left.
+    Every failure of the work itself is final (`coded_failure`): the record says failed (or
+    cancelled), a failed event names the code, and RQ does not retry. Only a lost connection to
+    Redis is left to RQ's retries (a dead worker is retried by RQ's abandoned-job handling); it
+    is recorded only when no retry is left.
     """
     try:
         result = work()
-    except ModelTrainerError as error:
-        _stop_retries()
-        _record_failure(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
-        raise
-    except Exception as error:
+    except TRANSIENT_ERRORS as error:
         if not _will_retry():
             _record_failure(
-                ctx, store, job_id, code="INTERNAL_ERROR", kind="system", message=repr(error)
+                ctx, store, job_id, code="REDIS_UNAVAILABLE", kind="system", message=repr(error)
             )
         raise
-    store.complete(job_id, result=result, now=utc_now())
-    ctx.publish_completed(job_id, len(orjson.dumps(result)))
+    except Exception as error:
+        _stop_retries()
+        failure = coded_failure(error)
+        _record_failure(
+            ctx, store, job_id, code=failure.code, kind=failure.kind, message=failure.message
+        )
+        raise
+    patiently(lambda: store.complete(job_id, result=result, now=utc_now()))
+    patiently(lambda: ctx.publish_completed(job_id, len(orjson.dumps(result))))
     return result
 
 

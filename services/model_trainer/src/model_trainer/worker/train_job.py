@@ -13,7 +13,14 @@ from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.tokenizers.store import load_tokenizer, save_tokenizer
-from model_trainer.worker.job_utils import connect, job_context, run_job, to_json_object
+from model_trainer.worker.job_utils import (
+    connect,
+    job_context,
+    patiently,
+    run_job,
+    through_outage,
+    to_json_object,
+)
 from platform_core.json_types import JSONObject
 from platform_core.trainer_metrics_events import (
     make_completed_metrics_event,
@@ -49,10 +56,13 @@ def _train(
     prepared = backend.prepare(cfg, settings, tokenizer=tokenizer)
     _announce_config(payload, prepared, ctx)
     directory = run_dir(settings, payload["run_id"])
+    # A Redis outage must not stop the training: heartbeats and progress resume when it is back.
     callbacks: TrainingCallbacks = {
-        "heartbeat": ctx.heartbeat,
-        "cancelled": ctx.cancelled,
-        "progress": lambda metrics: _report_progress(payload, metrics, ctx, store),
+        "heartbeat": lambda now: through_outage(lambda: ctx.heartbeat(now), None),
+        "cancelled": lambda: through_outage(ctx.cancelled, False),
+        "progress": lambda metrics: through_outage(
+            lambda: _report_progress(payload, metrics, ctx, store), None
+        ),
     }
     outcome = backend.train(
         cfg,
@@ -62,17 +72,19 @@ def _train(
         prepared=prepared,
         callbacks=callbacks,
     )
-    ctx.publish_metrics(
-        make_completed_metrics_event(
-            job_id=payload["job_id"],
-            user_id=payload["user_id"],
-            loss=outcome["loss"],
-            perplexity=outcome["perplexity"],
-            artifact_path=str(directory),
-            val_loss=outcome["val_loss"],
-            val_perplexity=outcome["val_perplexity"],
-            steps=outcome["steps"],
-            elapsed_s=outcome["elapsed_s"],
+    patiently(
+        lambda: ctx.publish_metrics(
+            make_completed_metrics_event(
+                job_id=payload["job_id"],
+                user_id=payload["user_id"],
+                loss=outcome["loss"],
+                perplexity=outcome["perplexity"],
+                artifact_path=str(directory),
+                val_loss=outcome["val_loss"],
+                val_perplexity=outcome["val_perplexity"],
+                steps=outcome["steps"],
+                elapsed_s=outcome["elapsed_s"],
+            )
         )
     )
     return {"run_id": payload["run_id"], **to_json_object(outcome)}

@@ -10,6 +10,7 @@ each kind as child processes, so a long training never delays inference on the s
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import time
 from collections.abc import Sequence
 
 from rq import Queue, SimpleWorker
+from rq.executions import Execution
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
@@ -27,9 +29,11 @@ from model_trainer.contracts.jobs import QueueName
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
-from model_trainer.worker.job_utils import job_context
+from model_trainer.worker.job_utils import job_context, through_outage
 from platform_core.json_types import require_int
 from platform_workers.redis_conn import RedisClient, redis_from_url
+
+logger = logging.getLogger(__name__)
 
 JOB_MONITORING_INTERVAL = 5
 WORKER_TTL = 35
@@ -63,6 +67,11 @@ def requeue_abandoned(queues: Sequence[Queue], monitoring_interval: int) -> None
 
 class TrainWorker(SpawnWorker):
     _next_abandoned_check = 0.0
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        """RQ's heartbeats while the horse trains; a Redis outage skips them instead of killing
+        this worker (and orphaning its training). They resume when Redis is back."""
+        through_outage(lambda: super(TrainWorker, self).maintain_heartbeats(job, execution), None)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         announce_started(self.connection, job, "train")
@@ -110,20 +119,96 @@ def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> 
     return worker.work(burst=burst, logging_level="INFO")
 
 
+class Supervisor:
+    """Keeps one child process per queue alive, so the process an operator runs is the one that
+    keeps every queue served.
+
+    A child that exits is started again after a backoff that doubles (from `base_s` up to
+    `cap_s`) while it keeps dying young, and starts over once a child has lived `stable_s`.
+    `stop` forwards a signal to the children and ends the supervision once they have exited.
+    """
+
+    def __init__(
+        self,
+        commands: dict[QueueName, list[str]],
+        *,
+        base_s: float = 1.0,
+        cap_s: float = 30.0,
+        stable_s: float = 60.0,
+        poll_s: float = 0.2,
+    ) -> None:
+        self._commands = commands
+        self._base_s, self._cap_s, self._stable_s, self._poll_s = base_s, cap_s, stable_s, poll_s
+        self._children: dict[QueueName, subprocess.Popen[bytes]] = {}
+        self._started: dict[QueueName, float] = {}
+        self._delay: dict[QueueName, float] = dict.fromkeys(commands, base_s)
+        self._due: dict[QueueName, float] = {}
+        self._stopping = False
+        self.restarts: dict[QueueName, int] = dict.fromkeys(commands, 0)
+
+    def run(self) -> int:
+        for queue in self._commands:
+            self._start(queue)
+        while not (self._stopping and self._all_exited()):
+            for queue in self._commands:
+                self._tend(queue, time.monotonic())
+            time.sleep(self._poll_s)
+        return max(child.wait() for child in self._children.values())
+
+    def stop(self, signum: int) -> None:
+        self._stopping = True
+        for child in self._children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    def alive(self) -> dict[QueueName, bool]:
+        """Which queues have a running child right now."""
+        return {queue: child.poll() is None for queue, child in self._children.items()}
+
+    def _all_exited(self) -> bool:
+        return all(child.poll() is not None for child in self._children.values())
+
+    def _start(self, queue: QueueName) -> None:
+        self._children[queue] = subprocess.Popen(self._commands[queue])
+        self._started[queue] = time.monotonic()
+
+    def _tend(self, queue: QueueName, now: float) -> None:
+        """Schedule a restart for a child that exited; start it when its backoff is over."""
+        code = self._children[queue].poll()
+        if code is None or self._stopping:
+            return
+        if queue not in self._due:
+            lived = now - self._started[queue]
+            delay = self._base_s if lived >= self._stable_s else self._delay[queue]
+            self._delay[queue] = min(self._cap_s, delay * 2)
+            self._due[queue] = now + delay
+            logger.warning(
+                "%s worker exited with %s after %.1f s; restarting in %.1f s",
+                queue,
+                code,
+                lived,
+                delay,
+            )
+        elif now >= self._due[queue]:
+            del self._due[queue]
+            self.restarts[queue] += 1
+            self._start(queue)
+
+
+def worker_command(queue: QueueName) -> list[str]:
+    return [sys.executable, "-m", "model_trainer.cli", "worker", "--queues", queue]
+
+
 def run_workers(queues: Sequence[QueueName], settings: Settings) -> int:
-    """One queue: work it here. Several: one child process per queue, stopped together."""
+    """One queue: work it here. Several: one supervised child process per queue."""
     if len(queues) == 1:
         run_worker(queues[0], settings)
         return 0
-    children = [
-        subprocess.Popen([sys.executable, "-m", "model_trainer.cli", "worker", "--queues", queue])
-        for queue in queues
-    ]
+    supervisor = Supervisor({queue: worker_command(queue) for queue in queues})
 
     def stop(signum: int, _frame: object) -> None:
-        for child in children:
-            child.send_signal(signum)
+        supervisor.stop(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    return max(child.wait() for child in children)
+    return supervisor.run()

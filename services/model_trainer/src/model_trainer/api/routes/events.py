@@ -1,33 +1,45 @@
 """`GET /v1/jobs/{job_id}/events`: the job's event stream as Server-Sent Events.
 
 Replays the job's Redis stream after `Last-Event-ID` (or from its start), then follows it live
-and ends after the terminal event. A sync generator on purpose: StreamingResponse runs it in a
-thread, where a blocking XREAD of at most BLOCK_MS keeps a disconnected client's thread short.
+and ends after the terminal event. Each follower is an async generator on the event loop: it
+reads with a non-blocking XRANGE and sleeps until the app's EventHub wakes it (a pub/sub message
+for its job) or its poll timer fires, so a thousand followers hold no thread and share a few
+Redis connections. A Redis error or the hub closing (shutdown) ends the stream; the client
+resumes with `Last-Event-ID`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Annotated
 
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
 
 from model_trainer.api import ApiContext
+from model_trainer.api.event_hub import EventHub, FollowTiming
 from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.routes.jobs import owned_job
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES
 from model_trainer.errors import ModelTrainerError
-from model_trainer.storage.job_store import JobStore
+from platform_core.job_events import TERMINAL_JOB_EVENT_TYPES
 from platform_core.json_types import PayloadError, load_json_object, require_str
-from platform_workers.event_stream import read_events
-from platform_workers.redis_conn import RedisClient
+from platform_workers.async_redis import AsyncRedisClient
+from platform_workers.event_stream import read_events_async
+from platform_workers.keys import record_key
+from platform_workers.redis_conn import as_text
 
-TERMINAL_EVENTS = frozenset({"trainer.job.completed.v1", "trainer.job.failed.v1"})
-BLOCK_MS = 1000
-KEEPALIVE_S = 15.0
+logger = logging.getLogger(__name__)
+
+READ_COUNT = 100
+STATUS_FIELD = "status"  # the job record's status field (storage/job_store.py)
 KEEPALIVE = ": keepalive\n\n"
 _STREAM_ID = re.compile(r"[0-9]+(-[0-9]+)?")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -46,39 +58,83 @@ def sse_frame(entry_id: str, name: str, event_json: str) -> str:
     return f"id: {entry_id}\nevent: {name}\n{data}\n"
 
 
-def follow_events(
-    redis: RedisClient,
-    jobs: JobStore,
-    job_id: str,
-    after: str,
-    *,
-    block_ms: int = BLOCK_MS,
-    keepalive_s: float = KEEPALIVE_S,
-) -> Iterator[str]:
-    """SSE frames for every entry after `after`, until the terminal event.
+class _Pace:
+    """When a follower last sent something, and since when its job has looked ended."""
 
-    The record is read before each blocking read: a job that had already ended a whole block
-    earlier and still sent nothing (its stream expired) ends the response instead of hanging.
-    """
-    silent_since = time.monotonic()
-    while True:
-        record = jobs.get(job_id)
-        ended = record is None or record["status"] in TERMINAL_STATUSES
-        entries = read_events(redis, DOMAIN, job_id, after=after, block_ms=block_ms)
-        for entry_id, event_json in entries:
-            after = entry_id
-            name = event_type(event_json)
-            yield sse_frame(entry_id, name, event_json)
-            if name in TERMINAL_EVENTS:
+    def __init__(self, timing: FollowTiming) -> None:
+        self._timing = timing
+        self._silent_since = time.monotonic()
+        self._ended_since: float | None = None
+
+    def over(self, now: float, *, sent: bool, ended: bool) -> bool:
+        """True once the job has looked ended for the grace period with nothing new: its
+        terminal event follows the record's change by a moment, or its stream expired."""
+        if sent:
+            self._silent_since, self._ended_since = now, None
+        elif ended and self._ended_since is None:
+            self._ended_since = now
+        grace = self._timing["ended_grace_s"]
+        return self._ended_since is not None and now - self._ended_since >= grace
+
+    def keepalive_due(self, now: float) -> bool:
+        if now - self._silent_since < self._timing["keepalive_s"]:
+            return False
+        self._silent_since = now
+        return True
+
+    def wait_s(self, now: float) -> float:
+        """The poll interval, jittered so followers that arrived together do not read
+        together, and cut short by a keepalive or the end of the ended grace."""
+        waits = [
+            self._timing["poll_s"] * random.uniform(0.5, 1.5),
+            self._timing["keepalive_s"] - (now - self._silent_since),
+        ]
+        if self._ended_since is not None:
+            waits.append(self._timing["ended_grace_s"] - (now - self._ended_since))
+        return max(0.0, min(waits))
+
+
+async def _read(
+    redis: AsyncRedisClient, job_id: str, after: str
+) -> tuple[bool, list[tuple[str, str]]]:
+    """Whether the job looked ended (or gone) just before its entries after `after` were read."""
+    status = await redis.hget(record_key(DOMAIN, job_id), STATUS_FIELD)
+    ended = status is None or as_text(status) in TERMINAL_STATUSES
+    return ended, await read_events_async(redis, DOMAIN, job_id, after=after, count=READ_COUNT)
+
+
+async def _doze(wake: asyncio.Event, seconds: float) -> None:
+    """Until the hub wakes this follower or `seconds` pass."""
+    with suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+
+
+async def follow_events(hub: EventHub, job_id: str, after: str) -> AsyncIterator[str]:
+    """SSE frames for every entry after `after`, until the terminal event (or the job ended
+    without one), the hub closing or a Redis error; keepalive comments fill the silence."""
+    pace = _Pace(hub.timing)
+    with hub.watch(job_id) as wake:
+        while not hub.closed:
+            wake.clear()
+            try:
+                ended, entries = await _read(hub.redis, job_id, after)
+            except RedisError as error:
+                logger.warning("events of job %s: %s; ending the stream", job_id, error)
                 return
-        now = time.monotonic()
-        if entries:
-            silent_since = now
-        elif ended:
-            return
-        elif now - silent_since >= keepalive_s:
-            silent_since = now
-            yield KEEPALIVE
+            for entry_id, event_json in entries:
+                after, name = entry_id, event_type(event_json)
+                yield sse_frame(entry_id, name, event_json)
+                if name in TERMINAL_JOB_EVENT_TYPES:
+                    return
+            now = time.monotonic()
+            if pace.over(now, sent=bool(entries), ended=ended):
+                return
+            if len(entries) == READ_COUNT:
+                continue
+            if pace.keepalive_due(now):
+                yield KEEPALIVE
+            await _doze(wake, pace.wait_s(now))
 
 
 def checked_stream_id(last_event_id: str) -> str:
@@ -103,9 +159,11 @@ def build_events_router(ctx: ApiContext) -> APIRouter:
         job_id: str,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
+        """A plain `def`: the ownership check reads Redis synchronously in the thread pool;
+        the stream itself then runs on the event loop."""
         owned_job(ctx, job_id)
         after = "0-0" if last_event_id is None else checked_stream_id(last_event_id)
-        frames = follow_events(ctx["redis"], ctx["jobs"], job_id, after)
+        frames = follow_events(ctx["events"], job_id, after)
         return StreamingResponse(frames, media_type="text/event-stream", headers=_SSE_HEADERS)
 
     return router
