@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import fakeredis
 import pytest
 from fastapi.testclient import TestClient
 from rq import Queue, Worker
+from rq.utils import utcformat
 from rq.worker_registration import register
 
 from model_trainer.api.app import create_app
+from model_trainer.contracts.jobs import WORKER_LIVENESS_S
 from model_trainer.settings import Settings
 
 
@@ -73,3 +77,18 @@ def test_not_ready_when_redis_is_down(settings: Settings) -> None:
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 def test_health_routes_are_documented(client: TestClient, path: str) -> None:
     assert path in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_registered_worker_that_stopped_heartbeating_does_not_count(
+    client: TestClient, redis: fakeredis.FakeRedis
+) -> None:
+    """RQ keeps a worker that died mid-job registered for minutes; its silence gives it away."""
+    register_worker(redis, "train")
+    silent = register_worker(redis, "infer")
+    stale = datetime.now(UTC) - timedelta(seconds=WORKER_LIVENESS_S + 1)
+    redis.hset(silent.key, "last_heartbeat", utcformat(stale))
+    assert redis.exists(silent.key)
+    assert client.get("/readyz").json()["workers"] == {"train": 1, "infer": 0}
+    fresh = datetime.now(UTC) - timedelta(seconds=WORKER_LIVENESS_S - 5)
+    redis.hset(silent.key, "last_heartbeat", utcformat(fresh))
+    assert client.get("/readyz").json()["workers"] == {"train": 1, "infer": 1}

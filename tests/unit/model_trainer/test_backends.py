@@ -1,19 +1,21 @@
 """What every backend shares (causal_lm.CausalLMBackend), checked for each family with real
-tensors and files: training, the run directory, save/load, exact resume, evaluation."""
+tensors and files: training, the run directory, save/load, exact resume, evaluation, and
+inference that stops when its job is cancelled."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from tests.support.backends import quiet_callbacks, train_cfg, train_run
+from tests.support.backends import char_tokenizer, quiet_callbacks, train_cfg, train_run
 
 from model_trainer.backends.causal_lm import as_module, num_params
 from model_trainer.backends.registry import get_backend
-from model_trainer.contracts.defaults import make_eval_config
+from model_trainer.contracts.defaults import make_eval_config, make_generate_config
 from model_trainer.contracts.model import (
     MODEL_FAMILIES,
     ModelFamily,
@@ -170,3 +172,51 @@ def test_evaluate_on_the_validation_split_and_on_all_text(
     )
     assert everything["tokens"] == 3 * 8 * 32
     assert everything["perplexity"] == pytest.approx(torch.tensor(everything["loss"]).exp().item())
+
+
+def _stops_on_call(n: int, calls: list[int]) -> Callable[[], bool]:
+    """A cancel check that counts its calls into `calls` and says yes from the n-th on."""
+
+    def should_stop() -> bool:
+        calls.append(len(calls) + 1)
+        return len(calls) >= n
+
+    return should_stop
+
+
+def test_a_cancelled_generate_stops_between_tokens(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    backend = get_backend(family)
+    prepared = backend.prepare(train_cfg(family, corpus_path), settings, tokenizer=char_tokenizer())
+    short = make_generate_config(prompt_text="To", max_new_tokens=20, seed=5, stop_on_eos=False)
+    unchecked = backend.generate(prepared=prepared, cfg=short, settings=settings)
+    checked = backend.generate(
+        prepared=prepared, cfg=short, settings=settings, should_stop=lambda: False
+    )
+    assert checked == unchecked
+    calls: list[int] = []
+    long = make_generate_config(prompt_text="To", max_new_tokens=10_000, stop_on_eos=False)
+    with pytest.raises(ModelTrainerError) as caught:
+        backend.generate(
+            prepared=prepared, cfg=long, settings=settings, should_stop=_stops_on_call(5, calls)
+        )
+    assert caught.value.code == "TRAINING_CANCELLED"
+    assert caught.value.message == "generation cancelled after 4 of 10000 tokens"
+    assert len(calls) == 5
+
+
+def test_a_cancelled_evaluation_stops_between_batches(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    backend = get_backend(family)
+    prepared = backend.prepare(train_cfg(family, corpus_path), settings, tokenizer=char_tokenizer())
+    cfg = make_eval_config(corpus_path=str(corpus_path), split="all", max_seq_len=32, batch_size=8)
+    calls: list[int] = []
+    with pytest.raises(ModelTrainerError) as caught:
+        backend.evaluate(
+            prepared=prepared, cfg=cfg, settings=settings, should_stop=_stops_on_call(3, calls)
+        )
+    assert caught.value.code == "TRAINING_CANCELLED"
+    assert caught.value.message.startswith("evaluation cancelled after 2 of ")
+    assert len(calls) == 3

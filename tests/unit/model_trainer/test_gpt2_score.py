@@ -148,3 +148,32 @@ def test_score_reads_a_path_and_rejects_empty_text(
     with pytest.raises(ModelTrainerError) as empty:
         _score(char_model, settings, "")
     assert empty.value.code == "INVALID_CONFIG"
+
+
+def test_a_cancelled_score_stops_between_windows(
+    settings: Settings, char_model: PreparedLMModel
+) -> None:
+    text = SAMPLE_TEXT[: 4 * CONTEXT]
+    asked: list[bool] = []
+
+    def second_window_stops() -> bool:
+        asked.append(len(asked) == 1)
+        return asked[-1]
+
+    never = GPT2_BACKEND.score(
+        prepared=char_model,
+        cfg=make_score_config(text=text),
+        settings=settings,
+        should_stop=lambda: False,
+    )
+    assert never["num_tokens"] == len(text)
+    with pytest.raises(ModelTrainerError) as caught:
+        GPT2_BACKEND.score(
+            prepared=char_model,
+            cfg=make_score_config(text=text),
+            settings=settings,
+            should_stop=second_window_stops,
+        )
+    assert caught.value.code == "TRAINING_CANCELLED"
+    assert caught.value.message == f"scoring cancelled after {CONTEXT} of {len(text)} tokens"
+    assert asked == [False, True]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import threading
 import time
 
+import fakeredis
+import pytest
+
+from model_trainer.worker import worker_entry
 from model_trainer.worker.worker_entry import Supervisor, worker_command
 
 DIES = [sys.executable, "-c", "import sys; sys.exit(3)"]
@@ -68,3 +73,33 @@ def test_stopping_while_a_child_waits_for_its_restart_signals_only_the_living() 
     assert not thread.is_alive()
     assert supervisor.restarts == {"train": 0, "infer": 0}
     assert code == [3]  # the dead child's code; the sleeper ended by the forwarded SIGTERM
+
+
+def test_a_worker_process_imports_no_torch_until_a_job_needs_it() -> None:
+    """The infer worker sets OMP_NUM_THREADS before torch is first imported, and a worker
+    parent stays small: the entry point and the job lifecycle must not pull torch in."""
+    code = (
+        "import sys\n"
+        "import model_trainer.worker.worker_entry, model_trainer.cli\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_failing_maintenance_round_is_logged_and_the_next_one_runs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rounds: list[int] = []
+
+    def flaky(worker: object) -> None:
+        rounds.append(1)
+        if len(rounds) == 1:
+            raise RuntimeError("a bug in one round")
+
+    monkeypatch.setattr(worker_entry, "maintain", flaky)
+    worker = worker_entry.make_worker("infer", fakeredis.FakeRedis())
+    thread = worker_entry.keep_maintaining(worker, interval_s=0.01)
+    _wait(lambda: len(rounds) >= 3)
+    assert thread.daemon and thread.is_alive()
+    assert "maintenance round failed" in caplog.text

@@ -7,6 +7,7 @@ For a domain (``trainer`` for the model trainer), a job and a user:
 - ``{domain}:job:{job_id}``       hash holding the job's record
 - ``{domain}:cancel:{job_id}``    flag whose existence asks the job to stop
 - ``{domain}:jobs:user:{user_id}`` sorted set indexing one user's jobs
+- ``{domain}:jobs:active``        sorted set of the jobs not yet ended (what reconciliation checks)
 """
 
 
@@ -28,6 +29,11 @@ def record_key(domain: str, job_id: str) -> str:
 def cancel_key(domain: str, job_id: str) -> str:
     """The flag whose existence asks a job to stop."""
     return f"{domain}:cancel:{job_id}"
+
+
+def active_jobs_key(domain: str) -> str:
+    """The sorted set of jobs that have not ended, scored by creation time."""
+    return f"{domain}:jobs:active"
 
 
 def user_index_key(domain: str, user_id: int) -> str:

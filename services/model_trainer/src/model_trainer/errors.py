@@ -42,6 +42,7 @@ ModelTrainerErrorCode = Literal[
     "INTERNAL_ERROR",
     "RESOURCE_EXHAUSTED",
     "REDIS_UNAVAILABLE",
+    "WORKER_LOST",
     "CUDA_NOT_AVAILABLE",
     "CUDA_OOM",
     "ARTIFACT_UPLOAD_FAILED",
@@ -88,6 +89,9 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "RESOURCE_EXHAUSTED": ErrorSpec(507, "resource"),
     # Redis did not answer in time; the API says so and recovers once it is back.
     "REDIS_UNAVAILABLE": ErrorSpec(503, "system"),
+    # The job's worker died (or RQ dropped the job) and no retry is left: found by reconciling
+    # our records with RQ's registries.
+    "WORKER_LOST": ErrorSpec(500, "system"),
     "CUDA_NOT_AVAILABLE": ErrorSpec(503, "resource"),
     "CUDA_OOM": ErrorSpec(507, "resource"),
     "ARTIFACT_UPLOAD_FAILED": ErrorSpec(502, "system"),

@@ -29,6 +29,7 @@ from model_trainer.contracts.model import (
     PreparedLMModel,
     ScoreConfig,
     ScoreOutcome,
+    StopCheck,
     TokenScore,
     TrainingCallbacks,
     TrainOutcome,
@@ -54,7 +55,11 @@ from model_trainer.training.device import (
     resolve_device,
     uses_bf16,
 )
-from model_trainer.training.evaluation import cross_entropy_loss, evaluate_loss
+from model_trainer.training.evaluation import (
+    cross_entropy_loss,
+    evaluate_loss,
+    stop_if_asked,
+)
 from model_trainer.training.optim import make_optimizer
 
 HEARTBEAT_INTERVAL_S = 5.0
@@ -152,9 +157,15 @@ class CausalLMBackend(ABC):
         return outcome
 
     def evaluate(
-        self, *, prepared: PreparedLMModel, cfg: EvalConfig, settings: Settings
+        self,
+        *,
+        prepared: PreparedLMModel,
+        cfg: EvalConfig,
+        settings: Settings,
+        should_stop: StopCheck | None = None,
     ) -> EvalOutcome:
-        """Loss on the corpus's validation tail (the split training held out) or on all of it."""
+        """Loss on the corpus's validation tail (the split training held out) or on all of it;
+        `should_stop` is asked between batches, so a cancelled job stops (TRAINING_CANCELLED)."""
         model = prepared["model"]
         check_fits_context(cfg["max_seq_len"], model)
         module = as_module(model)
@@ -174,6 +185,7 @@ class CausalLMBackend(ABC):
             device=device,
             bf16=uses_bf16("auto", device),
             max_batches=cfg["max_batches"],
+            should_stop=should_stop,
         )
         batches = windows.batches_per_epoch
         if cfg["max_batches"] is not None:
@@ -185,12 +197,18 @@ class CausalLMBackend(ABC):
         }
 
     def score(
-        self, *, prepared: PreparedLMModel, cfg: ScoreConfig, settings: Settings
+        self,
+        *,
+        prepared: PreparedLMModel,
+        cfg: ScoreConfig,
+        settings: Settings,
+        should_stop: StopCheck | None = None,
     ) -> ScoreOutcome:
         """Every token is predicted, the first from the eos token that stands for 'start'.
 
         A text longer than the model's context is scored in sliding windows: each token once,
         and every token after the first window sees at least half a context before it.
+        `should_stop` is asked before each window, so a cancelled job stops (TRAINING_CANCELLED).
         """
         model = prepared["model"]
         text = resolve_text(cfg["text"], cfg["path"], settings)
@@ -205,6 +223,7 @@ class CausalLMBackend(ABC):
         model.eval()
         with torch.inference_mode():
             for start, low, high in score_windows(len(ids), model.context or len(ids)):
+                stop_if_asked(should_stop, f"scoring cancelled after {low} of {len(ids)} tokens")
                 logits = model(tokens[None, start:high])[0, low - start :]
                 parts.append(
                     score_outcome(
@@ -219,12 +238,18 @@ class CausalLMBackend(ABC):
         return _merge_scores(parts, spans)
 
     def generate(
-        self, *, prepared: PreparedLMModel, cfg: GenerateConfig, settings: Settings
+        self,
+        *,
+        prepared: PreparedLMModel,
+        cfg: GenerateConfig,
+        settings: Settings,
+        should_stop: StopCheck | None = None,
     ) -> GenerateOutcome:
         """Sample continuations, all sequences in one batch, one token per decoder call.
 
         A model with a context keeps only the prompt's last tokens, and when a sequence fills
-        the context, decoding starts afresh from its last half.
+        the context, decoding starts afresh from its last half. `should_stop` is asked before
+        each token, so a cancelled job stops within a step (TRAINING_CANCELLED).
         """
         model = prepared["model"]
         eos, pad = prepared["eos_id"], prepared["pad_id"]
@@ -244,6 +269,7 @@ class CausalLMBackend(ABC):
             last = decode(prompt)[:, -1, :]
             length = prompt.size(1)
             for t in range(steps):
+                stop_if_asked(should_stop, f"generation cancelled after {t} of {steps} tokens")
                 token = sample_next(
                     last,
                     temperature=cfg["temperature"],

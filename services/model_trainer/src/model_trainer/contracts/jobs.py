@@ -36,6 +36,11 @@ QUEUE_FOR_TYPE: dict[JobType, QueueName] = {
 }
 QUEUE_NAMES: tuple[QueueName, ...] = tuple(dict.fromkeys(QUEUE_FOR_TYPE.values()))
 
+# Every worker process heartbeats its RQ registration this often, busy or idle (a thread beside
+# RQ's loop); one silent for WORKER_LIVENESS_S is counted dead by /readyz.
+WORKER_HEARTBEAT_S = 10
+WORKER_LIVENESS_S = 3 * WORKER_HEARTBEAT_S
+
 
 def parse_queue(value: str) -> QueueName:
     """Narrow a queue name given on the command line to one the service has."""

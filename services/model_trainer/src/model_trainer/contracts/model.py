@@ -195,6 +195,11 @@ class StepMetrics(TypedDict):
     elapsed_s: float
 
 
+# Asked between steps of inference (tokens, windows, batches): true means stop now. Cheap
+# enough to ask every step (JobContext throttles its Redis read).
+StopCheck = Callable[[], bool]
+
+
 class TrainingCallbacks(TypedDict):
     """Plain callables the loop calls; the loop owns how often."""
 

@@ -29,6 +29,7 @@ from model_trainer.contracts.jobs import (
     JOB_STATUSES,
     JOB_TYPES,
     QUEUE_NAMES,
+    TERMINAL_STATUSES,
     JobError,
     JobRecord,
     JobStatus,
@@ -44,7 +45,7 @@ from platform_core.json_types import (
     require_literal,
     require_str,
 )
-from platform_workers.keys import cancel_key, record_key, user_index_key
+from platform_workers.keys import active_jobs_key, cancel_key, record_key, user_index_key
 from platform_workers.redis_conn import RedisClient, as_text
 
 CANCEL_TTL_S = 7 * 24 * 3600
@@ -231,19 +232,39 @@ class JobStore:
         self._redis = redis
 
     def create(self, record: JobRecord) -> None:
-        """Stores a new record (replacing any stale one) and indexes it for its user."""
+        """Stores a new record (replacing any stale one) and indexes it for its user and, until
+        it ends, among the active jobs."""
         score = created_score(record["created_at"])
         key = record_key(DOMAIN, record["job_id"])
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(key)
         pipe.hset(key, mapping=_encode(record))
         pipe.zadd(user_index_key(DOMAIN, record["user_id"]), {record["job_id"]: score})
+        if record["status"] not in TERMINAL_STATUSES:
+            pipe.zadd(active_jobs_key(DOMAIN), {record["job_id"]: score})
         pipe.execute()
+
+    def active(self, *, created_before: str) -> list[str]:
+        """Ids of jobs not yet ended that were created before `created_before`, oldest first."""
+        cutoff = created_score(created_before)
+        ids = self._redis.zrangebyscore(active_jobs_key(DOMAIN), "-inf", f"({cutoff}")
+        return [as_text(job_id) for job_id in ids]
+
+    def forget_active(self, job_id: str) -> None:
+        """Drops a job from the active index (its record ended or is gone)."""
+        self._redis.zrem(active_jobs_key(DOMAIN), job_id)
 
     def get(self, job_id: str) -> JobRecord | None:
         """Returns the decoded record, or None when no such job exists."""
         raw = self._redis.hgetall(record_key(DOMAIN, job_id))
         return _decode(raw) if raw else None
+
+    def get_many(self, job_ids: list[str]) -> list[JobRecord | None]:
+        """`get` for many jobs in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(record_key(DOMAIN, job_id))
+        return [_decode(raw) if raw else None for raw in pipe.execute()]
 
     def mark_running(self, job_id: str, *, now: str) -> int:
         """Marks an attempt as started and returns its number (1 for the first attempt).
@@ -279,6 +300,7 @@ class JobStore:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(key, mapping=fields)
         pipe.hdel(key, "error")
+        pipe.zrem(active_jobs_key(DOMAIN), job_id)
         pipe.execute()
 
     def fail(
@@ -300,6 +322,7 @@ class JobStore:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(key, mapping=fields)
         pipe.hdel(key, "result")
+        pipe.zrem(active_jobs_key(DOMAIN), job_id)
         pipe.execute()
 
     def request_cancel(self, job_id: str) -> None:
@@ -366,8 +389,6 @@ class JobStore:
 
     def _load(self, positions: list[_Position]) -> list[tuple[JobRecord, _Position]]:
         """Fetches the records at these positions in one round trip, skipping vanished ones."""
-        pipe = self._redis.pipeline(transaction=False)
-        for _, job_id in positions:
-            pipe.hgetall(record_key(DOMAIN, job_id))
-        replies = pipe.execute()
-        return [(_decode(raw), pos) for raw, pos in zip(replies, positions, strict=True) if raw]
+        records = self.get_many([job_id for _, job_id in positions])
+        pairs = zip(records, positions, strict=True)
+        return [(record, position) for record, position in pairs if record is not None]

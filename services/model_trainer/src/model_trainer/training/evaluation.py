@@ -7,10 +7,19 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from model_trainer.contracts.model import StopCheck
+from model_trainer.errors import ModelTrainerError
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import autocast
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def stop_if_asked(should_stop: StopCheck | None, message: str) -> None:
+    """Ends cancelled work with the code that marks its job cancelled rather than failed (the
+    name is historical: inference stops with it too)."""
+    if should_stop is not None and should_stop():
+        raise ModelTrainerError("TRAINING_CANCELLED", message)
 
 
 def evaluate_loss(
@@ -21,8 +30,10 @@ def evaluate_loss(
     device: torch.device,
     bf16: bool,
     max_batches: int | None,
+    should_stop: StopCheck | None = None,
 ) -> float:
-    """Average of per-batch mean losses over the first `max_batches` batches in fixed order."""
+    """Average of per-batch mean losses over the first `max_batches` batches in fixed order,
+    stopping between batches once `should_stop` says so."""
     count = windows.batches_per_epoch
     if max_batches is not None:
         count = min(count, max_batches)
@@ -31,6 +42,7 @@ def evaluate_loss(
     total = torch.zeros((), device=device)
     with torch.inference_mode():
         for index in range(count):
+            stop_if_asked(should_stop, f"evaluation cancelled after {index} of {count} batches")
             inputs, targets = windows.batch(0, index)
             with autocast(device, bf16=bf16):
                 logits: Tensor = model(inputs.to(device))

@@ -18,8 +18,8 @@ def run_eval_job(payload: EvalJobPayload, *, settings: Settings, redis: RedisCli
     return run_inference_job(
         payload,
         "eval",
-        lambda backend, prepared: backend.evaluate(
-            prepared=prepared, cfg=payload["config"], settings=settings
+        lambda backend, prepared, should_stop: backend.evaluate(
+            prepared=prepared, cfg=payload["config"], settings=settings, should_stop=should_stop
         ),
         settings=settings,
         redis=redis,

@@ -21,8 +21,8 @@ def run_generate_job(
     return run_inference_job(
         payload,
         "generate",
-        lambda backend, prepared: backend.generate(
-            prepared=prepared, cfg=payload["config"], settings=settings
+        lambda backend, prepared, should_stop: backend.generate(
+            prepared=prepared, cfg=payload["config"], settings=settings, should_stop=should_stop
         ),
         settings=settings,
         redis=redis,

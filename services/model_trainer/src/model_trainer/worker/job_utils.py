@@ -23,7 +23,7 @@ from model_trainer.contracts.jobs import (
     QueueName,
     RunJobPayload,
 )
-from model_trainer.contracts.model import PreparedLMModel
+from model_trainer.contracts.model import PreparedLMModel, StopCheck
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
@@ -181,7 +181,8 @@ def _record_failure(
     ctx.publish_failed(_v1_event_kind(kind), code, message)
 
 
-InferenceCall = Callable[["CausalLMBackend", PreparedLMModel], Mapping[str, object]]
+# A backend function applied to a loaded run; it stops (TRAINING_CANCELLED) once the check says so.
+InferenceCall = Callable[["CausalLMBackend", PreparedLMModel, StopCheck], Mapping[str, object]]
 
 
 def run_inference_job(
@@ -192,12 +193,16 @@ def run_inference_job(
     settings: Settings,
     redis: RedisClient,
 ) -> JSONObject:
-    """Load the run (from this worker's cache when warm) and apply one backend function."""
+    """Load the run (from this worker's cache when warm) and apply one backend function, which
+    polls the job's cancel flag (throttled, and not fatal while Redis is away) as it goes."""
     job_id, user_id = payload["job_id"], payload["user_id"]
     ctx = job_context(redis, job_id=job_id, user_id=user_id, queue=QUEUE_FOR_TYPE[job_type])
 
+    def cancelled() -> bool:
+        return through_outage(ctx.cancelled, False)
+
     def work() -> JSONObject:
         backend, prepared = load_run(payload["run_id"], settings)
-        return to_json_object(call(backend, prepared))
+        return to_json_object(call(backend, prepared, cancelled))
 
     return run_job(ctx, JobStore(redis), job_id, work)

@@ -20,8 +20,8 @@ def run_score_job(
     return run_inference_job(
         payload,
         "score",
-        lambda backend, prepared: backend.score(
-            prepared=prepared, cfg=payload["config"], settings=settings
+        lambda backend, prepared, should_stop: backend.score(
+            prepared=prepared, cfg=payload["config"], settings=settings, should_stop=should_stop
         ),
         settings=settings,
         redis=redis,

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -25,11 +26,12 @@ from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 from rq.worker import SpawnWorker
 
-from model_trainer.contracts.jobs import QueueName
+from model_trainer.contracts.jobs import WORKER_HEARTBEAT_S, QueueName
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
 from model_trainer.worker.job_utils import job_context, through_outage
+from model_trainer.worker.reconcile import reconcile
 from platform_core.json_types import require_int
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
@@ -66,8 +68,6 @@ def requeue_abandoned(queues: Sequence[Queue], monitoring_interval: int) -> None
 
 
 class TrainWorker(SpawnWorker):
-    _next_abandoned_check = 0.0
-
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's heartbeats while the horse trains; a Redis outage skips them instead of killing
         this worker (and orphaning its training). They resume when Redis is back."""
@@ -76,15 +76,6 @@ class TrainWorker(SpawnWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         announce_started(self.connection, job, "train")
         super().execute_job(job, queue)
-
-    def dequeue_job_and_maintain_ttl(
-        self, timeout: int | None, max_idle_time: int | None = None
-    ) -> tuple[Job, Queue] | None:
-        """Look for abandoned jobs before each wait for work (at most once per interval)."""
-        if time.monotonic() >= self._next_abandoned_check:
-            requeue_abandoned(self.queues, self.job_monitoring_interval)
-            self._next_abandoned_check = time.monotonic() + MAINTENANCE_INTERVAL
-        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
 
 class InferWorker(SimpleWorker):
@@ -105,6 +96,37 @@ def make_worker(queue: QueueName, redis: RedisClient) -> TrainWorker | InferWork
     )
 
 
+def maintain(worker: TrainWorker | InferWorker) -> None:
+    """Heartbeat the worker's registration (so /readyz sees it alive even mid-job), hand
+    abandoned jobs of its queues to RQ, then reconcile every active record with RQ, so no
+    record stays `running` after its job ended there."""
+    worker.heartbeat()
+    requeue_abandoned(worker.queues, worker.job_monitoring_interval)
+    reconcile(worker.connection)
+
+
+def keep_maintaining(
+    worker: TrainWorker | InferWorker, *, interval_s: float = WORKER_HEARTBEAT_S
+) -> threading.Thread:
+    """`maintain` every interval in a daemon thread beside RQ's loop, which runs its own
+    maintenance only between dequeue waits. A Redis outage skips a round; a bug is logged and
+    the next round runs anyway."""
+
+    def rounds() -> None:
+        while True:
+            # Sleep first: RQ registers the worker as `work()` starts, and refuses a name whose
+            # key a heartbeat already created.
+            time.sleep(interval_s)
+            try:
+                through_outage(lambda: maintain(worker), None)
+            except Exception:
+                logger.exception("maintenance round failed")
+
+    thread = threading.Thread(target=rounds, name="maintenance", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> bool:
     """Work one queue in this process until stopped (or, with burst, until it is empty).
 
@@ -116,6 +138,7 @@ def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> 
     if queue == "infer":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     worker = make_worker(queue, redis_from_url(settings["redis_url"]))
+    keep_maintaining(worker)
     return worker.work(burst=burst, logging_level="INFO")
 
 

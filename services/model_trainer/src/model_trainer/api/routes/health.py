@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
@@ -9,7 +11,7 @@ from rq import Queue, Worker
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
-from model_trainer.contracts.jobs import QueueName
+from model_trainer.contracts.jobs import WORKER_LIVENESS_S, QueueName
 from platform_workers.redis_conn import RedisClient
 
 
@@ -27,9 +29,13 @@ class ReadinessBody(TypedDict):
     workers: QueueWorkersBody
 
 
-def live_workers(redis: RedisClient, queue: QueueName) -> int:
-    """Workers listening on `queue` whose registration has not expired (dead ones drop out)."""
-    return len(Worker.all(queue=Queue(queue, connection=redis)))
+def live_workers(redis: RedisClient, queue: QueueName, *, now: datetime | None = None) -> int:
+    """Workers listening on `queue` that heartbeated within WORKER_LIVENESS_S. RQ keeps a
+    registration for minutes after its worker died mid-job; the heartbeat says it is gone."""
+    moment = datetime.now(UTC) if now is None else now
+    oldest = moment - timedelta(seconds=WORKER_LIVENESS_S)
+    workers = Worker.all(queue=Queue(queue, connection=redis))
+    return sum(1 for worker in workers if worker.last_heartbeat and worker.last_heartbeat >= oldest)
 
 
 def readiness(redis: RedisClient) -> ReadinessBody:
