@@ -1,5 +1,6 @@
-"""A Redis restart (AOF on) in the middle of a training: every worker process lives on, the
-training carries on through the outage and completes, and its event stream ends `completed`."""
+"""A 30 s Redis outage and restart (AOF on) in the middle of a training: every worker process
+lives on, the training carries on through the outage (it ends while Redis is still away, so its
+result waits for Redis) and completes, and its event stream ends `completed`."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from platform_core.json_types import load_json_object
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
-OUTAGE_S = 8.0
+OUTAGE_S = 30.0
 
 
 def _record(job_id: str, job_type: JobType, run_id: str) -> JobRecord:

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from model_trainer import cli
+from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
@@ -70,3 +71,13 @@ def test_one_artifacts_volume_shared_by_every_app_service() -> None:
 
 def test_the_dashboard_watches_the_same_redis() -> None:
     assert _command("dashboard")[:3] == ["rq-dashboard", "--redis-url", "redis://redis:6379/0"]
+
+
+def test_a_worker_stop_waits_out_the_longest_generate_or_score() -> None:
+    """A SIGTERM'd training requeues itself at once; an inference in flight may run its full
+    limit, so the grace period before SIGKILL must be longer."""
+    longest = max(DEFAULT_JOB_TIMEOUT_S["generate"], DEFAULT_JOB_TIMEOUT_S["score"])
+    for service in ("worker-cpu", "worker-gpu"):
+        grace = _at(_services(), service, "stop_grace_period")
+        assert isinstance(grace, str) and grace.endswith("s")
+        assert int(grace.removesuffix("s")) > longest

@@ -215,3 +215,34 @@ def test_side_channel_calls_carry_on_through_an_outage() -> None:
 
     assert through_outage(poll, False) is False
     assert through_outage(lambda: True, False) is True
+
+
+def test_a_preempted_training_goes_back_to_the_queue_without_using_a_retry(
+    redis: RedisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rq_job = _RQJob(retries_left=2)
+    monkeypatch.setattr(job_utils, "get_current_job", lambda: rq_job)
+    store = JobStore(redis)
+    store.create(_record("j4"))
+    ctx = job_context(redis, job_id="j4", user_id=1, queue=QUEUE_FOR_TYPE["train"])
+    preempted = ModelTrainerError("TRAINING_PREEMPTED", "worker shutting down; back in the queue")
+    with pytest.raises(ModelTrainerError):
+        run_job(ctx, store, "j4", _failing(preempted))
+    assert rq_job.retries_left == 3  # RQ's retry takes one back: the budget is unchanged
+    record = store.get("j4")
+    assert record is not None
+    assert (record["status"], record["error"]) == ("queued", None)
+    assert record["message"] == "worker shutting down; back in the queue"
+    event = decode_job_event(read_events(redis, DOMAIN, "j4")[-1][1])
+    assert event["type"] == "trainer.job.progress.v1"
+
+
+def test_a_preempted_job_outside_rq_is_still_recorded_as_queued(redis: RedisClient) -> None:
+    store = JobStore(redis)
+    store.create(_record("j5"))
+    ctx = job_context(redis, job_id="j5", user_id=1, queue=QUEUE_FOR_TYPE["train"])
+    preempted = ModelTrainerError("TRAINING_PREEMPTED", "worker shutting down; back in the queue")
+    with pytest.raises(ModelTrainerError):
+        run_job(ctx, store, "j5", _failing(preempted))
+    record = store.get("j5")
+    assert record is not None and record["status"] == "queued"

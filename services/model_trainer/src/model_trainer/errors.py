@@ -20,6 +20,7 @@ ModelTrainerErrorCode = Literal[
     "JOB_TIMEOUT",
     # Training
     "TRAINING_CANCELLED",
+    "TRAINING_PREEMPTED",
     "TRAINING_OOM",
     "TRAINING_NAN_LOSS",
     "TRAINING_DIVERGED",
@@ -68,6 +69,9 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     # The job ran past its wall-clock limit (per type in settings, or lower per request).
     "JOB_TIMEOUT": ErrorSpec(504, "resource"),
     "TRAINING_CANCELLED": ErrorSpec(499, "user"),
+    # Its worker is shutting down: the training checkpointed and went back to the queue. Never
+    # a final state (the job is requeued), so its status only keeps the table total.
+    "TRAINING_PREEMPTED": ErrorSpec(503, "system"),
     "TRAINING_OOM": ErrorSpec(507, "resource"),
     # The recipe (learning rate, clipping) diverged: the user's to change, never retried.
     "TRAINING_NAN_LOSS": ErrorSpec(500, "user"),

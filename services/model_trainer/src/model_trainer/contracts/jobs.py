@@ -38,7 +38,7 @@ QUEUE_NAMES: tuple[QueueName, ...] = tuple(dict.fromkeys(QUEUE_FOR_TYPE.values()
 
 # Every worker process heartbeats its RQ registration this often, busy or idle (a thread beside
 # RQ's loop); one silent for WORKER_LIVENESS_S is counted dead by /readyz.
-WORKER_HEARTBEAT_S = 10
+WORKER_HEARTBEAT_S = 5
 WORKER_LIVENESS_S = 3 * WORKER_HEARTBEAT_S
 
 

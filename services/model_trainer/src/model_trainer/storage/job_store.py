@@ -280,6 +280,15 @@ class JobStore:
         attempts = pipe.execute()[-1]
         return int(attempts)
 
+    def requeue(self, job_id: str, message: str) -> None:
+        """Puts a started job back to `queued` (its worker stopped it to be resumed elsewhere);
+        attempts and started_at keep counting from its first start."""
+        key = self._existing_key(job_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, mapping={"status": "queued", "message": message})
+        pipe.hdel(key, "finished_at", "result", "error")
+        pipe.execute()
+
     def set_progress(self, job_id: str, progress: float, message: str) -> None:
         """Records how far the job got, as a fraction in [0, 1]."""
         _check_progress(progress)

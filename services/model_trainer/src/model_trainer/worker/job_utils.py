@@ -146,7 +146,8 @@ def run_job(
     """Run the work, then record and announce how it ended; errors are re-raised for RQ.
 
     Every failure of the work itself is final (`coded_failure`): the record says failed (or
-    cancelled), a failed event names the code, and RQ does not retry. Only a lost connection to
+    cancelled), a failed event names the code, and RQ does not retry. A training preempted by
+    its worker's shutdown goes back to the queue instead. Only a lost connection to
     Redis is left to RQ's retries (a dead worker is retried by RQ's abandoned-job handling); it
     is recorded only when no retry is left.
     """
@@ -158,6 +159,13 @@ def run_job(
                 ctx, store, job_id, code="REDIS_UNAVAILABLE", kind="system", message=repr(error)
             )
         raise
+    except ModelTrainerError as error:
+        if error.code == "TRAINING_PREEMPTED":
+            _requeue(ctx, store, job_id, error.message)
+            raise
+        _stop_retries()
+        _record_failure(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
+        raise
     except Exception as error:
         _stop_retries()
         failure = coded_failure(error)
@@ -168,6 +176,16 @@ def run_job(
     patiently(lambda: store.complete(job_id, result=result, now=utc_now()))
     patiently(lambda: ctx.publish_completed(job_id, len(orjson.dumps(result))))
     return result
+
+
+def _requeue(ctx: JobContext, store: JobStore, job_id: str, message: str) -> None:
+    """A preempted job goes back to the queue: RQ requeues it as a retry that does not use up
+    the job's retries, our record says `queued`, followers see why (and stay attached)."""
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = (job.retries_left or 0) + 1
+    store.requeue(job_id, message)
+    ctx.publish_progress(0.0, message, force=True)
 
 
 def _record_failure(

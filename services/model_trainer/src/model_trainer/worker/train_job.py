@@ -7,6 +7,7 @@ from model_trainer.backends.registry import get_backend
 from model_trainer.contracts.jobs import QUEUE_FOR_TYPE, TrainJobPayload
 from model_trainer.contracts.model import PreparedLMModel, StepMetrics, TrainingCallbacks
 from model_trainer.contracts.tokenizer import TokenizerHandle
+from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.corpora import Corpus, read_corpus
 from model_trainer.storage.job_store import JobStore
@@ -21,6 +22,7 @@ from model_trainer.worker.job_utils import (
     through_outage,
     to_json_object,
 )
+from model_trainer.worker.preemption import ShutdownWatch
 from platform_core.json_types import JSONObject
 from platform_core.trainer_metrics_events import (
     make_completed_metrics_event,
@@ -43,11 +45,16 @@ def run_train_job(
     job_id, user_id = payload["job_id"], payload["user_id"]
     ctx = job_context(redis, job_id=job_id, user_id=user_id, queue=QUEUE_FOR_TYPE["train"])
     store = JobStore(redis)
-    return run_job(ctx, store, job_id, lambda: _train(payload, settings, ctx, store))
+    shutdown = ShutdownWatch.for_this_horse(redis)
+    return run_job(ctx, store, job_id, lambda: _train(payload, settings, ctx, store, shutdown))
 
 
 def _train(
-    payload: TrainJobPayload, settings: Settings, ctx: JobContext, store: JobStore
+    payload: TrainJobPayload,
+    settings: Settings,
+    ctx: JobContext,
+    store: JobStore,
+    shutdown: ShutdownWatch,
 ) -> JSONObject:
     cfg = payload["config"]
     corpus = read_corpus(cfg["corpus_path"], settings)
@@ -57,21 +64,32 @@ def _train(
     _announce_config(payload, prepared, ctx)
     directory = run_dir(settings, payload["run_id"])
     # A Redis outage must not stop the training: heartbeats and progress resume when it is back.
+    # A cancel or a worker shutdown stops it at the next step, after a checkpoint.
     callbacks: TrainingCallbacks = {
         "heartbeat": lambda now: through_outage(lambda: ctx.heartbeat(now), None),
-        "cancelled": lambda: through_outage(ctx.cancelled, False),
+        "cancelled": lambda: (
+            through_outage(ctx.cancelled, False) or through_outage(shutdown.requested, False)
+        ),
         "progress": lambda metrics: through_outage(
             lambda: _report_progress(payload, metrics, ctx, store), None
         ),
     }
-    outcome = backend.train(
-        cfg,
-        settings,
-        corpus=corpus,
-        run_dir=str(directory),
-        prepared=prepared,
-        callbacks=callbacks,
-    )
+    try:
+        outcome = backend.train(
+            cfg,
+            settings,
+            corpus=corpus,
+            run_dir=str(directory),
+            prepared=prepared,
+            callbacks=callbacks,
+        )
+    except ModelTrainerError as error:
+        if error.code == "TRAINING_CANCELLED" and shutdown.seen:
+            raise ModelTrainerError(
+                "TRAINING_PREEMPTED",
+                f"worker shutting down: {error.message}, checkpointed; back in the queue",
+            ) from error
+        raise
     patiently(
         lambda: ctx.publish_metrics(
             make_completed_metrics_event(

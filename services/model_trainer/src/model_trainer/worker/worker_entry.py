@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 JOB_MONITORING_INTERVAL = 5
 WORKER_TTL = 35
 MAINTENANCE_INTERVAL = 10
-MISSED_HEARTBEATS = 4
+MISSED_HEARTBEATS = 3
 
 
 def announce_started(redis: RedisClient, job: Job, queue: QueueName) -> None:
