@@ -18,6 +18,7 @@ from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_conf
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
 from platform_core.job_events import decode_job_event, is_failed
+from platform_core.json_types import load_json_object
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient
 
@@ -105,3 +106,60 @@ def test_a_training_killed_on_every_attempt_ends_as_worker_lost(
         assert is_failed(event) and event["code"] == "WORKER_LOST"
     finally:
         stop(worker)
+
+
+def test_a_training_dies_with_its_worker_so_a_retry_never_trains_beside_it(
+    redis: RedisClient, service_env: dict[str, str], corpus_path: Path
+) -> None:
+    """SIGKILL to the worker alone (its horse sits in another process group): the horse goes
+    too, so the job's retry elsewhere is the only process training the run."""
+    store = JobStore(redis)
+    config = make_train_config(
+        model_family="char_lstm",
+        model_size="tiny",
+        corpus_path=str(corpus_path),
+        options={**TRAIN_DEFAULTS, "max_steps": 10_000_000, "num_epochs": 1_000_000},
+    )
+    payload: TrainJobPayload = {
+        "job_id": "doomed",
+        "user_id": 1,
+        "run_id": "run-doomed",
+        "config": config,
+        "tokenizer_id": None,
+    }
+    store.create(_record())
+    Queue("train", connection=redis, serializer=JSONSerializer).enqueue_call(
+        "model_trainer.worker.train_job.process_train_job",
+        args=(payload,),
+        job_id="doomed",
+        timeout=600,
+    )
+    worker = cli_process(["worker", "--queues", "train"], service_env)
+    try:
+        wait_for(
+            lambda: (
+                "trainer.metrics.progress.v1"
+                in [
+                    str(load_json_object(d)["type"])
+                    for _, d in read_events(redis, DOMAIN, "doomed")
+                ]
+            ),
+            timeout=60,
+            what="training progress",
+        )
+        horse = _horse(redis)
+        assert horse is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        wait_for(lambda: _gone(horse), timeout=10, what="the training to die with its worker")
+    finally:
+        stop(worker)
+
+
+def _gone(pid: int) -> bool:
+    """Dead, or a zombie nobody has reaped yet."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"

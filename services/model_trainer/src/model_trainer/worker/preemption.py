@@ -1,4 +1,6 @@
-"""Seeing, from inside a work horse, that its worker was asked to stop (SIGTERM: a deploy, a
+"""A work horse's tie to its worker: it sees the worker asked to stop, and dies with it.
+
+Seeing, from inside a work horse, that its worker was asked to stop (SIGTERM: a deploy, a
 scale-down, `docker compose stop`).
 
 RQ's warm shutdown waits for the running job; a training can run for hours. On SIGTERM RQ
@@ -9,7 +11,10 @@ to the queue for another worker to resume.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 
@@ -21,6 +26,20 @@ from platform_workers.redis_conn import RedisClient
 WORKER_ID_ENV = "RQ_WORKER_ID"
 SHUTDOWN_FIELD = "shutdown_requested_date"
 POLL_INTERVAL_S = 0.5
+# prctl(2) option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_worker() -> bool:
+    """A training must not outlive its worker: RQ would retry the job elsewhere and two
+    processes would train the same run. RQ's horse has its own process group (a signal to the
+    worker does not reach it), so on Linux the kernel is asked to SIGKILL it when its parent
+    dies. Says whether that was arranged."""
+    if WORKER_ID_ENV not in os.environ or not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    status: int = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    return status == 0
 
 
 class ShutdownWatch:

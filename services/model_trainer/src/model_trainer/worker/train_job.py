@@ -22,7 +22,7 @@ from model_trainer.worker.job_utils import (
     through_outage,
     to_json_object,
 )
-from model_trainer.worker.preemption import ShutdownWatch
+from model_trainer.worker.preemption import ShutdownWatch, die_with_worker
 from platform_core.json_types import JSONObject
 from platform_core.trainer_metrics_events import (
     make_completed_metrics_event,
@@ -35,6 +35,7 @@ from platform_workers.redis_conn import RedisClient
 
 def process_train_job(payload: TrainJobPayload) -> JSONObject:
     """RQ entry point (enqueued by dotted path; runs in a freshly spawned work horse)."""
+    die_with_worker()
     settings, redis = connect()
     return run_train_job(payload, settings=settings, redis=redis)
 
