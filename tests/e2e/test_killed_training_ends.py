@@ -53,17 +53,9 @@ def _horse(redis: RedisClient) -> int | None:
     return None
 
 
-def _attempt_running(store: JobStore, redis: RedisClient, attempt: int) -> Callable[[], bool]:
-    def check() -> bool:
-        record = store.get("doomed")
-        return record is not None and record["attempts"] == attempt and _horse(redis) is not None
-
-    return check
-
-
-def test_a_training_killed_on_every_attempt_ends_as_worker_lost(
-    redis: RedisClient, service_env: dict[str, str], corpus_path: Path
-) -> None:
+def _enqueue_endless_training(redis: RedisClient, corpus_path: Path) -> JobStore:
+    """Record and enqueue job `doomed`: a training that never ends by itself, with the retries
+    every train job gets."""
     store = JobStore(redis)
     config = make_train_config(
         model_family="char_lstm",
@@ -86,6 +78,21 @@ def test_a_training_killed_on_every_attempt_ends_as_worker_lost(
         timeout=600,
         retry=Retry(max=QUEUE_RETRIES["train"]),
     )
+    return store
+
+
+def _attempt_running(store: JobStore, redis: RedisClient, attempt: int) -> Callable[[], bool]:
+    def check() -> bool:
+        record = store.get("doomed")
+        return record is not None and record["attempts"] == attempt and _horse(redis) is not None
+
+    return check
+
+
+def test_a_training_killed_on_every_attempt_ends_as_worker_lost(
+    redis: RedisClient, service_env: dict[str, str], corpus_path: Path
+) -> None:
+    store = _enqueue_endless_training(redis, corpus_path)
     worker = cli_process(["worker", "--queues", "train,infer"], service_env)
     try:
         for attempt in range(1, QUEUE_RETRIES["train"] + 2):
@@ -113,27 +120,7 @@ def test_a_training_dies_with_its_worker_so_a_retry_never_trains_beside_it(
 ) -> None:
     """SIGKILL to the worker alone (its horse sits in another process group): the horse goes
     too, so the job's retry elsewhere is the only process training the run."""
-    store = JobStore(redis)
-    config = make_train_config(
-        model_family="char_lstm",
-        model_size="tiny",
-        corpus_path=str(corpus_path),
-        options={**TRAIN_DEFAULTS, "max_steps": 10_000_000, "num_epochs": 1_000_000},
-    )
-    payload: TrainJobPayload = {
-        "job_id": "doomed",
-        "user_id": 1,
-        "run_id": "run-doomed",
-        "config": config,
-        "tokenizer_id": None,
-    }
-    store.create(_record())
-    Queue("train", connection=redis, serializer=JSONSerializer).enqueue_call(
-        "model_trainer.worker.train_job.process_train_job",
-        args=(payload,),
-        job_id="doomed",
-        timeout=600,
-    )
+    _enqueue_endless_training(redis, corpus_path)
     worker = cli_process(["worker", "--queues", "train"], service_env)
     try:
         wait_for(
