@@ -637,3 +637,49 @@ def test_a_request_may_lower_its_time_limit_but_never_raise_it(
     assert fetch_job(redis, shorter.json()["job_id"]).timeout == 7
     default = client.post(f"/v1/jobs/{job_type}", json=BASE[job_type])
     assert fetch_job(redis, default.json()["job_id"]).timeout == limit
+
+
+NUL_PATHS: list[tuple[str, dict[str, JSONValue]]] = [
+    ("train", {"corpus_path": "corpus\x00.txt"}),
+    ("tokenizer", {"corpus_path": "\x00"}),
+    ("generate", {"prompt_text": None, "prompt_path": "prompt.txt\x00/../etc/passwd"}),
+    ("score", {"text": None, "path": "x\x00"}),
+    (
+        "train",
+        {
+            "model_family": "gpt2",
+            "init_from": "ckpt\x00",
+            "tokenizer_id": "char-stored",
+        },
+    ),
+]
+
+
+@pytest.mark.usefixtures("corpora", "trained_run", "stored_tokenizer")
+@pytest.mark.parametrize(("job_type", "fields"), NUL_PATHS)
+def test_a_nul_byte_in_a_path_is_a_coded_400_with_nothing_queued(
+    client: TestClient,
+    assert_no_trace: Callable[[], None],
+    job_type: str,
+    fields: dict[str, JSONValue],
+) -> None:
+    body = {key: value for key, value in {**BASE[job_type], **fields}.items() if value is not None}
+    response = client.post(f"/v1/jobs/{job_type}", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_PATH"
+    assert "NUL byte" in error["message"]
+    assert_no_trace()
+
+
+@pytest.mark.usefixtures("corpora", "trained_run")
+def test_an_error_quotes_only_a_short_prefix_of_a_huge_refused_value(
+    client: TestClient, assert_no_trace: Callable[[], None]
+) -> None:
+    huge = "r" * 1_000_000 + "/"
+    response = client.post("/v1/jobs/generate", json={**GENERATE, "run_id": huge})
+    assert response.status_code == 422, response.text
+    body = response.text
+    assert len(body) < 1_000
+    assert "1000003 characters" in response.json()["error"]["message"]
+    assert_no_trace()

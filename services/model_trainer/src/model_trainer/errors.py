@@ -39,6 +39,7 @@ ModelTrainerErrorCode = Literal[
     "CORPUS_EMPTY",
     "CORPUS_TOO_LARGE",
     "PATH_OUTSIDE_ROOT",
+    "INVALID_PATH",
     # Infrastructure
     "INTERNAL_ERROR",
     "RESOURCE_EXHAUSTED",
@@ -88,6 +89,8 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "CORPUS_EMPTY": ErrorSpec(400, "user"),
     "CORPUS_TOO_LARGE": ErrorSpec(413, "user"),
     "PATH_OUTSIDE_ROOT": ErrorSpec(400, "user"),
+    # Not a path at all (a NUL byte in it).
+    "INVALID_PATH": ErrorSpec(400, "user"),
     "INTERNAL_ERROR": ErrorSpec(500, "system"),
     # Out of memory (host or device) or out of disk: the same request fails the same way.
     "RESOURCE_EXHAUSTED": ErrorSpec(507, "resource"),
@@ -101,6 +104,16 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "ARTIFACT_UPLOAD_FAILED": ErrorSpec(502, "system"),
     "ARTIFACT_DOWNLOAD_FAILED": ErrorSpec(502, "system"),
 }
+
+
+QUOTE_LIMIT = 64
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A refused value as an error message shows it: its repr, cut to a short prefix, so a
+    10 MB field is never echoed back whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class ModelTrainerError(AppError[ModelTrainerErrorCode]):

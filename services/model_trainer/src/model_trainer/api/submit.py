@@ -48,7 +48,7 @@ from model_trainer.contracts.jobs import (
 )
 from model_trainer.contracts.train_config import make_train_config
 from model_trainer.contracts.validators import parse_model_family
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
 from model_trainer.storage.corpora import confine, corpus_roots
 from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir
@@ -306,7 +306,7 @@ def chosen_corpus(
             raise _invalid(
                 "corpus_id",
                 f"corpus_id must be the sha256 hex digest POST /v1/corpora returned, "
-                f"got {corpus_id!r}",
+                f"got {quoted(corpus_id)}",
             )
         uploaded = settings["artifacts_root"] / "corpora" / f"{corpus_id}.txt"
         return checked_corpus(settings, uploaded, "corpus_id")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 from model_trainer.contracts.model import BackendCapabilities, ModelFamily
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 
 
 class CharLSTMDims(TypedDict):
@@ -77,7 +77,7 @@ def check_model_size(family: ModelFamily, size: str) -> None:
     if size not in sizes:
         raise ModelTrainerError(
             "INVALID_MODEL_SIZE",
-            f"model_size for {family} must be one of {', '.join(sizes)}, got {size!r}",
+            f"model_size for {family} must be one of {', '.join(sizes)}, got {quoted(size)}",
             details={"field": "model_size"},
         )
 

@@ -9,7 +9,7 @@ from typing_extensions import TypedDict
 from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
 from model_trainer.contracts.tokenizer import TokenizerTrainConfig
 from model_trainer.contracts.train_config import ModelTrainConfig
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 from platform_core.json_types import JSONObject
 
 # The domain this service's Redis keys and channels are named under (platform_workers.keys).
@@ -49,7 +49,7 @@ def parse_queue(value: str) -> QueueName:
             return queue
     raise ModelTrainerError(
         "INVALID_CONFIG",
-        f"queue must be one of {', '.join(QUEUE_NAMES)}, got {value!r}",
+        f"queue must be one of {', '.join(QUEUE_NAMES)}, got {quoted(value)}",
         details={"field": "queues"},
     )
 

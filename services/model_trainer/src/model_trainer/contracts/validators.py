@@ -18,13 +18,13 @@ from model_trainer.contracts.tokenizer import (
     TOKENIZER_ID,
     TokenizerTrainConfig,
 )
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 
 
 def invalid(field: str, rule: str, value: object) -> ModelTrainerError:
     return ModelTrainerError(
         "INVALID_CONFIG",
-        f"{field} must be {rule}, got {value!r}",
+        f"{field} must be {rule}, got {quoted(value)}",
         details={"field": field},
     )
 
@@ -55,7 +55,7 @@ def parse_model_family(value: str) -> ModelFamily:
             return family
     raise ModelTrainerError(
         "UNKNOWN_MODEL_FAMILY",
-        f"model_family must be one of {', '.join(MODEL_FAMILIES)}, got {value!r}",
+        f"model_family must be one of {', '.join(MODEL_FAMILIES)}, got {quoted(value)}",
         details={"field": "model_family"},
     )
 

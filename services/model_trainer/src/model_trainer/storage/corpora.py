@@ -7,7 +7,7 @@ import sysconfig
 from pathlib import Path
 from typing import TypedDict
 
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
 
 
@@ -17,16 +17,26 @@ class Corpus(TypedDict):
     bytes: int
 
 
+# A refused path comes back in the error's details as given, cut to a real path's length.
+_DETAIL_LIMIT = 4096
+
+
 def confine(path: str, roots: list[Path]) -> Path:
     """Resolve `path` (symlinks included) and insist it stays under one of `roots`."""
+    if "\x00" in path:
+        raise ModelTrainerError(
+            "INVALID_PATH",
+            f"path {quoted(path)} contains a NUL byte",
+            details={"path": quoted(path)},
+        )
     resolved = Path(path).resolve()
     for root in roots:
         if resolved.is_relative_to(root.resolve()):
             return resolved
     raise ModelTrainerError(
         "PATH_OUTSIDE_ROOT",
-        f"{path} is outside the allowed roots {', '.join(str(r) for r in roots)}",
-        details={"path": path},
+        f"{quoted(path)} is outside the allowed roots {', '.join(str(r) for r in roots)}",
+        details={"path": path[:_DETAIL_LIMIT]},
     )
 
 

@@ -35,7 +35,7 @@ from model_trainer.contracts.jobs import (
     JobStatus,
     JobType,
 )
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 from platform_core.json_types import (
     JSONObject,
     PayloadError,
@@ -198,7 +198,7 @@ def _decode_cursor(cursor: str) -> _Position:
         text = ""
     match = _CURSOR.fullmatch(text)
     if match is None:
-        message = f"cursor {cursor!r} is not one returned by a previous page of this listing"
+        message = f"cursor {quoted(cursor)} is not one returned by a previous page of this listing"
         raise ModelTrainerError("INVALID_CONFIG", message, details={"field": "cursor"})
     return int(match[1]), match[2]
 
@@ -372,7 +372,7 @@ class JobStore:
         """Refuses to write into a record that was never created (a partial hash is corrupt)."""
         key = record_key(DOMAIN, job_id)
         if not self._redis.exists(key):
-            raise ModelTrainerError("JOB_NOT_FOUND", f"job {job_id!r} does not exist")
+            raise ModelTrainerError("JOB_NOT_FOUND", f"job {quoted(job_id)} does not exist")
         return key
 
     def _scan(

@@ -14,7 +14,7 @@ from typing_extensions import TypedDict
 
 from model_trainer.contracts.model import ModelFamily, TrainOutcome
 from model_trainer.contracts.train_config import ModelTrainConfig
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
 from platform_core.json_types import (
     JSONObject,
@@ -69,7 +69,7 @@ def run_dir(settings: Settings, run_id: str) -> Path:
     if not _RUN_ID.fullmatch(run_id):
         raise ModelTrainerError(
             "INVALID_CONFIG",
-            f"run_id must match {_RUN_ID.pattern}, got {run_id!r}",
+            f"run_id must match {_RUN_ID.pattern}, got {quoted(run_id)}",
             details={"field": "run_id"},
         )
     return settings["artifacts_root"] / "runs" / run_id

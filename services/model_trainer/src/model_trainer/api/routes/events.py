@@ -28,7 +28,7 @@ from model_trainer.api.event_hub import EventHub, FollowTiming
 from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.routes.jobs import owned_job
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
 from platform_core.job_events import TERMINAL_JOB_EVENT_TYPES
 from platform_core.json_types import PayloadError, load_json_object, require_str
 from platform_workers.async_redis import AsyncRedisClient
@@ -141,7 +141,8 @@ def checked_stream_id(last_event_id: str) -> str:
     if not _STREAM_ID.fullmatch(last_event_id):
         raise ModelTrainerError(
             "INVALID_CONFIG",
-            f"Last-Event-ID must be a stream entry id like 1700000000000-0, got {last_event_id!r}",
+            "Last-Event-ID must be a stream entry id like 1700000000000-0, "
+            f"got {quoted(last_event_id)}",
             details={"field": "Last-Event-ID"},
         )
     return last_event_id
