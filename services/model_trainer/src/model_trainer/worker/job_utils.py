@@ -155,7 +155,7 @@ def run_job(
         result = work()
     except TRANSIENT_ERRORS as error:
         if not _will_retry():
-            _record_failure(
+            record_failure(
                 ctx, store, job_id, code="REDIS_UNAVAILABLE", kind="system", message=repr(error)
             )
         raise
@@ -164,18 +164,23 @@ def run_job(
             _requeue(ctx, store, job_id, error.message)
             raise
         _stop_retries()
-        _record_failure(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
+        record_failure(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
         raise
     except Exception as error:
         _stop_retries()
         failure = coded_failure(error)
-        _record_failure(
+        record_failure(
             ctx, store, job_id, code=failure.code, kind=failure.kind, message=failure.message
         )
         raise
-    patiently(lambda: store.complete(job_id, result=result, now=utc_now()))
-    patiently(lambda: ctx.publish_completed(job_id, len(orjson.dumps(result))))
+    patiently(lambda: record_completion(ctx, store, job_id, result))
     return result
+
+
+def record_completion(ctx: JobContext, store: JobStore, job_id: str, result: JSONObject) -> None:
+    """The job's result in its record, then the completed event its followers end on."""
+    store.complete(job_id, result=result, now=utc_now())
+    ctx.publish_completed(job_id, len(orjson.dumps(result)))
 
 
 def _requeue(ctx: JobContext, store: JobStore, job_id: str, message: str) -> None:
@@ -188,7 +193,7 @@ def _requeue(ctx: JobContext, store: JobStore, job_id: str, message: str) -> Non
     ctx.publish_progress(0.0, message, force=True)
 
 
-def _record_failure(
+def record_failure(
     ctx: JobContext, store: JobStore, job_id: str, *, code: str, kind: ErrorKind, message: str
 ) -> None:
     error: JobError = {"code": code, "kind": kind, "message": message}

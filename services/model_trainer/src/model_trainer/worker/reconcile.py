@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import NamedTuple
 
 import orjson
 from rq.job import Job, JobStatus
@@ -19,8 +19,7 @@ from rq.serializers import JSONSerializer
 
 from model_trainer.contracts.jobs import TERMINAL_STATUSES, JobError, JobRecord
 from model_trainer.storage.job_store import JobStore
-from model_trainer.storage.runs import utc_now
-from model_trainer.worker.job_utils import job_context
+from model_trainer.worker.job_utils import job_context, record_completion, record_failure
 from platform_core.json_types import JSONObject, PayloadError, load_json_object
 from platform_workers.redis_conn import RedisClient
 
@@ -32,7 +31,14 @@ GRACE_S = 30.0
 # round trips per pass.
 BATCH = 500
 
-Ending = tuple[Literal["failed", "cancelled"], JobError] | JSONObject
+
+class Lost(NamedTuple):
+    """RQ ended the job without a result: the record ends with this error."""
+
+    error: JobError
+
+
+Ending = Lost | JSONObject
 
 
 def reconcile(redis: RedisClient, *, now: datetime | None = None) -> list[str]:
@@ -66,15 +72,14 @@ def rq_ending(job: Job | None) -> Ending | None:
     if status == JobStatus.FINISHED:
         return _finished_result(job)
     if status == JobStatus.CANCELED:
-        cancelled: JobError = {"code": "TRAINING_CANCELLED", "kind": "user", "message": "cancelled"}
-        return "cancelled", cancelled
+        return Lost({"code": "TRAINING_CANCELLED", "kind": "user", "message": "cancelled"})
     if status in (JobStatus.FAILED, JobStatus.STOPPED):
         return _lost(f"RQ {status.value} the job: {_last_line(job)}")
     return None
 
 
 def _lost(message: str) -> Ending:
-    return "failed", {"code": "WORKER_LOST", "kind": "system", "message": message}
+    return Lost({"code": "WORKER_LOST", "kind": "system", "message": message})
 
 
 def _last_line(job: Job) -> str:
@@ -95,14 +100,12 @@ def _finished_result(job: Job) -> Ending:
 def _apply(redis: RedisClient, store: JobStore, record: JobRecord, ending: Ending) -> None:
     job_id = record["job_id"]
     ctx = job_context(redis, job_id=job_id, user_id=record["user_id"], queue=record["queue"])
-    if isinstance(ending, dict):
-        store.complete(job_id, result=ending, now=utc_now())
-        ctx.publish_completed(job_id, len(orjson.dumps(ending)))
-        logger.warning("reconciled job %s: completed (from RQ's result)", job_id)
+    if isinstance(ending, Lost):
+        error = ending.error
+        record_failure(
+            ctx, store, job_id, code=error["code"], kind=error["kind"], message=error["message"]
+        )
+        logger.warning("reconciled job %s: ended %s", job_id, error["code"])
         return
-    status, error = ending
-    store.fail(job_id, error=error, status=status, now=utc_now())
-    ctx.publish_failed(
-        "user" if error["kind"] == "user" else "system", error["code"], error["message"]
-    )
-    logger.warning("reconciled job %s: %s %s", job_id, status, error["code"])
+    record_completion(ctx, store, job_id, ending)
+    logger.warning("reconciled job %s: completed (from RQ's result)", job_id)
