@@ -18,6 +18,11 @@ ModelTrainerErrorCode = Literal[
     "JOB_NOT_FOUND",
     "JOB_ALREADY_FINISHED",
     "JOB_TIMEOUT",
+    "REQUEST_TOO_LARGE",
+    # Keys and limits
+    "UNAUTHENTICATED",
+    "QUOTA_EXCEEDED",
+    "QUEUE_FULL",
     # Training
     "TRAINING_CANCELLED",
     "TRAINING_PREEMPTED",
@@ -28,6 +33,7 @@ ModelTrainerErrorCode = Literal[
     "MODEL_NOT_FOUND",
     "MODEL_LOAD_FAILED",
     "MODEL_INCOMPATIBLE",
+    "ARTIFACT_CORRUPT",
     "INVALID_MODEL_SIZE",
     "UNKNOWN_MODEL_FAMILY",
     # Tokenizers
@@ -69,6 +75,14 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "JOB_ALREADY_FINISHED": ErrorSpec(409, "user"),
     # The job ran past its wall-clock limit (per type in settings, or lower per request).
     "JOB_TIMEOUT": ErrorSpec(504, "resource"),
+    # A request body past the API's size limit, refused before it is parsed.
+    "REQUEST_TOO_LARGE": ErrorSpec(413, "user"),
+    # No API key, or one that does not exist (never says which).
+    "UNAUTHENTICATED": ErrorSpec(401, "user"),
+    # The user's own limit (jobs queued or running, stored corpus bytes): wait, or free some.
+    "QUOTA_EXCEEDED": ErrorSpec(429, "user"),
+    # Every user's jobs together fill the queue: the service is busy, not the caller at fault.
+    "QUEUE_FULL": ErrorSpec(503, "resource"),
     "TRAINING_CANCELLED": ErrorSpec(499, "user"),
     # Its worker is shutting down: the training checkpointed and went back to the queue. Never
     # a final state (the job is requeued), so its status only keeps the table total.
@@ -80,6 +94,9 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "MODEL_NOT_FOUND": ErrorSpec(404, "user"),
     "MODEL_LOAD_FAILED": ErrorSpec(500, "system"),
     "MODEL_INCOMPATIBLE": ErrorSpec(400, "user"),
+    # An artifact whose bytes differ from the sha256 its manifest recorded (tampered, truncated):
+    # never loaded.
+    "ARTIFACT_CORRUPT": ErrorSpec(500, "system"),
     "INVALID_MODEL_SIZE": ErrorSpec(400, "user"),
     "UNKNOWN_MODEL_FAMILY": ErrorSpec(400, "user"),
     "TOKENIZER_NOT_FOUND": ErrorSpec(404, "user"),
