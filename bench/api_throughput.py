@@ -3,8 +3,10 @@
 A private redis-server and one `model-trainer api` process run as in production (no worker: the
 jobs stay queued). The load generator in this process keeps a fixed number of keep-alive
 connections busy with `POST /v1/jobs/generate` for a finished run: every request is a real
-submission (validated, recorded as a job hash, enqueued on RQ's `infer` queue). The run is a
-run directory holding only a manifest.json, which is all the API checks before accepting.
+submission (authenticated by an API key, validated, admitted, recorded as a job hash, enqueued
+on RQ's `infer` queue). The run is a run directory holding only a manifest.json, claimed for the
+key's user, which is all the API checks before accepting. The API runs with its per-user and
+queue-depth caps raised above what the load can submit, so the figure is throughput, not quota.
 Afterwards the `infer` queue must hold exactly as many jobs as there were 202 answers.
 
 Server, Redis and this generator share the machine's cores, so the CPU each spent per
@@ -30,6 +32,7 @@ import httpx
 import orjson
 from bench.reference import machine_load, print_summary
 from bench.service_latency import (
+    bench_key,
     percentile,
     print_log_tails,
     service_env,
@@ -41,6 +44,8 @@ from rq.serializers import JSONSerializer
 
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import load_settings
+from model_trainer.storage.api_keys import CreatedKey
+from model_trainer.storage.owners import claim
 from platform_workers.keys import user_index_key
 from platform_workers.redis_conn import redis_from_url
 
@@ -92,13 +97,28 @@ def parse_options() -> Options:
     return {"seconds": float(args.seconds), "concurrency": int(args.concurrency)}
 
 
-def fake_run(artifacts_root: Path) -> None:
+def fake_run(env: dict[str, str], key: CreatedKey) -> None:
     """A finished run as the API sees one: `runs/<id>/manifest.json` (no weights needed,
-    since no worker ever picks these jobs up)."""
-    directory = artifacts_root / "runs" / RUN_ID
+    since no worker ever picks these jobs up), owned by the key's user as if they trained it."""
+    settings = load_settings(env)
+    directory = settings["artifacts_root"] / "runs" / RUN_ID
     directory.mkdir(parents=True)
     manifest = {"run_id": RUN_ID, "model_family": "char_lstm", "model_size": "tiny"}
     (directory / "manifest.json").write_bytes(orjson.dumps(manifest))
+    redis = redis_from_url(settings["redis_url"])
+    try:
+        if not claim(redis, "run", RUN_ID, key["user_id"]):
+            raise RuntimeError(f"run {RUN_ID} is already claimed by another user")
+    finally:
+        redis.close()
+
+
+def uncapped_env(env: dict[str, str]) -> dict[str, str]:
+    """The API's settings with admission control's caps above anything the load can submit
+    (MAX_REQUESTS per phase, warm-up and measured): the bench submits thousands of generate
+    jobs as one user on purpose, and measures how fast they are accepted, not the quota."""
+    cap = str(4 * MAX_REQUESTS)
+    return {**env, "MAX_ACTIVE_JOBS_INFER": cap, "MAX_QUEUE_DEPTH": cap}
 
 
 def request_body() -> bytes:
@@ -152,10 +172,11 @@ def content_length(head: bytes) -> int:
     raise ValueError(f"response without Content-Length: {head[:200]!r}")
 
 
-def build_request(host: str, port: int, body: bytes) -> bytes:
+def build_request(host: str, port: int, body: bytes, api_key: str) -> bytes:
     """The whole request as bytes, built once and written as it is for every submission."""
     head = (
         f"POST /v1/jobs/generate HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {api_key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -179,12 +200,11 @@ async def keep_busy(connection: Connection, deadline: float, load: Load, cap: in
     await connection.close()
 
 
-async def drive(url: httpx.URL, body: bytes, seconds: float, concurrency: int) -> Load:
+async def drive(url: httpx.URL, request: bytes, seconds: float, concurrency: int) -> Load:
     """`concurrency` requests in flight for `seconds` (capped at MAX_REQUESTS); the elapsed
     time runs until the last in-flight request has answered."""
     load: Load = {"accepted": 0, "errors": [], "latencies_ms": [], "elapsed_s": 0.0}
     host, port = url.host, url.port or 80
-    request = build_request(host, port, body)
     connections = [Connection(host, port, request) for _ in range(concurrency)]
     start = time.perf_counter()
     deadline = start + seconds
@@ -234,13 +254,13 @@ def report_cpu(before: CpuSeconds, after: CpuSeconds, load: Load) -> None:
     )
 
 
-def check_nothing_lost(env: dict[str, str], accepted: int) -> bool:
+def check_nothing_lost(env: dict[str, str], user_id: int, accepted: int) -> bool:
     """Every 202 left one job on RQ's infer queue and one in the user's job index."""
     settings = load_settings(env)
     redis = redis_from_url(settings["redis_url"])
     try:
         queued = Queue("infer", connection=redis, serializer=JSONSerializer).count
-        indexed = redis.zcard(user_index_key(DOMAIN, settings["default_user_id"]))
+        indexed = redis.zcard(user_index_key(DOMAIN, user_id))
     finally:
         redis.close()
     same = queued == accepted == indexed
@@ -282,17 +302,20 @@ def run(stack: ExitStack, workdir: Path, opts: Options) -> None:
     logs = workdir / "logs"
     logs.mkdir()
     redis_process, redis_url = start_redis(stack, workdir, logs)
-    env = service_env(workdir, redis_url)
-    fake_run(Path(env["ARTIFACTS_ROOT"]))
-    api_process, http = start_api(stack, env, logs)
+    env = uncapped_env(service_env(workdir, redis_url))
+    key = bench_key(redis_url)
+    fake_run(env, key)
+    api_process, http = start_api(stack, env, logs, key)
     processes: Processes = {"api": api_process, "redis": redis_process}
-    url, body = http.base_url, request_body()
-    warmup = asyncio.run(drive(url, body, WARMUP_S, opts["concurrency"]))
+    url = http.base_url
+    request = build_request(url.host, url.port or 80, request_body(), key["key"])
+    warmup = asyncio.run(drive(url, request, WARMUP_S, opts["concurrency"]))
     before = cpu_now(processes)
-    load = asyncio.run(drive(url, body, opts["seconds"], opts["concurrency"]))
+    load = asyncio.run(drive(url, request, opts["seconds"], opts["concurrency"]))
     after = cpu_now(processes)
     report_cpu(before, after, load)
-    report(load, warmup, check_nothing_lost(env, load["accepted"] + warmup["accepted"]))
+    submitted = load["accepted"] + warmup["accepted"]
+    report(load, warmup, check_nothing_lost(env, key["user_id"], submitted))
 
 
 def main() -> None:

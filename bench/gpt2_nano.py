@@ -113,7 +113,6 @@ def train_config(corpus: Path, steps: int, eval_batches: int) -> ModelTrainConfi
             "learning_rate": LEARNING_RATE,
             "seed": SEED,
             "max_steps": steps,
-            "num_epochs": 1_000,
             "weight_decay": WEIGHT_DECAY,
             "grad_clip": GRAD_CLIP,
             "lr_schedule": "cosine",

@@ -42,6 +42,7 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from model_trainer.contracts.jobs import DOMAIN
+from model_trainer.storage.api_keys import CreatedKey, create_key
 from platform_core.json_types import (
     JSONObject,
     JSONValue,
@@ -67,6 +68,7 @@ IDLE_SETTLE_S = 0.1
 STARTED = "trainer.job.started.v1"
 ENDED = ("trainer.job.completed.v1", "trainer.job.failed.v1")
 CLI = (sys.executable, "-m", "model_trainer.cli")
+BENCH_USER = "bench"
 
 
 class Options(TypedDict):
@@ -210,6 +212,21 @@ def service_env(workdir: Path, redis_url: str) -> dict[str, str]:
     return env
 
 
+def bench_key(redis_url: str, user: str = BENCH_USER) -> CreatedKey:
+    """An API key for a (non-admin) user on the benchmark's fresh Redis: every /v1 route asks
+    for one, so the figures include checking it, as every real request does."""
+    redis = redis_from_url(redis_url)
+    try:
+        return create_key(redis, user)
+    finally:
+        redis.close()
+
+
+def bearer(key: CreatedKey) -> dict[str, str]:
+    """The header that authenticates a request as the key's user."""
+    return {"Authorization": f"Bearer {key['key']}"}
+
+
 def answers_200(http: httpx.Client, path: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -221,13 +238,16 @@ def answers_200(http: httpx.Client, path: str) -> Callable[[], bool]:
 
 
 def start_api(
-    stack: ExitStack, env: dict[str, str], logs: Path
+    stack: ExitStack, env: dict[str, str], logs: Path, key: CreatedKey
 ) -> tuple[subprocess.Popen[bytes], httpx.Client]:
-    """`model-trainer api` on a free port: (process, keep-alive client) once /healthz answers."""
+    """`model-trainer api` on a free port: (process, keep-alive client sending `key`) once
+    /healthz answers."""
     port = free_port()
     command = [*CLI, "api", "--port", str(port)]
     process = stack.enter_context(running(command, env, logs / "api.log"))
-    http = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0))
+    http = stack.enter_context(
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=bearer(key), timeout=30.0)
+    )
     wait_for(answers_200(http, "/healthz"), timeout=STARTUP_TIMEOUT_S, what="the API")
     return process, http
 
@@ -348,7 +368,6 @@ def tiny_train_body(corpus_id: str) -> dict[str, JSONValue]:
         "max_seq_len": 32,
         "batch_size": 8,
         "max_steps": 3,
-        "num_epochs": 1,
         "eval_max_batches": 2,
         "checkpoint_every_steps": None,
         "device": "cpu",
@@ -362,7 +381,6 @@ def train_served_run(service: Service, tap: EventTap, corpus_id: str, opts: Opti
         "model_size": opts["model_size"],
         "corpus_id": corpus_id,
         "max_steps": opts["train_steps"],
-        "num_epochs": 100,
         "learning_rate": 4e-3,
         "warmup_steps": min(50, opts["train_steps"] // 10),
         "eval_max_batches": 5,
@@ -494,7 +512,7 @@ def start_service(stack: ExitStack, workdir: Path) -> Service:
     logs = workdir / "logs"
     logs.mkdir()
     env = service_env(workdir, start_redis(stack, workdir, logs)[1])
-    http = start_api(stack, env, logs)[1]
+    http = start_api(stack, env, logs, bench_key(env["REDIS_URL"]))[1]
     stack.enter_context(running([*CLI, "worker", "--queues", "train,infer"], env, logs / "w.log"))
     wait_for(answers_200(http, "/readyz"), timeout=STARTUP_TIMEOUT_S, what="workers (/readyz)")
     redis = redis_from_url(env["REDIS_URL"])

@@ -2,7 +2,8 @@
 
 A private redis-server and one `model-trainer api` process run as in production (no worker:
 the jobs stay queued, so their event streams stay open and silent, the followers' worst case).
-`--followers` clients, spread over `--jobs` train jobs submitted over HTTP, follow
+`--followers` clients, spread over `--jobs` train jobs submitted over HTTP (one API key; the
+API's per-user cap on queued training jobs is raised to `--jobs` for this), follow
 `GET /v1/jobs/{id}/events` from a second thread of this process (one asyncio loop, one
 connection each). Meanwhile the main thread times `GET /v1/jobs/{id}` on a keep-alive
 connection, one request every 10 ms, first with no follower attached (the baseline, same API
@@ -34,6 +35,8 @@ import httpx
 from bench.api_throughput import process_cpu
 from bench.reference import machine_load, print_summary
 from bench.service_latency import (
+    bearer,
+    bench_key,
     percentile,
     print_log_tails,
     service_env,
@@ -42,6 +45,7 @@ from bench.service_latency import (
     submit,
 )
 
+from model_trainer.storage.api_keys import CreatedKey
 from platform_core.json_types import JSONValue, load_json_object, require_str
 
 BENCHMARK = "sse_followers"
@@ -93,11 +97,12 @@ def raise_fd_limit(needed: int) -> None:
 class FollowerPool:
     """The followers, on their own event loop in a background thread."""
 
-    def __init__(self, base_url: str, job_ids: list[str], count: int) -> None:
+    def __init__(self, base_url: str, key: CreatedKey, job_ids: list[str], count: int) -> None:
         self.attached = 0
         self.ended_cleanly = 0
         self.errors: list[str] = []
         self._base_url = base_url
+        self._headers = bearer(key)
         self._targets = [job_ids[index % len(job_ids)] for index in range(count)]
         self._thread = threading.Thread(target=self._run, name="followers", daemon=True)
         self._thread.start()
@@ -108,7 +113,9 @@ class FollowerPool:
     async def _follow_all(self) -> None:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
         timeout = httpx.Timeout(ATTACH_TIMEOUT_S, read=None)
-        async with httpx.AsyncClient(base_url=self._base_url, limits=limits, timeout=timeout) as h:
+        async with httpx.AsyncClient(
+            base_url=self._base_url, headers=self._headers, limits=limits, timeout=timeout
+        ) as h:
             await asyncio.gather(*(self._follow(h, job_id) for job_id in self._targets))
 
     async def _follow(self, http: httpx.AsyncClient, job_id: str) -> None:
@@ -229,16 +236,24 @@ def report(base: Latency, loaded: Latency, exit_s: float, pool: FollowerPool, n:
     print_summary(BENCHMARK, "API exit after SIGTERM s", ended, f"< {EXIT_TARGET_S:.0f}", exit_ok)
 
 
+def uncapped_env(env: dict[str, str], jobs: int) -> dict[str, str]:
+    """The API's settings with the per-user cap on queued+running training jobs (default 8)
+    raised to `jobs`: the bench queues that many trainings as one user on purpose, to measure
+    what their followers cost, not admission control."""
+    return {**env, "MAX_ACTIVE_JOBS_TRAIN": str(max(jobs, 1))}
+
+
 def run(stack: ExitStack, workdir: Path, opts: Options) -> None:
     logs = workdir / "logs"
     logs.mkdir()
-    env = service_env(workdir, start_redis(stack, workdir, logs)[1])
-    api, http = start_api(stack, env, logs)
+    env = uncapped_env(service_env(workdir, start_redis(stack, workdir, logs)[1]), opts["jobs"])
+    key = bench_key(env["REDIS_URL"])
+    api, http = start_api(stack, env, logs, key)
     job_ids = queued_jobs(http, opts["jobs"])
     time_job_reads(http, job_ids, 20)  # warm-up: imports, connection, caches
     base, base_cpu = timed_phase(api, http, job_ids, opts["requests"])
     describe("0 followers", base, base_cpu, opts["requests"])
-    pool = FollowerPool(str(http.base_url), job_ids, opts["followers"])
+    pool = FollowerPool(str(http.base_url), key, job_ids, opts["followers"])
     print(f"{opts['followers']} followers attached in {pool.wait_attached():.2f} s", flush=True)
     time.sleep(SETTLE_S)
     loaded, loaded_cpu = timed_phase(api, http, job_ids, opts["requests"])

@@ -10,7 +10,9 @@ import pytest
 import torch
 from tests.support.processes import start_redis
 
-from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, Settings
+from model_trainer.client import API_KEY_ENV
+from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, DEFAULT_MAX_ACTIVE_JOBS, Settings
+from model_trainer.storage.api_keys import create_key
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 SAMPLE_TEXT = (
@@ -40,8 +42,13 @@ def settings(tmp_path: Path) -> Settings:
         "artifacts_root": artifacts_root,
         "data_root": data_root,
         "max_corpus_bytes": 1_000_000,
-        "default_user_id": 1,
         "job_timeout_s": dict(DEFAULT_JOB_TIMEOUT_S),
+        "max_tokens_per_step": 1 << 20,
+        "max_text_bytes": 1 << 20,
+        "max_request_bytes": 4 << 20,
+        "max_active_jobs": dict(DEFAULT_MAX_ACTIVE_JOBS),
+        "max_user_corpus_bytes": 10_000_000,
+        "max_queue_depth": 10_000,
     }
 
 
@@ -75,8 +82,14 @@ def redis(redis_url: str) -> Iterator[RedisClient]:
 
 
 @pytest.fixture
-def service_env(redis: RedisClient, redis_url: str, settings: Settings) -> dict[str, str]:
-    """Environment for API and worker processes: this test's Redis and roots, one thread each."""
+def service_env(
+    redis: RedisClient, redis_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Environment for API and worker processes: this test's Redis and roots, one thread each,
+    and an API key that the CLI and TrainerClient (here and in child processes) send."""
+    # An admin key: e2e tests also use runs they trained in-process, which no user owns.
+    key = create_key(redis, "tester", admin=True)["key"]
+    monkeypatch.setenv(API_KEY_ENV, key)
     env = dict(os.environ)
     env.update(
         {
@@ -84,6 +97,7 @@ def service_env(redis: RedisClient, redis_url: str, settings: Settings) -> dict[
             "ARTIFACTS_ROOT": str(settings["artifacts_root"]),
             "DATA_ROOT": str(settings["data_root"]),
             "OMP_NUM_THREADS": "1",
+            API_KEY_ENV: key,
         }
     )
     return env

@@ -13,14 +13,17 @@ from tests.support.processes import cli_process, start_api, stop
 
 from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
 from model_trainer.client import TrainerClient
+from model_trainer.contracts.limits import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES
 from model_trainer.settings import Settings
 from platform_core.job_events import JobEventV1, decode_job_event, is_failed
 from platform_core.json_types import JSONValue
 
-# Far more tokens than the time limit allows: only the cancel can end it in a few seconds.
+# The most tokens and sequences a request may ask for, from a medium LSTM: seconds of decoding
+# on one CPU thread (no import of transformers first), so the cancel lands mid-decoding.
 ENDLESS: dict[str, JSONValue] = {
     "prompt_text": "To",
-    "max_new_tokens": 1_000_000,
+    "max_new_tokens": MAX_NEW_TOKENS,
+    "num_return_sequences": MAX_RETURN_SEQUENCES,
     "stop_on_eos": False,
     "timeout_s": 60,
 }
@@ -38,7 +41,8 @@ def api(service_env: dict[str, str]) -> Iterator[TrainerClient]:
 @pytest.fixture
 def run_id(settings: Settings, corpus_path: Path) -> str:
     """A trained run in the service's artifacts root, made here so no train job is needed."""
-    train_run(CHAR_LSTM_BACKEND, settings, train_cfg("char_lstm", corpus_path, max_steps=5), "r1")
+    medium = train_cfg("char_lstm", corpus_path, max_steps=5, size="medium")
+    train_run(CHAR_LSTM_BACKEND, settings, medium, "r1")
     return "r1"
 
 
@@ -80,5 +84,5 @@ def test_a_running_generate_stops_on_delete_and_the_next_one_runs(
     message = error["message"]
     assert isinstance(message, str)
     assert message.startswith("generation cancelled after ")
-    assert message.endswith(" of 1000000 tokens")
+    assert message.endswith(f" of {MAX_NEW_TOKENS} tokens")
     assert api.job(following)["status"] == "completed"

@@ -25,7 +25,6 @@ LONG_TRAINING: dict[str, JSONValue] = {
     "max_seq_len": 32,
     "batch_size": 8,
     "max_steps": 1_000_000,
-    "num_epochs": 100_000,
     "log_every_steps": 5,
     "checkpoint_every_steps": 1_000,
     "device": "cpu",

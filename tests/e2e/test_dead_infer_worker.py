@@ -18,6 +18,7 @@ from tests.support.processes import cli_process, start_api, stop, wait_for
 from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
 from model_trainer.client import TrainerClient
 from model_trainer.contracts.jobs import WORKER_LIVENESS_S
+from model_trainer.contracts.limits import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES
 from model_trainer.settings import Settings
 from platform_core.json_types import JSONValue
 from platform_workers.redis_conn import RedisClient
@@ -51,7 +52,8 @@ def test_a_killed_infer_worker_is_not_ready_and_its_job_ends_as_worker_lost(
     redis: RedisClient,
 ) -> None:
     client, base_url = api
-    train_run(CHAR_LSTM_BACKEND, settings, train_cfg("char_lstm", corpus_path, max_steps=5), "r1")
+    medium = train_cfg("char_lstm", corpus_path, max_steps=5, size="medium")
+    train_run(CHAR_LSTM_BACKEND, settings, medium, "r1")
     first = cli_process(["worker", "--queues", "infer"], service_env)
     second = None
     try:
@@ -59,7 +61,8 @@ def test_a_killed_infer_worker_is_not_ready_and_its_job_ends_as_worker_lost(
         endless: dict[str, JSONValue] = {
             "run_id": "r1",
             "prompt_text": "To",
-            "max_new_tokens": 1_000_000,
+            "max_new_tokens": MAX_NEW_TOKENS,  # 16 sequences: past its 5 s limit
+            "num_return_sequences": MAX_RETURN_SEQUENCES,
             "stop_on_eos": False,
             "timeout_s": 5,
         }

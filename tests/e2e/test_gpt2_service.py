@@ -50,7 +50,6 @@ def test_train_a_tiny_gpt2_then_score_and_sample_it(
             "max_seq_len": 32,
             "batch_size": 8,
             "max_steps": 40,
-            "num_epochs": 50,
             "learning_rate": 1e-2,
             "log_every_steps": 5,
             "device": "cpu",

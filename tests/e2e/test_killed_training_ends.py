@@ -61,7 +61,7 @@ def _enqueue_endless_training(redis: RedisClient, corpus_path: Path) -> JobStore
         model_family="char_lstm",
         model_size="tiny",
         corpus_path=str(corpus_path),
-        options={**TRAIN_DEFAULTS, "max_steps": 10_000_000, "num_epochs": 1_000_000},
+        options={**TRAIN_DEFAULTS, "max_steps": 10_000_000},
     )
     payload: TrainJobPayload = {
         "job_id": "doomed",

@@ -86,7 +86,6 @@ def test_a_redis_restart_mid_training_is_survived(
                 "max_seq_len": 32,
                 "batch_size": 8,
                 "max_steps": 10_000_000,
-                "num_epochs": 1_000_000,
                 "time_budget_s": 20.0,
                 "log_every_steps": 10,
                 "device": "cpu",

@@ -8,6 +8,7 @@ The timing bounds here are generous (two shared cores); `bench/sse_followers.py`
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import threading
@@ -22,7 +23,7 @@ from tests.support.processes import cli_process, free_port, start_api, stop, wai
 
 from model_trainer import cli
 from model_trainer.api.event_hub import FOLLOW_TIMING
-from model_trainer.client import TrainerClient
+from model_trainer.client import API_KEY_ENV, TrainerClient
 from model_trainer.contracts.jobs import DOMAIN
 from platform_core.json_types import JSONValue
 from platform_workers.job_context import JobContext
@@ -46,12 +47,20 @@ class Outcome(TypedDict):
     error: str | None
 
 
+def key_header() -> dict[str, str]:
+    """The key `service_env` made for this test (TrainerClient reads the same variable)."""
+    return {"Authorization": f"Bearer {os.environ[API_KEY_ENV]}"}
+
+
 class Followers:
     """Many SSE followers on one event loop, as one browser tab each would be."""
 
     def __init__(self, base_url: str) -> None:
         self.http = httpx.AsyncClient(
-            base_url=base_url, timeout=30.0, limits=httpx.Limits(max_connections=None)
+            base_url=base_url,
+            timeout=30.0,
+            limits=httpx.Limits(max_connections=None),
+            headers=key_header(),
         )
         self.attached = 0
         self.arrivals: list[float] = []  # when each event reached any follower
@@ -90,7 +99,8 @@ class Followers:
 
 @pytest.fixture
 def api(service_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    process, base_url = start_api(service_env)
+    # Each test queues up to 20 jobs for one user: above the per-user cap of 8 on `train`.
+    process, base_url = start_api({**service_env, "MAX_ACTIVE_JOBS_TRAIN": "100"})
     yield process, base_url
     stop(process)
 
@@ -127,7 +137,7 @@ async def test_200_followers_leave_job_reads_fast_and_all_see_their_end(
     followers = Followers(base_url)
     followers.start(job_ids, per_job=10)
     await followers.all_attached()
-    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0, headers=key_header()) as http:
         for job_id in job_ids:
             started = time.monotonic()
             response = await http.get(f"/v1/jobs/{job_id}")

@@ -74,7 +74,6 @@ def test_train_a_bpe_tokenizer_then_a_model_with_it(
                 "max_seq_len": 16,
                 "batch_size": 8,
                 "max_steps": 20,
-                "num_epochs": 50,
                 "device": "cpu",
             },
         ),

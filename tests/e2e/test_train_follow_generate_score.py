@@ -80,7 +80,6 @@ def test_upload_train_follow_then_generate_and_score(
             "max_seq_len": 32,
             "batch_size": 8,
             "max_steps": 40,
-            "num_epochs": 50,
             "log_every_steps": 5,
             "device": "cpu",
         },

@@ -44,7 +44,6 @@ def _train(api: TrainerClient, corpus_id: str, run_id: str, max_steps: int = 300
         "max_seq_len": 32,
         "batch_size": 8,
         "max_steps": max_steps,
-        "num_epochs": 1_000,
         "log_every_steps": 10,
         "checkpoint_every_steps": 50,
         "seed": 11,

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
+from tests.support.backends import train_cfg, train_run
 
+from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
 from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
     make_score_config,
 )
 from model_trainer.contracts.jobs import JobRecord, JobType, QueueName, TrainJobPayload
+from model_trainer.contracts.limits import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
@@ -61,7 +64,6 @@ def _train_payload(job_id: str, corpus: Path, run_id: str = "run-a") -> TrainJob
             "max_seq_len": 32,
             "batch_size": 8,
             "max_steps": 20,
-            "num_epochs": 10,
             "log_every_steps": 5,
             "device": "cpu",
         },
@@ -309,18 +311,25 @@ def test_a_value_the_worker_cannot_compute_with_fails_once_as_the_users(
 
 @pytest.mark.usefixtures("worker_env")
 def test_a_job_over_its_time_limit_fails_and_the_next_one_runs(
-    redis: RedisClient, trained: str
+    redis: RedisClient, settings: Settings, corpus_path: Path
 ) -> None:
-    """RQ's timeout stops an endless generate inside the infer worker; the worker goes on."""
+    """RQ's timeout stops a long generate inside the infer worker; the worker goes on."""
+    medium = train_cfg("char_lstm", corpus_path, max_steps=2, size="medium")
+    train_run(CHAR_LSTM_BACKEND, settings, medium, "medium")
     store = JobStore(redis)
     queue = Queue("infer", connection=redis, serializer=JSONSerializer)
+    # The most a request may ask for: seconds of decoding for a medium LSTM, past its 1 s.
     endless = make_generate_config(
-        prompt_text="To", max_new_tokens=10_000_000, stop_on_eos=False, seed=1
+        prompt_text="To",
+        max_new_tokens=MAX_NEW_TOKENS,
+        num_return_sequences=MAX_RETURN_SEQUENCES,
+        stop_on_eos=False,
+        seed=1,
     )
     quick = make_generate_config(prompt_text="To", max_new_tokens=5, seed=1)
     for job_id, config, timeout in (("slow", endless, 1), ("next", quick, 60)):
-        store.create(_record(job_id, "generate", "infer", trained))
-        payload = {"job_id": job_id, "user_id": 1, "run_id": trained, "config": config}
+        store.create(_record(job_id, "generate", "infer", "medium"))
+        payload = {"job_id": job_id, "user_id": 1, "run_id": "medium", "config": config}
         queue.enqueue(
             "model_trainer.worker.generate_job.process_generate_job",
             payload,

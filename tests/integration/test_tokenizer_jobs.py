@@ -64,7 +64,6 @@ def _train_payload(job_id: str, corpus: Path, tokenizer_id: str | None) -> Train
             "max_seq_len": 16,
             "batch_size": 8,
             "max_steps": 10,
-            "num_epochs": 10,
             "device": "cpu",
         },
     )

@@ -42,7 +42,6 @@ def train_cfg(
             "batch_size": 8,
             "learning_rate": 1e-2,
             "max_steps": max_steps,
-            "num_epochs": 50,
             "log_every_steps": 5,
             "checkpoint_every_steps": 10,
             "device": "cpu",

@@ -16,6 +16,8 @@ from model_trainer.api.event_hub import EventHub, FollowTiming
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.contracts.train_config import make_train_config
 from model_trainer.settings import Settings
+from model_trainer.storage.api_keys import CreatedKey, create_key
+from model_trainer.storage.owners import Owned, claim
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
 from platform_workers.keys import events_channel
 
@@ -49,9 +51,21 @@ def hub(make_hub: Callable[[FollowTiming], EventHub]) -> EventHub:
     return make_hub(FAST_TIMING)
 
 
+def bearer(key: CreatedKey) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key['key']}"}
+
+
 @pytest.fixture
-def client(settings: Settings, redis: fakeredis.FakeRedis, hub: EventHub) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, redis, hub)) as test_client:
+def api_key(redis: fakeredis.FakeRedis) -> CreatedKey:
+    """The key every `client` request carries: user `alice`, the first user (id 1)."""
+    return create_key(redis, "alice")
+
+
+@pytest.fixture
+def client(
+    settings: Settings, redis: fakeredis.FakeRedis, hub: EventHub, api_key: CreatedKey
+) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, redis, hub), headers=bearer(api_key)) as test_client:
         yield test_client
 
 
@@ -121,14 +135,29 @@ def make_manifest(run_id: str, corpus_path: str, created_at: str) -> RunManifest
 
 
 @pytest.fixture
-def save_run(settings: Settings, corpus_path: Path) -> Callable[[str, str], RunManifest]:
-    """Writes a finished run directory (run_id, created_at) as a worker leaves it."""
+def own(redis: fakeredis.FakeRedis, api_key: CreatedKey) -> Callable[[Owned, str], None]:
+    """Makes a run or tokenizer written straight to disk the `client` user's, as submitting
+    the job that made it would have."""
+
+    def own(kind: Owned, name: str) -> None:
+        assert claim(redis, kind, name, api_key["user_id"])
+
+    return own
+
+
+@pytest.fixture
+def save_run(
+    settings: Settings, corpus_path: Path, redis: fakeredis.FakeRedis, api_key: CreatedKey
+) -> Callable[[str, str], RunManifest]:
+    """Writes a finished run directory (run_id, created_at) as a worker leaves it, owned by
+    the `client` fixture's user."""
 
     def save(run_id: str, created_at: str) -> RunManifest:
         manifest = make_manifest(run_id, str(corpus_path.resolve()), created_at)
         directory = run_dir(settings, run_id)
         directory.mkdir(parents=True)
         write_manifest(directory, manifest)
+        claim(redis, "run", run_id, api_key["user_id"])
         return manifest
 
     return save

@@ -9,25 +9,33 @@ from pathlib import Path
 import fakeredis
 import pytest
 from fastapi.testclient import TestClient
+from tests.unit.api.conftest import bearer
 
 from model_trainer.api.app import create_app
 from model_trainer.settings import Settings
+from model_trainer.storage.api_keys import CreatedKey, create_key
+from platform_workers.redis_conn import redis_from_url
 
 
 def test_factory_reads_settings_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("MAX_CORPUS_BYTES", "10")
-    client = TestClient(create_app())
+    key = create_key(redis_from_url(redis_url), f"factory-{tmp_path.name}")
+    client = TestClient(create_app(), headers={"Authorization": f"Bearer {key['key']}"})
     assert client.get("/healthz").json() == {"status": "ok"}
     too_big = client.post("/v1/corpora", content=b"eleven byte")
     assert too_big.status_code == 413
     stored = client.post("/v1/corpora", content=b"ten bytes!")
     assert stored.status_code == 201
     assert (tmp_path / "artifacts" / "corpora" / f"{stored.json()['sha256']}.txt").is_file()
-    # Nothing listens on port 1: readiness says so instead of failing.
+
+
+def test_readiness_says_when_redis_is_out_of_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    client = TestClient(create_app())
     assert client.get("/readyz").json()["redis"] is False
 
 
@@ -77,18 +85,20 @@ def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -
     assert client.get("/docs").status_code == 200
 
 
-def test_unknown_routes_and_methods_keep_fastapis_replies(client: TestClient) -> None:
+def test_unknown_routes_and_methods_are_coded_too(client: TestClient) -> None:
     missing = client.get("/v2/nothing")
-    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "ROUTE_NOT_FOUND")
     wrong = client.put("/v1/jobs/train")
-    assert (wrong.status_code, wrong.json()) == (405, {"detail": "Method Not Allowed"})
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (405, "METHOD_NOT_ALLOWED")
+    assert wrong.headers["Allow"]
 
 
 def test_an_unexpected_failure_is_a_coded_500_not_a_bare_one(
-    settings: Settings, redis: fakeredis.FakeRedis
+    settings: Settings, redis: fakeredis.FakeRedis, api_key: CreatedKey
 ) -> None:
     redis.set("trainer:job:broken", b"not a hash")  # HGETALL answers WRONGTYPE
-    with TestClient(create_app(settings, redis), raise_server_exceptions=False) as client:
+    app = create_app(settings, redis)
+    with TestClient(app, raise_server_exceptions=False, headers=bearer(api_key)) as client:
         response = client.get("/v1/jobs/broken")
     assert response.status_code == 500
     assert response.json() == {

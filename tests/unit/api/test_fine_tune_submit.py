@@ -13,6 +13,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from model_trainer.settings import Settings
+from model_trainer.storage.owners import Owned
 from platform_core.json_types import JSONObject
 
 
@@ -25,7 +26,10 @@ def checkpoint(settings: Settings) -> Path:
     return directory
 
 
-def _tokenizer(settings: Settings, tokenizer_id: str, vocab_size: int) -> None:
+def _tokenizer(
+    settings: Settings, own: Callable[[Owned, str], None], tokenizer_id: str, vocab_size: int
+) -> None:
+    own("tokenizer", tokenizer_id)
     directory = settings["artifacts_root"] / "tokenizers" / tokenizer_id
     directory.mkdir(parents=True)
     meta = {"tokenizer_id": tokenizer_id, "kind": "bpe", "vocab_size": vocab_size}
@@ -45,9 +49,13 @@ def _body(**fields: str) -> JSONObject:
 
 @pytest.mark.usefixtures("corpus_path")
 def test_a_matching_checkpoint_is_enqueued_with_its_absolute_path(
-    client: TestClient, settings: Settings, checkpoint: Path, redis: fakeredis.FakeRedis
+    client: TestClient,
+    settings: Settings,
+    checkpoint: Path,
+    redis: fakeredis.FakeRedis,
+    own: Callable[[Owned, str], None],
 ) -> None:
-    _tokenizer(settings, "bpe-300", 300)
+    _tokenizer(settings, own, "bpe-300", 300)
     response = client.post(
         "/v1/jobs/train", json=_body(init_from="ckpt", tokenizer_id="bpe-300", compile="x")
     )
@@ -87,10 +95,14 @@ BAD_CASES: list[BadCase] = [
 @pytest.mark.usefixtures("corpus_path", "checkpoint")
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_fine_tuning_requests_are_coded_and_leave_no_trace(
-    client: TestClient, settings: Settings, assert_no_trace: Callable[[], None], case: BadCase
+    client: TestClient,
+    settings: Settings,
+    assert_no_trace: Callable[[], None],
+    own: Callable[[Owned, str], None],
+    case: BadCase,
 ) -> None:
     fields, vocab, status, code, field = case
-    _tokenizer(settings, "bpe-x", vocab)
+    _tokenizer(settings, own, "bpe-x", vocab)
     response = client.post("/v1/jobs/train", json=_body(**fields))
     assert response.status_code == status, response.text
     error = response.json()["error"]

@@ -95,7 +95,7 @@ def test_unknown_job_is_not_found(client: TestClient) -> None:
         assert response.json() == {
             "error": {
                 "code": "JOB_NOT_FOUND",
-                "message": "job nope does not exist",
+                "message": "job 'nope' does not exist",
                 "details": {"job_id": "nope"},
             }
         }

@@ -8,6 +8,7 @@ import orjson
 from fastapi.testclient import TestClient
 
 from model_trainer.settings import Settings
+from model_trainer.storage.owners import Owned
 from model_trainer.storage.runs import RunManifest, run_dir
 
 
@@ -65,7 +66,10 @@ def test_a_malformed_run_id_is_invalid_config(client: TestClient) -> None:
     assert response.json()["error"]["details"] == {"field": "run_id"}
 
 
-def test_an_unreadable_manifest_fails_to_load(client: TestClient, settings: Settings) -> None:
+def test_an_unreadable_manifest_fails_to_load(
+    client: TestClient, settings: Settings, own: Callable[[Owned, str], None]
+) -> None:
+    own("run", "broken")
     directory = run_dir(settings, "broken")
     directory.mkdir(parents=True)
     (directory / "manifest.json").write_bytes(b"{trunc")

@@ -31,6 +31,7 @@ from model_trainer.contracts.jobs import (
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, Settings
 from model_trainer.storage.job_store import JobStore
+from model_trainer.storage.owners import Owned
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.tokenizers.store import save_tokenizer
@@ -127,8 +128,12 @@ def test_train_takes_an_explicit_run_id_and_an_uploaded_corpus(
 
 
 def test_train_into_an_unfinished_run_resumes_it(
-    client: TestClient, redis: fakeredis.FakeRedis, settings: Settings, corpus_path: Path
+    client: TestClient,
+    settings: Settings,
+    corpus_path: Path,
+    own: Callable[[Owned, str], None],
 ) -> None:
+    own("run", "cancelled-run")
     checkpoints = run_dir(settings, "cancelled-run") / "checkpoints"
     checkpoints.mkdir(parents=True)
     body = accepted(client, "train", {**TRAIN, "run_id": "cancelled-run"})
@@ -254,8 +259,9 @@ def test_generate_reads_a_prompt_file(
 
 
 @pytest.fixture
-def stored_tokenizer(settings: Settings) -> str:
+def stored_tokenizer(settings: Settings, own: Callable[[Owned, str], None]) -> str:
     """A tokenizer in the store, as a tokenizer job leaves it."""
+    own("tokenizer", "char-stored")
     return save_tokenizer(CharTokenizer.build("To be", "char-stored"), settings).name
 
 
@@ -518,8 +524,13 @@ def test_a_run_still_training_has_no_manifest_and_is_not_found(
     ids=["unparsable", "no-config", "bad-corpus-path"],
 )
 def test_eval_with_a_damaged_manifest_fails_to_load_the_model(
-    client: TestClient, settings: Settings, record_count: Callable[[], int], manifest: bytes
+    client: TestClient,
+    settings: Settings,
+    record_count: Callable[[], int],
+    own: Callable[[Owned, str], None],
+    manifest: bytes,
 ) -> None:
+    own("run", "r1")
     directory = run_dir(settings, "r1")
     directory.mkdir(parents=True)
     (directory / "manifest.json").write_bytes(manifest)
@@ -630,7 +641,7 @@ def test_a_request_may_lower_its_time_limit_but_never_raise_it(
         assert response.status_code == 422, response.text
         error = response.json()["error"]
         assert (error["code"], error["details"]) == ("INVALID_CONFIG", {"field": "timeout_s"})
-        assert f"[1, {limit}]" in error["message"]
+    assert f"[1, {limit}]" in error["message"]
     assert_no_trace()
     shorter = client.post(f"/v1/jobs/{job_type}", json={**BASE[job_type], "timeout_s": 7})
     assert shorter.status_code == 202, shorter.text
@@ -679,7 +690,11 @@ def test_an_error_quotes_only_a_short_prefix_of_a_huge_refused_value(
     huge = "r" * 1_000_000 + "/"
     response = client.post("/v1/jobs/generate", json={**GENERATE, "run_id": huge})
     assert response.status_code == 422, response.text
-    body = response.text
-    assert len(body) < 1_000
-    assert "1000003 characters" in response.json()["error"]["message"]
+    assert len(response.text) < 1_000
+    assert (
+        response.json()["error"]["message"] == "run_id: String should have at most 128 characters"
+    )
+    unknown = client.get(f"/v1/jobs/{huge[:5000]}")
+    assert unknown.status_code == 404, unknown.text
+    assert len(unknown.text) < 1_000
     assert_no_trace()

@@ -196,13 +196,13 @@ def test_a_cancelled_generate_stops_between_tokens(
     )
     assert checked == unchecked
     calls: list[int] = []
-    long = make_generate_config(prompt_text="To", max_new_tokens=10_000, stop_on_eos=False)
+    long = make_generate_config(prompt_text="To", max_new_tokens=4096, stop_on_eos=False)
     with pytest.raises(ModelTrainerError) as caught:
         backend.generate(
             prepared=prepared, cfg=long, settings=settings, should_stop=_stops_on_call(5, calls)
         )
     assert caught.value.code == "TRAINING_CANCELLED"
-    assert caught.value.message == "generation cancelled after 4 of 10000 tokens"
+    assert caught.value.message == "generation cancelled after 4 of 4096 tokens"
     assert len(calls) == 5
 
 

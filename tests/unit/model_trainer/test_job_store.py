@@ -24,8 +24,8 @@ from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.job_store import (
     CANCEL_TTL_S,
     JobStore,
-    _positions,
     created_score,
+    index_positions,
 )
 from platform_core.json_types import JSONObject, JSONValue, PayloadError
 from platform_workers.job_context import JobContext
@@ -418,9 +418,9 @@ def test_a_missing_required_field_is_named(
 def test_index_replies_without_scores_are_refused() -> None:
     scoreless: list[bytes | str] = [b"job-1"]
     with pytest.raises(TypeError, match="pairs"):
-        _positions(scoreless)
+        index_positions(scoreless)
     with pytest.raises(TypeError, match="scores"):
-        _positions([[b"job-1", b"12"]])
+        index_positions([[b"job-1", b"12"]])
 
 
 # --- property: any valid record round-trips exactly -------------------------------------------

@@ -8,6 +8,17 @@ from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, load_settings
 
 
+# The limits' documented defaults (README's settings table).
+DEFAULT_LIMITS = {
+    "max_tokens_per_step": 1024 * 1024,
+    "max_text_bytes": 1024 * 1024,
+    "max_request_bytes": 4 * 1024 * 1024,
+    "max_active_jobs": {"train": 8, "infer": 64},
+    "max_user_corpus_bytes": 1024 * 1024 * 1024,
+    "max_queue_depth": 10_000,
+}
+
+
 def test_defaults_when_nothing_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings({})
@@ -16,8 +27,8 @@ def test_defaults_when_nothing_is_set(tmp_path: Path, monkeypatch: pytest.Monkey
         "artifacts_root": tmp_path.resolve() / "var" / "artifacts",
         "data_root": tmp_path.resolve() / "var" / "data",
         "max_corpus_bytes": 64 * 1024 * 1024,
-        "default_user_id": 1,
         "job_timeout_s": DEFAULT_JOB_TIMEOUT_S,
+        **DEFAULT_LIMITS,
     }
 
 
@@ -28,10 +39,14 @@ def test_values_from_a_given_mapping(tmp_path: Path) -> None:
             "ARTIFACTS_ROOT": str(tmp_path / "art"),
             "DATA_ROOT": str(tmp_path / "data"),
             "MAX_CORPUS_BYTES": "1234",
-            "DEFAULT_USER_ID": "7",
+            "MAX_TOKENS_PER_STEP": "4096",
+            "MAX_ACTIVE_JOBS_INFER": "3",
+            "MAX_QUEUE_DEPTH": "50",
         }
     )
-    assert settings["default_user_id"] == 7
+    assert settings["max_tokens_per_step"] == 4096
+    assert settings["max_active_jobs"] == {"train": 8, "infer": 3}
+    assert settings["max_queue_depth"] == 50
     assert settings["redis_url"] == "redis://example:6380/2"
     assert settings["artifacts_root"] == (tmp_path / "art").resolve()
     assert settings["data_root"] == (tmp_path / "data").resolve()
@@ -53,20 +68,19 @@ def test_reads_the_process_environment_by_default(
     monkeypatch.setenv("ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("MAX_CORPUS_BYTES", "99")
-    monkeypatch.delenv("DEFAULT_USER_ID", raising=False)
     settings = load_settings()
     assert settings == {
         "redis_url": "redis://env-host:6379/5",
         "artifacts_root": (tmp_path / "artifacts").resolve(),
         "data_root": (tmp_path / "data").resolve(),
         "max_corpus_bytes": 99,
-        "default_user_id": 1,
         "job_timeout_s": DEFAULT_JOB_TIMEOUT_S,
+        **DEFAULT_LIMITS,
     }
 
 
 def test_a_non_integer_size_limit_is_refused() -> None:
-    with pytest.raises(ValueError, match="invalid literal"):
+    with pytest.raises(ModelTrainerError, match="MAX_CORPUS_BYTES must be a whole number >= 1"):
         load_settings({"MAX_CORPUS_BYTES": "lots"})
 
 

@@ -312,10 +312,15 @@ def test_generate_config_accepts_boundaries(overrides: GenerateOverrides) -> Non
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
-        ({"warmup_steps": -1}, "warmup_steps must be >= 0, got -1"),
-        ({"learning_rate": NAN}, "learning_rate must be a finite number > 0, got nan"),
-        ({"weight_decay": -1.0}, "weight_decay must be a finite number >= 0, got -1.0"),
+        ({"batch_size": 0}, "batch_size must be in [1, 4096], got 0"),
+        ({"warmup_steps": -1}, "warmup_steps must be in [0, 10000000], got -1"),
+        ({"learning_rate": NAN}, "learning_rate must be in (0, 10], got nan"),
+        ({"learning_rate": 1e308}, "learning_rate must be in (0, 10], got 1e+308"),
+        ({"weight_decay": -1.0}, "weight_decay must be in [0, 10], got -1.0"),
+        ({"seed": 2**64}, "seed must be in [0, 4294967295], got 18446744073709551616"),
+        ({"max_seq_len": 10_000_000}, "max_seq_len must be in [1, 8192], got 10000000"),
+        ({"num_epochs": 10**9}, "num_epochs must be in [1, 1000], got 1000000000"),
+        ({"max_steps": 20, "num_epochs": 2}, "num_epochs must be 1 (its default) when max_steps"),
         ({"val_fraction": 1.0}, "val_fraction must be in [0, 1), got 1.0"),
         ({"min_lr_ratio": 2.0}, "min_lr_ratio must be in [0, 1], got 2.0"),
     ],
@@ -384,7 +389,7 @@ def test_tokenizer_config_rejects(
 
 @pytest.mark.parametrize(
     ("kind", "vocab_size"),
-    [("bpe", 259), ("bpe", 1_000_000), ("char", 4), ("char", 1_000_000)],
+    [("bpe", 259), ("bpe", 131_072), ("char", 4), ("char", 1_000_000)],
 )
 def test_tokenizer_config_accepts_boundaries(kind: TokenizerKind, vocab_size: int) -> None:
     validate_tokenizer_train_config(_tokenizer_config(kind, vocab_size, "bpe-0123_x.y"))
@@ -393,4 +398,4 @@ def test_tokenizer_config_accepts_boundaries(kind: TokenizerKind, vocab_size: in
 def test_tokenizer_vocab_message_names_the_range_for_the_kind() -> None:
     with pytest.raises(ModelTrainerError) as info:
         validate_tokenizer_train_config(_tokenizer_config("bpe", 100, "t"))
-    assert info.value.message == "vocab_size must be in [259, 1000000] for kind bpe, got 100"
+    assert info.value.message == "vocab_size must be in [259, 131072] for kind bpe, got 100"

@@ -19,7 +19,7 @@ from model_trainer.api.app import build_api
 from model_trainer.api.schemas import train_options
 from model_trainer.backends.presets import check_model_size
 from model_trainer.backends.registry import get_backend
-from model_trainer.client import ApiError, StreamEnded, TrainerClient
+from model_trainer.client import API_KEY_ENV, ApiError, StreamEnded, TrainerClient
 from model_trainer.contracts.defaults import make_generate_config
 from model_trainer.contracts.jobs import parse_queue
 from model_trainer.contracts.model import StepMetrics, TrainOutcome
@@ -29,11 +29,13 @@ from model_trainer.demo import run_demo
 from model_trainer.errors import ModelTrainerError
 from model_trainer.follow import render
 from model_trainer.settings import Settings, load_settings
+from model_trainer.storage.api_keys import create_key, list_keys, revoke_key
 from model_trainer.storage.corpora import build_default_corpus, read_corpus
 from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.worker.worker_entry import run_workers
 from platform_core.json_types import JSONValue, PayloadError, load_json_object
+from platform_workers.redis_conn import redis_from_url
 
 DEFAULT_CORPUS = "stdlib.txt"
 SHUTDOWN_GRACE_S = 3
@@ -63,7 +65,7 @@ def local_train_options(args: argparse.Namespace) -> TrainOptions:
         "max_seq_len": args.seq_len,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
-        "max_steps": args.max_steps,
+        "max_steps": args.max_steps or None,
         "num_epochs": args.epochs,
         "seed": args.seed,
         "warmup_steps": min(50, args.max_steps // 10),
@@ -131,10 +133,31 @@ def local_generate(args: argparse.Namespace, settings: Settings) -> list[str]:
 
 
 def _client(args: argparse.Namespace) -> TrainerClient:
-    return TrainerClient(args.url)
+    return TrainerClient(args.url, api_key=args.api_key)
 
 
-def _print_json(value: JSONValue) -> None:
+def keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Prints the new key once; only its hash is stored."""
+    _print_json(
+        dict(create_key(redis_from_url(settings["redis_url"]), args.user, admin=args.admin))
+    )
+    return 0
+
+
+def keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(list_keys(redis_from_url(settings["redis_url"])))
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    if revoke_key(redis_from_url(settings["redis_url"]), args.key_id):
+        print(f"revoked {args.key_id}")
+        return 0
+    print(f"error: no key {args.key_id}", file=sys.stderr)
+    return 2
+
+
+def _print_json(value: object) -> None:
     print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -230,8 +253,10 @@ def _local_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     train.add_argument("--family", default="char_lstm")
     train.add_argument("--size", default="small")
     train.add_argument("--corpus", default=None, help="default: Python's stdlib sources")
-    train.add_argument("--max-steps", type=int, default=300)
-    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument(
+        "--max-steps", type=int, default=300, help="0: train --epochs whole epochs instead"
+    )
+    train.add_argument("--epochs", type=int, default=1)
     train.add_argument("--seq-len", type=int, default=128)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=4e-3)
@@ -271,6 +296,13 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     jobs_cmd.add_argument("--type", default=None)
     jobs_cmd.add_argument("--limit", type=int, default=20)
     commands.add_parser("cancel", help="cancel a job").add_argument("job_id")
+    keys = commands.add_parser("keys", help="API keys (talks to Redis directly)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key for a user; prints it once")
+    create.add_argument("--user", required=True)
+    create.add_argument("--admin", action="store_true", help="sees and acts on every user's")
+    key_commands.add_parser("list", help="every key's id, user and role (never the key)")
+    key_commands.add_parser("revoke", help="revoke a key by its id").add_argument("key_id")
     demo_cmd = commands.add_parser("demo", help="start everything, train, sample (make run)")
     demo_cmd.add_argument("--size", default="small")
     demo_cmd.add_argument("--max-steps", type=int, default=300)
@@ -282,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--url",
         default=os.environ.get("MODEL_TRAINER_URL", "http://127.0.0.1:8000"),
         help="the API's base URL (env MODEL_TRAINER_URL)",
+    )
+    parser.add_argument(
+        "--api-key", default=None, help=f"the API key to send (default: env {API_KEY_ENV})"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _local_parsers(commands)
@@ -301,6 +336,9 @@ HANDLERS: dict[str, Handler] = {
     "jobs": jobs,
     "cancel": cancel,
     "demo": demo,
+    "keys create": keys_create,
+    "keys list": keys_list,
+    "keys revoke": keys_revoke,
 }
 
 
@@ -308,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     try:
-        code = HANDLERS[args.command](args, settings)
+        command = args.command if args.command != "keys" else f"keys {args.keys_command}"
+        code = HANDLERS[command](args, settings)
     except (ModelTrainerError, ApiError, StreamEnded, httpx.TransportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TypedDict
@@ -73,18 +74,27 @@ class StreamEnded(Exception):
     """The API ended a job's event stream before its terminal event."""
 
 
+# Where the CLI and TrainerClient find the API key when none is passed.
+API_KEY_ENV = "MODEL_TRAINER_API_KEY"
+
+
 class TrainerClient:
     def __init__(
         self,
         base_url: str,
         *,
+        api_key: str | None = None,
         timeout: float = 30.0,
         reconnect: Reconnect = RECONNECT,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        key = os.environ.get(API_KEY_ENV) if api_key is None else api_key
+        headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout, transport=transport, headers=headers
+        )
         self._stream_timeout = httpx.Timeout(timeout, read=STREAM_READ_TIMEOUT_S)
         self._reconnect = reconnect
         self._clock = clock

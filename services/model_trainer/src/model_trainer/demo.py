@@ -15,11 +15,13 @@ from pathlib import Path
 
 import httpx
 
-from model_trainer.client import TrainerClient
+from model_trainer.client import API_KEY_ENV, TrainerClient
 from model_trainer.follow import render
 from model_trainer.settings import Settings
+from model_trainer.storage.api_keys import create_key
 from model_trainer.storage.corpora import build_default_corpus
 from platform_core.json_types import JSONObject, JSONValue
+from platform_workers.redis_conn import redis_from_url
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -61,6 +63,10 @@ def _wait_until(check: str, deadline: float, probe: httpx.Client) -> None:
     raise TimeoutError(f"{check} did not answer 200 within {STARTUP_TIMEOUT_S} s")
 
 
+# make run's own user: the demo creates a key for it on the Redis it uses.
+DEMO_USER = "demo"
+
+
 def _redis_url(stack: ExitStack, env: dict[str, str], logs: Path) -> str:
     """REDIS_URL when set; otherwise a private redis-server on a free port, keeping nothing."""
     if "REDIS_URL" in os.environ:
@@ -96,7 +102,9 @@ def run_demo(settings: Settings, *, size: str, max_steps: int) -> int:
         base_url = f"http://127.0.0.1:{port}"
         probe = stack.enter_context(httpx.Client(base_url=base_url, timeout=5.0))
         _wait_until("/readyz", time.monotonic() + STARTUP_TIMEOUT_S, probe)
-        client = TrainerClient(base_url)
+        key = create_key(redis_from_url(env["REDIS_URL"]), DEMO_USER)
+        print(f"API key for user {DEMO_USER} (export {API_KEY_ENV}=...): {key['key']}")
+        client = TrainerClient(base_url, api_key=key["key"])
         stack.callback(client.close)
         return _train_sample_score(client, settings, size=size, max_steps=max_steps)
 
@@ -112,7 +120,6 @@ def _train_sample_score(
         "model_size": size,
         "corpus_id": uploaded["corpus_id"],
         "max_steps": max_steps,
-        "num_epochs": 100,
         "batch_size": 32,
         "learning_rate": 4e-3,
         "warmup_steps": min(50, max_steps // 10),

@@ -19,6 +19,8 @@ ModelTrainerErrorCode = Literal[
     "JOB_ALREADY_FINISHED",
     "JOB_TIMEOUT",
     "REQUEST_TOO_LARGE",
+    "ROUTE_NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
     # Keys and limits
     "UNAUTHENTICATED",
     "QUOTA_EXCEEDED",
@@ -75,6 +77,9 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "JOB_ALREADY_FINISHED": ErrorSpec(409, "user"),
     # The job ran past its wall-clock limit (per type in settings, or lower per request).
     "JOB_TIMEOUT": ErrorSpec(504, "resource"),
+    # No route has this path, or the path has no such method.
+    "ROUTE_NOT_FOUND": ErrorSpec(404, "user"),
+    "METHOD_NOT_ALLOWED": ErrorSpec(405, "user"),
     # A request body past the API's size limit, refused before it is parsed.
     "REQUEST_TOO_LARGE": ErrorSpec(413, "user"),
     # No API key, or one that does not exist (never says which).

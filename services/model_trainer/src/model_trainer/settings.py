@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
 
-from model_trainer.contracts.jobs import JobType
+from model_trainer.contracts.jobs import JobType, QueueName
 from model_trainer.errors import ModelTrainerError
 
 
@@ -16,12 +16,26 @@ class Settings(TypedDict):
     artifacts_root: Path
     data_root: Path
     max_corpus_bytes: int
-    default_user_id: int
     # The longest a job of each type may run (seconds); a request may ask for less.
     job_timeout_s: dict[JobType, int]
+    # batch_size x max_seq_len x grad_accum_steps of one optimizer step (eval: one batch).
+    max_tokens_per_step: int
+    # UTF-8 size of a text a score or generate job reads (inline or from a file).
+    max_text_bytes: int
+    # A JSON request body; corpus uploads have max_corpus_bytes instead.
+    max_request_bytes: int
+    # Per user: jobs queued or running on each queue, and bytes of uploaded corpora.
+    max_active_jobs: dict[QueueName, int]
+    max_user_corpus_bytes: int
+    # Every user's waiting jobs on one queue together.
+    max_queue_depth: int
 
 
 # Inference answers a person waiting on it: a minute. Training and tokenizers run long.
+# Trainings hold a GPU each, so a user gets a few; inference jobs are short.
+DEFAULT_MAX_ACTIVE_JOBS: dict[QueueName, int] = {"train": 8, "infer": 64}
+_MIB = 1024 * 1024
+
 DEFAULT_JOB_TIMEOUT_S: dict[JobType, int] = {
     "train": 24 * 3600,
     "tokenizer": 3600,
@@ -38,12 +52,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "redis_url": source.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "artifacts_root": Path(source.get("ARTIFACTS_ROOT", "./var/artifacts")).resolve(),
         "data_root": Path(source.get("DATA_ROOT", "./var/data")).resolve(),
-        "max_corpus_bytes": int(source.get("MAX_CORPUS_BYTES", str(64 * 1024 * 1024))),
-        "default_user_id": int(source.get("DEFAULT_USER_ID", "1")),
+        "max_corpus_bytes": _positive_int(source, "MAX_CORPUS_BYTES", 64 * _MIB),
         "job_timeout_s": {
             job_type: _positive_int(source, f"JOB_TIMEOUT_S_{job_type.upper()}", default)
             for job_type, default in DEFAULT_JOB_TIMEOUT_S.items()
         },
+        "max_tokens_per_step": _positive_int(source, "MAX_TOKENS_PER_STEP", _MIB),
+        "max_text_bytes": _positive_int(source, "MAX_TEXT_BYTES", _MIB),
+        "max_request_bytes": _positive_int(source, "MAX_REQUEST_BYTES", 4 * _MIB),
+        "max_active_jobs": {
+            queue: _positive_int(source, f"MAX_ACTIVE_JOBS_{queue.upper()}", default)
+            for queue, default in DEFAULT_MAX_ACTIVE_JOBS.items()
+        },
+        "max_user_corpus_bytes": _positive_int(source, "MAX_USER_CORPUS_BYTES", 1024 * _MIB),
+        "max_queue_depth": _positive_int(source, "MAX_QUEUE_DEPTH", 10_000),
     }
 
 
@@ -53,6 +75,6 @@ def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not raw.isdigit() or int(raw) < 1:
         raise ModelTrainerError(
-            "INVALID_CONFIG", f"{name} must be a whole number of seconds >= 1, got {raw!r}"
+            "INVALID_CONFIG", f"{name} must be a whole number >= 1, got {raw!r}"
         )
     return int(raw)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypedDict
+
+from fastapi.security import HTTPAuthorizationCredentials
 
 from model_trainer.api.event_hub import EventHub
 from model_trainer.settings import Settings
+from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.job_store import JobStore
 from platform_workers.redis_conn import RedisClient
 
@@ -17,3 +21,5 @@ class ApiContext(TypedDict):
     redis: RedisClient
     jobs: JobStore
     events: EventHub
+    # The dependency that turns a request's bearer key into its caller (api/auth.py).
+    caller: Callable[[HTTPAuthorizationCredentials | None], Principal]

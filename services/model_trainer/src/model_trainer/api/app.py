@@ -12,6 +12,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 
 from model_trainer.api import ApiContext
+from model_trainer.api.auth import key_checker
+from model_trainer.api.body_limit import BodyLimit
 from model_trainer.api.errors import install_error_handlers
 from model_trainer.api.event_hub import EventHub
 from model_trainer.api.routes.corpora import build_corpora_router
@@ -51,6 +53,7 @@ def build_api(
         "redis": client,
         "jobs": JobStore(client),
         "events": hub,
+        "caller": key_checker(client),
     }
     app = FastAPI(
         title="model-trainer",
@@ -59,6 +62,7 @@ def build_api(
         lifespan=hub_lifespan(hub),
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=resolved["max_request_bytes"])
     app.include_router(build_jobs_router(ctx))
     app.include_router(build_events_router(ctx))
     app.include_router(build_corpora_router(ctx))

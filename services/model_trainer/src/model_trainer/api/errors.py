@@ -1,16 +1,16 @@
 """Exception handlers: every refused request gets the body `{"error": {code, message, details}}`.
 
-Unknown routes and wrong methods keep FastAPI's own 404/405 replies; everything a client got
-wrong about a known route (bad values, wrong JSON types, malformed JSON, extra fields) is
-INVALID_CONFIG (422) naming the first bad field, or the code a validator chose. Redis out of
-reach is REDIS_UNAVAILABLE (503, with Retry-After); the client retries and the API recovers by
-itself once Redis answers. Anything else is INTERNAL_ERROR (500), never a bare 500.
+Unknown routes and wrong methods are ROUTE_NOT_FOUND (404) and METHOD_NOT_ALLOWED (405, with
+its Allow header); everything a client got wrong about a known route (bad values, wrong JSON
+types, malformed JSON, extra fields) is INVALID_CONFIG (422) naming the first bad field, or the
+code a validator chose. Redis out of reach is REDIS_UNAVAILABLE (503, with Retry-After); the
+client retries and the API recovers by itself once Redis answers. Anything else is
+INTERNAL_ERROR (500), never a bare 500.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from redis.exceptions import BusyLoadingError
@@ -18,17 +18,30 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, ModelTrainerErrorCode, quoted
 from platform_core.json_types import ROOT_FIELD
 
 # FastAPI answers 400 only when it cannot decode a body at all (e.g. invalid UTF-8 in JSON).
 _UNPARSABLE_BODY = 400
+_METHOD_NOT_ALLOWED = 405
 # Redis restarts take seconds: ask clients to come back after a few.
 RETRY_AFTER_S = 5
+# A full queue or a user's job limit frees up as jobs finish: inference jobs take seconds.
+QUOTA_RETRY_AFTER_S = 10
+
+
+# Headers some refusals carry: how to authenticate, and when to come back.
+_HEADERS: dict[ModelTrainerErrorCode, dict[str, str]] = {
+    "UNAUTHENTICATED": {"WWW-Authenticate": "Bearer"},
+    "QUOTA_EXCEEDED": {"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+    "QUEUE_FULL": {"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+}
 
 
 def error_response(error: ModelTrainerError) -> JSONResponse:
-    return JSONResponse(status_code=error.http_status, content=error.to_body())
+    return JSONResponse(
+        status_code=error.http_status, content=error.to_body(), headers=_HEADERS.get(error.code)
+    )
 
 
 def validation_error(exc: RequestValidationError) -> ModelTrainerError:
@@ -61,6 +74,25 @@ def internal_error(exc: Exception) -> JSONResponse:
     return error_response(error)
 
 
+def route_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """What FastAPI and Starlette raise themselves: an undecodable body, a route or a method
+    that does not exist. Nothing else raises HTTPException here."""
+    if exc.status_code == _UNPARSABLE_BODY:
+        return error_response(
+            ModelTrainerError(
+                "INVALID_CONFIG",
+                f"request body could not be decoded: {exc.detail}",
+                details={"field": ROOT_FIELD},
+            )
+        )
+    where = f"{request.method} {quoted(request.url.path)}"
+    if exc.status_code == _METHOD_NOT_ALLOWED:
+        response = error_response(ModelTrainerError("METHOD_NOT_ALLOWED", f"no route for {where}"))
+        response.headers.update(exc.headers or {})
+        return response
+    return error_response(ModelTrainerError("ROUTE_NOT_FOUND", f"no route for {where}"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelTrainerError)
     async def on_app_error(request: Request, exc: ModelTrainerError) -> JSONResponse:
@@ -82,11 +114,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == _UNPARSABLE_BODY:
-            unparsable = ModelTrainerError(
-                "INVALID_CONFIG",
-                f"request body could not be decoded: {exc.detail}",
-                details={"field": ROOT_FIELD},
-            )
-            return error_response(unparsable)
-        return await http_exception_handler(request, exc)
+        return route_error(request, exc)

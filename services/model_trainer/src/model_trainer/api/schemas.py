@@ -5,8 +5,9 @@ run summaries, the error body), which pydantic reads as they are.
 
 Requests are strict (no "3" for 3, no true for 1, no NaN) and refuse unknown fields, so a typo
 is an error instead of a silently ignored setting. Train defaults are read from the contract's
-TRAIN_DEFAULTS; the others equal the `make_*_config` builders' (a unit test keeps them equal);
-range checks stay in the validators.
+TRAIN_DEFAULTS; the others equal the `make_*_config` builders' (a unit test keeps them equal).
+Every number carries its range as a field constraint (from contracts/limits.py, so OpenAPI shows
+it); the validators check the same ranges again for configs built outside HTTP.
 
 Pydantic dataclasses rather than BaseModel: mypy types their generated `__init__` from the
 fields, while BaseModel's catch-all `**data` constructor trips mypy's disallow_any_explicit.
@@ -30,6 +31,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from model_trainer.contracts import limits as L
 from model_trainer.contracts.model import (
     DetailLevel,
     DeviceChoice,
@@ -37,7 +39,14 @@ from model_trainer.contracts.model import (
     LRSchedule,
     Precision,
 )
-from model_trainer.contracts.tokenizer import TokenizerKind
+from model_trainer.contracts.tokenizer import (
+    DEFAULT_BPE_VOCAB_SIZE,
+    MAX_BPE_VOCAB_SIZE,
+    MAX_VOCAB_SIZE,
+    MIN_BPE_VOCAB_SIZE,
+    MIN_CHAR_VOCAB_SIZE,
+    TokenizerKind,
+)
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions
 from model_trainer.errors import ModelTrainerError
 
@@ -50,6 +59,12 @@ _TIMEOUT_S = (
     "wall-clock limit in seconds; at most the server's limit for the job type "
     "(JOB_TIMEOUT_S_<TYPE>), which is also the default"
 )
+_NUM_EPOCHS = "passes over the corpus; leave it at 1 when max_steps is given"
+_MAX_STEPS = (
+    "optimizer steps to run, repeating the corpus as often as that takes; "
+    "when given, num_epochs must stay 1"
+)
+_TEXT = "inline text, at most MAX_TEXT_BYTES (settings) in UTF-8"
 _TOKENIZER_ID = (
     "a stored tokenizer (`POST /v1/jobs/tokenizer`); default: a character tokenizer of the corpus"
 )
@@ -62,41 +77,68 @@ class TrainJobRequest:
     The tunables are `TrainOptions` (contracts/train_config.py), with its defaults.
     """
 
-    model_family: StrictStr
-    model_size: StrictStr
-    corpus_id: StrictStr | None = Field(default=None, description=_CORPUS_ID)
-    corpus_path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
-    run_id: StrictStr | None = Field(default=None, description="defaults to run-{job_id}")
-    tokenizer_id: StrictStr | None = Field(default=None, description=_TOKENIZER_ID)
-    max_seq_len: StrictInt = _D["max_seq_len"]
-    num_epochs: StrictInt = _D["num_epochs"]
-    batch_size: StrictInt = _D["batch_size"]
-    learning_rate: StrictFloat = _D["learning_rate"]
-    seed: StrictInt = _D["seed"]
+    model_family: StrictStr = Field(max_length=32)
+    model_size: StrictStr = Field(max_length=32)
+    corpus_id: StrictStr | None = Field(default=None, max_length=64, description=_CORPUS_ID)
+    corpus_path: StrictStr | None = Field(
+        default=None, max_length=L.MAX_PATH_CHARS, description=_CORPUS_PATH
+    )
+    run_id: StrictStr | None = Field(
+        default=None, max_length=L.MAX_ID_CHARS, description="defaults to run-{job_id}"
+    )
+    tokenizer_id: StrictStr | None = Field(
+        default=None, max_length=L.MAX_ID_CHARS, description=_TOKENIZER_ID
+    )
+    max_seq_len: StrictInt = Field(
+        default=_D["max_seq_len"],
+        ge=1,
+        le=L.MAX_SEQ_LEN,
+        description="tokens per window; gpt2 sizes take at most their context "
+        "(tiny 128, nano 256, small and medium 1024)",
+    )
+    num_epochs: StrictInt = Field(
+        default=_D["num_epochs"], ge=1, le=L.MAX_EPOCHS, description=_NUM_EPOCHS
+    )
+    batch_size: StrictInt = Field(default=_D["batch_size"], ge=1, le=L.MAX_BATCH_SIZE)
+    learning_rate: StrictFloat = Field(default=_D["learning_rate"], gt=0.0, le=L.MAX_LEARNING_RATE)
+    seed: StrictInt = Field(default=_D["seed"], ge=0, le=L.MAX_SEED)
     device: DeviceChoice = _D["device"]
     precision: Precision = _D["precision"]
-    max_steps: StrictInt | None = _D["max_steps"]
-    time_budget_s: StrictFloat | StrictInt | None = _D["time_budget_s"]
+    max_steps: StrictInt | None = Field(
+        default=_D["max_steps"], ge=1, le=L.MAX_STEPS, description=_MAX_STEPS
+    )
+    time_budget_s: StrictFloat | StrictInt | None = Field(
+        default=_D["time_budget_s"], gt=0, le=L.MAX_TIME_BUDGET_S
+    )
     compile: StrictBool = _D["compile"]
     init_from: StrictStr | None = Field(
         default=_D["init_from"],
+        max_length=L.MAX_PATH_CHARS,
         description="gpt2 only: fine-tune from a Hugging Face checkpoint directory under "
-        "DATA_ROOT or ARTIFACTS_ROOT (needs the checkpoint's tokenizer_id)",
+        "DATA_ROOT or one of the caller's runs (needs the checkpoint's tokenizer_id)",
     )
-    val_fraction: StrictFloat = _D["val_fraction"]
-    grad_clip: StrictFloat | None = _D["grad_clip"]
-    grad_accum_steps: StrictInt = _D["grad_accum_steps"]
-    weight_decay: StrictFloat = _D["weight_decay"]
-    beta2: StrictFloat = Field(default=_D["beta2"], description="AdamW's second-moment decay")
+    val_fraction: StrictFloat = Field(default=_D["val_fraction"], ge=0.0, lt=1.0)
+    grad_clip: StrictFloat | None = Field(default=_D["grad_clip"], gt=0.0, le=L.MAX_GRAD_CLIP)
+    grad_accum_steps: StrictInt = Field(
+        default=_D["grad_accum_steps"], ge=1, le=L.MAX_GRAD_ACCUM_STEPS
+    )
+    weight_decay: StrictFloat = Field(default=_D["weight_decay"], ge=0.0, le=L.MAX_WEIGHT_DECAY)
+    beta2: StrictFloat = Field(
+        default=_D["beta2"], ge=0.0, lt=1.0, description="AdamW's second-moment decay"
+    )
     lr_schedule: LRSchedule = _D["lr_schedule"]
-    warmup_steps: StrictInt = _D["warmup_steps"]
-    min_lr_ratio: StrictFloat = _D["min_lr_ratio"]
-    log_every_steps: StrictInt = _D["log_every_steps"]
-    eval_every_steps: StrictInt | None = _D["eval_every_steps"]
-    eval_max_batches: StrictInt = _D["eval_max_batches"]
-    checkpoint_every_steps: StrictInt | None = _D["checkpoint_every_steps"]
-    keep_checkpoints: StrictInt = _D["keep_checkpoints"]
-    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
+    warmup_steps: StrictInt = Field(default=_D["warmup_steps"], ge=0, le=L.MAX_STEPS)
+    min_lr_ratio: StrictFloat = Field(default=_D["min_lr_ratio"], ge=0.0, le=1.0)
+    log_every_steps: StrictInt = Field(default=_D["log_every_steps"], ge=1, le=L.MAX_STEPS)
+    eval_every_steps: StrictInt | None = Field(default=_D["eval_every_steps"], ge=1, le=L.MAX_STEPS)
+    eval_max_batches: StrictInt = Field(default=_D["eval_max_batches"], ge=1, le=L.MAX_EVAL_BATCHES)
+    checkpoint_every_steps: StrictInt | None = Field(
+        default=_D["checkpoint_every_steps"], ge=1, le=L.MAX_STEPS
+    )
+    keep_checkpoints: StrictInt = Field(
+        default=_D["keep_checkpoints"], ge=1, le=L.MAX_KEEP_CHECKPOINTS
+    )
+    timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
 
 
 _TRAIN_OPTIONS = TypeAdapter(TrainOptions)
@@ -123,45 +165,53 @@ def train_request_options(body: TrainJobRequest) -> TrainOptions:
 class EvalJobRequest:
     """`POST /v1/jobs/eval`: a trained run's loss on a corpus (default: its training corpus)."""
 
-    run_id: StrictStr
-    corpus_id: StrictStr | None = Field(default=None, description=_CORPUS_ID)
-    corpus_path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
+    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    corpus_id: StrictStr | None = Field(default=None, max_length=64, description=_CORPUS_ID)
+    corpus_path: StrictStr | None = Field(
+        default=None, max_length=L.MAX_PATH_CHARS, description=_CORPUS_PATH
+    )
     split: EvalSplit = "validation"
-    val_fraction: StrictFloat = 0.1
-    max_seq_len: StrictInt = 128
-    batch_size: StrictInt = 32
-    max_batches: StrictInt | None = None
-    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
+    val_fraction: StrictFloat = Field(default=0.1, gt=0.0, lt=1.0)
+    max_seq_len: StrictInt = Field(default=128, ge=1, le=L.MAX_SEQ_LEN)
+    batch_size: StrictInt = Field(default=32, ge=1, le=L.MAX_BATCH_SIZE)
+    max_batches: StrictInt | None = Field(default=None, ge=1, le=L.MAX_EVAL_BATCHES)
+    timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
 
 
 @dataclass(frozen=True, config=_REQUEST)
 class ScoreJobRequest:
     """`POST /v1/jobs/score`: per-token probabilities of a text (inline or a file)."""
 
-    run_id: StrictStr
-    text: StrictStr | None = None
-    path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
+    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    text: StrictStr | None = Field(default=None, max_length=L.MAX_TEXT_CHARS, description=_TEXT)
+    path: StrictStr | None = Field(
+        default=None, max_length=L.MAX_PATH_CHARS, description=_CORPUS_PATH
+    )
     detail_level: DetailLevel = "summary"
-    top_k: StrictInt | None = None
-    seed: StrictInt | None = None
-    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
+    top_k: StrictInt | None = Field(default=None, ge=1, le=L.MAX_SCORE_TOP_K)
+    seed: StrictInt | None = Field(default=None, ge=0, le=L.MAX_SEED)
+    timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
 
 
 @dataclass(frozen=True, config=_REQUEST)
 class GenerateJobRequest:
     """`POST /v1/jobs/generate`: sample continuations of a prompt (inline or a file)."""
 
-    run_id: StrictStr
-    prompt_text: StrictStr | None = None
-    prompt_path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
-    max_new_tokens: StrictInt = 100
-    temperature: StrictFloat = 1.0
-    top_k: StrictInt = 0
-    top_p: StrictFloat = 1.0
+    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    prompt_text: StrictStr | None = Field(
+        default=None, max_length=L.MAX_TEXT_CHARS, description=_TEXT
+    )
+    prompt_path: StrictStr | None = Field(
+        default=None, max_length=L.MAX_PATH_CHARS, description=_CORPUS_PATH
+    )
+    max_new_tokens: StrictInt = Field(default=100, ge=1, le=L.MAX_NEW_TOKENS)
+    temperature: StrictFloat = Field(default=1.0, gt=0.0, le=L.MAX_TEMPERATURE)
+    top_k: StrictInt = Field(default=0, ge=0, le=L.MAX_SAMPLE_TOP_K, description="0: no cut")
+    top_p: StrictFloat = Field(default=1.0, gt=0.0, le=1.0)
     stop_on_eos: StrictBool = True
-    seed: StrictInt | None = None
-    num_return_sequences: StrictInt = 1
-    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
+    seed: StrictInt | None = Field(default=None, ge=0, le=L.MAX_SEED)
+    num_return_sequences: StrictInt = Field(default=1, ge=1, le=L.MAX_RETURN_SEQUENCES)
+    timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -169,14 +219,21 @@ class TokenizerJobRequest:
     """`POST /v1/jobs/tokenizer`: train a tokenizer on one corpus; its id is in the result."""
 
     kind: TokenizerKind = "bpe"
-    corpus_id: StrictStr | None = Field(default=None, description=_CORPUS_ID)
-    corpus_path: StrictStr | None = Field(default=None, description=_CORPUS_PATH)
-    tokenizer_id: StrictStr | None = Field(default=None, description="defaults to {kind}-{job_id}")
+    corpus_id: StrictStr | None = Field(default=None, max_length=64, description=_CORPUS_ID)
+    corpus_path: StrictStr | None = Field(
+        default=None, max_length=L.MAX_PATH_CHARS, description=_CORPUS_PATH
+    )
+    tokenizer_id: StrictStr | None = Field(
+        default=None, max_length=L.MAX_ID_CHARS, description="defaults to {kind}-{job_id}"
+    )
     vocab_size: StrictInt | None = Field(
         default=None,
+        ge=MIN_CHAR_VOCAB_SIZE,
+        le=MAX_VOCAB_SIZE,
         description=(
-            "vocabulary size, specials included: bpe 259..1000000 (default 8192); "
-            "char keeps the most frequent characters (default: all of them)"
+            f"vocabulary size, specials included: bpe {MIN_BPE_VOCAB_SIZE}..{MAX_BPE_VOCAB_SIZE}"
+            f" (default {DEFAULT_BPE_VOCAB_SIZE}); char {MIN_CHAR_VOCAB_SIZE}..{MAX_VOCAB_SIZE},"
+            " keeping the most frequent characters (default: all of them)"
         ),
     )
-    timeout_s: StrictInt | None = Field(default=None, description=_TIMEOUT_S)
+    timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)

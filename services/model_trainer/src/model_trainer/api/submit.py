@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from rq.serializers import JSONSerializer
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
+from model_trainer.api.admission import active_key, admit
 from model_trainer.api.schemas import (
     EvalJobRequest,
     GenerateJobRequest,
@@ -50,7 +53,10 @@ from model_trainer.contracts.train_config import make_train_config
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
+from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.corpora import confine, corpus_roots
+from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
+from model_trainer.storage.owners import claim as claim_id
 from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir
 from model_trainer.tokenizers.store import (
     read_meta,
@@ -95,48 +101,55 @@ class SubmittedJob(TypedDict):
     run_id: str | None
 
 
-def submit_train(ctx: ApiContext, body: TrainJobRequest) -> SubmittedJob:
+def submit_train(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
     job_id = uuid.uuid4().hex
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
-    if (run_dir(settings, run_id) / MANIFEST_FILE).is_file():
+    directory = run_dir(settings, run_id)
+    check_id_free(ctx, caller, "run", run_id, exists=directory.exists())
+    if (directory / MANIFEST_FILE).is_file():
         # A run without a manifest (cancelled, crashed) resumes from its checkpoint instead.
         raise _invalid("run_id", f"run {run_id} already finished training; choose a new run_id")
     family = parse_model_family(body.model_family)
     check_model_size(family, body.model_size)
     if body.init_from is None:  # a checkpoint's context is checked when it is loaded
         check_fits_preset(family, body.model_size, body.max_seq_len)
+    check_step_tokens(settings, body.batch_size * body.max_seq_len * body.grad_accum_steps)
     if body.tokenizer_id is not None:
-        require_tokenizer(body.tokenizer_id, settings)
-    corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
+        owned_tokenizer(ctx, caller, body.tokenizer_id)
+    corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
     if corpus is None:
         raise _invalid("corpus_id", "corpus_id or corpus_path is required")
     options = train_request_options(body)
     if body.init_from is not None:
-        options["init_from"] = checked_init_from(settings, body)
+        options["init_from"] = checked_init_from(ctx, caller, body)
     config = make_train_config(
         model_family=family, model_size=body.model_size, corpus_path=str(corpus), options=options
     )
     payload: TrainJobPayload = {
         "job_id": job_id,
-        "user_id": settings["default_user_id"],
+        "user_id": caller["user_id"],
         "run_id": run_id,
         "config": config,
         "tokenizer_id": body.tokenizer_id,
     }
-    return record_and_enqueue(ctx, "train", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(
+        ctx, caller, "train", payload, timeout_s=body.timeout_s, claim=("run", run_id)
+    )
 
 
-def submit_tokenizer(ctx: ApiContext, body: TokenizerJobRequest) -> SubmittedJob:
+def submit_tokenizer(ctx: ApiContext, caller: Principal, body: TokenizerJobRequest) -> SubmittedJob:
     """The tokenizer's id is chosen here (default `{kind}-{job_id}`) and must be new."""
     settings = ctx["settings"]
     job_id = uuid.uuid4().hex
     tokenizer_id = f"{body.kind}-{job_id}" if body.tokenizer_id is None else body.tokenizer_id
-    if tokenizer_exists(tokenizer_id, settings):
+    if tokenizer_exists(tokenizer_id, settings) or owner_of(
+        ctx["redis"], "tokenizer", tokenizer_id
+    ):
         raise _invalid(
             "tokenizer_id", f"tokenizer {tokenizer_id} already exists; choose a new tokenizer_id"
         )
-    corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
+    corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
     if corpus is None:
         raise _invalid("corpus_id", "corpus_id or corpus_path is required")
     config = make_tokenizer_config(
@@ -147,16 +160,25 @@ def submit_tokenizer(ctx: ApiContext, body: TokenizerJobRequest) -> SubmittedJob
     )
     payload: TokenizerJobPayload = {
         "job_id": job_id,
-        "user_id": settings["default_user_id"],
+        "user_id": caller["user_id"],
         "config": config,
     }
-    return record_and_enqueue(ctx, "tokenizer", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(
+        ctx,
+        caller,
+        "tokenizer",
+        payload,
+        timeout_s=body.timeout_s,
+        claim=("tokenizer", tokenizer_id),
+    )
 
 
-def submit_eval(ctx: ApiContext, body: EvalJobRequest) -> SubmittedJob:
+def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    manifest = read_manifest(settings, body.run_id)
-    corpus = chosen_corpus(settings, body.corpus_id, body.corpus_path)
+    manifest = owned_manifest(ctx, caller, body.run_id)
+    check_fits_run(manifest, body.run_id, body.max_seq_len)
+    check_step_tokens(settings, body.batch_size * body.max_seq_len)
+    corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
     if corpus is None:
         corpus = _training_corpus(settings, body.run_id, manifest)
     config = make_eval_config(
@@ -169,16 +191,16 @@ def submit_eval(ctx: ApiContext, body: EvalJobRequest) -> SubmittedJob:
     )
     payload: EvalJobPayload = {
         "job_id": uuid.uuid4().hex,
-        "user_id": settings["default_user_id"],
+        "user_id": caller["user_id"],
         "run_id": body.run_id,
         "config": config,
     }
-    return record_and_enqueue(ctx, "eval", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(ctx, caller, "eval", payload, timeout_s=body.timeout_s)
 
 
-def submit_score(ctx: ApiContext, body: ScoreJobRequest) -> SubmittedJob:
+def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    read_manifest(settings, body.run_id)
+    owned_manifest(ctx, caller, body.run_id)
     config = make_score_config(
         text=body.text,
         path=body.path,
@@ -186,20 +208,22 @@ def submit_score(ctx: ApiContext, body: ScoreJobRequest) -> SubmittedJob:
         top_k=body.top_k,
         seed=body.seed,
     )
+    if config["text"] is not None:
+        check_text_size(settings, len(config["text"].encode()), "text")
     if config["path"] is not None:
         config["path"] = str(_text_file(settings, config["path"], "path"))
     payload: ScoreJobPayload = {
         "job_id": uuid.uuid4().hex,
-        "user_id": settings["default_user_id"],
+        "user_id": caller["user_id"],
         "run_id": body.run_id,
         "config": config,
     }
-    return record_and_enqueue(ctx, "score", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(ctx, caller, "score", payload, timeout_s=body.timeout_s)
 
 
-def submit_generate(ctx: ApiContext, body: GenerateJobRequest) -> SubmittedJob:
+def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    read_manifest(settings, body.run_id)
+    owned_manifest(ctx, caller, body.run_id)
     config = make_generate_config(
         prompt_text=body.prompt_text,
         prompt_path=body.prompt_path,
@@ -211,21 +235,30 @@ def submit_generate(ctx: ApiContext, body: GenerateJobRequest) -> SubmittedJob:
         seed=body.seed,
         num_return_sequences=body.num_return_sequences,
     )
+    if config["prompt_text"] is not None:
+        check_text_size(settings, len(config["prompt_text"].encode()), "prompt_text")
     if config["prompt_path"] is not None:
         config["prompt_path"] = str(_text_file(settings, config["prompt_path"], "prompt_path"))
     payload: GenerateJobPayload = {
         "job_id": uuid.uuid4().hex,
-        "user_id": settings["default_user_id"],
+        "user_id": caller["user_id"],
         "run_id": body.run_id,
         "config": config,
     }
-    return record_and_enqueue(ctx, "generate", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(ctx, caller, "generate", payload, timeout_s=body.timeout_s)
 
 
 def record_and_enqueue(
-    ctx: ApiContext, job_type: JobType, payload: JobPayload, *, timeout_s: int | None
+    ctx: ApiContext,
+    caller: Principal,
+    job_type: JobType,
+    payload: JobPayload,
+    *,
+    timeout_s: int | None,
+    claim: tuple[Owned, str] | None = None,
 ) -> SubmittedJob:
-    """Write the queued record, then hand RQ the worker's dotted path and the JSON payload.
+    """Admit the job, claim the id it creates, write the queued record, then hand RQ the
+    worker's dotted path and the JSON payload.
 
     RQ stops the job (JOB_TIMEOUT) once it has run `timeout_s` seconds, or the type's limit.
     """
@@ -233,6 +266,10 @@ def record_and_enqueue(
     job_id = payload["job_id"]
     run_id = _run_id(payload)
     queue_name = QUEUE_FOR_TYPE[job_type]
+    admit(ctx["redis"], ctx["settings"], caller, queue_name, job_id)
+    if claim is not None and not claim_id(ctx["redis"], *claim, caller["user_id"]):
+        ctx["redis"].zrem(active_key(caller["user_id"], queue_name), job_id)
+        raise id_taken(*claim)
     record: JobRecord = {
         "job_id": job_id,
         "user_id": payload["user_id"],
@@ -296,9 +333,11 @@ def created_now() -> str:
 
 
 def chosen_corpus(
-    settings: Settings, corpus_id: str | None, corpus_path: str | None
+    ctx: ApiContext, caller: Principal, corpus_id: str | None, corpus_path: str | None
 ) -> Path | None:
-    """The checked corpus file a request names (an upload or a path under DATA_ROOT), if any."""
+    """The checked corpus file a request names (one of the caller's uploads, or a path under
+    DATA_ROOT, which every user may read), if any."""
+    settings = ctx["settings"]
     if corpus_id is not None and corpus_path is not None:
         raise _invalid("corpus_path", "corpus_path must be omitted when corpus_id is given")
     if corpus_id is not None:
@@ -309,6 +348,12 @@ def chosen_corpus(
                 f"got {quoted(corpus_id)}",
             )
         uploaded = settings["artifacts_root"] / "corpora" / f"{corpus_id}.txt"
+        if not has_corpus(ctx["redis"], corpus_id, caller):
+            raise ModelTrainerError(
+                "CORPUS_NOT_FOUND",
+                f"corpus {corpus_id} does not exist",
+                details={"field": "corpus_id"},
+            )
         return checked_corpus(settings, uploaded, "corpus_id")
     if corpus_path is not None:
         root = settings["data_root"]
@@ -353,14 +398,8 @@ def _has_text(path: Path) -> bool:
 
 def _training_corpus(settings: Settings, run_id: str, manifest: JSONObject) -> Path:
     """The corpus a run was trained on, as its manifest records it."""
-    try:
+    with unreadable_manifest(run_id):
         recorded = require_str(require_object(manifest, "config"), "corpus_path")
-    except PayloadError as exc:
-        raise ModelTrainerError(
-            "MODEL_LOAD_FAILED",
-            f"manifest of run {run_id} names no training corpus: {exc}",
-            details={"run_id": run_id},
-        ) from exc
     confined = _confined(Path(recorded), corpus_roots(settings), "corpus_path")
     return checked_corpus(settings, confined, "corpus_path")
 
@@ -375,7 +414,55 @@ def _text_file(settings: Settings, path: str, field: str) -> Path:
             f"{field} {confined} does not exist",
             details={"field": field, "path": str(confined)},
         )
+    check_text_size(settings, confined.stat().st_size, field)
     return confined
+
+
+def check_text_size(settings: Settings, size: int, field: str) -> None:
+    """Score and generate answer a person waiting: their texts are held to MAX_TEXT_BYTES."""
+    limit = settings["max_text_bytes"]
+    if size > limit:
+        raise ModelTrainerError(
+            "REQUEST_TOO_LARGE",
+            f"{field} has {size} bytes; the limit is {limit} (MAX_TEXT_BYTES)",
+            details={"field": field, "bytes": size, "limit": limit},
+        )
+
+
+def check_step_tokens(settings: Settings, tokens: int) -> None:
+    """One step's tokens (batch x window x accumulation) bound a worker's memory and step time."""
+    limit = settings["max_tokens_per_step"]
+    if tokens > limit:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"batch_size x max_seq_len x grad_accum_steps is {tokens} tokens per step; "
+            f"the limit is {limit} (MAX_TOKENS_PER_STEP)",
+            details={"field": "batch_size", "tokens": tokens, "limit": limit},
+        )
+
+
+def check_fits_run(manifest: JSONObject, run_id: str, max_seq_len: int) -> None:
+    """Windows a trained run's model takes: the preset's context (fine-tuned runs keep the
+    checkpoint's, which the worker checks when it loads the model)."""
+    with unreadable_manifest(run_id):
+        fine_tuned = require_object(manifest, "config").get("init_from") is not None
+        family = parse_model_family(require_str(manifest, "model_family"))
+        size = require_str(manifest, "model_size")
+    if not fine_tuned:
+        check_fits_preset(family, size, max_seq_len)
+
+
+@contextmanager
+def unreadable_manifest(run_id: str) -> Iterator[None]:
+    """A manifest field that is missing or mistyped is the run's fault, not the request's."""
+    try:
+        yield
+    except PayloadError as exc:
+        raise ModelTrainerError(
+            "MODEL_LOAD_FAILED",
+            f"manifest of run {run_id} is unreadable: {exc}",
+            details={"run_id": run_id},
+        ) from exc
 
 
 def _confined(path: Path, roots: list[Path], field: str) -> Path:
@@ -387,8 +474,10 @@ def _confined(path: Path, roots: list[Path], field: str) -> Path:
         ) from exc
 
 
-def checked_init_from(settings: Settings, body: TrainJobRequest) -> str:
-    """A fine-tuning checkpoint: gpt2 only, inside the roots, with a tokenizer of its vocab."""
+def checked_init_from(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> str:
+    """A fine-tuning checkpoint: gpt2 only, under DATA_ROOT or in one of the caller's runs,
+    with a tokenizer of its vocab."""
+    settings = ctx["settings"]
     if body.model_family != "gpt2":
         raise _invalid("init_from", "init_from is for model_family gpt2")
     if body.tokenizer_id is None:
@@ -397,7 +486,7 @@ def checked_init_from(settings: Settings, body: TrainJobRequest) -> str:
     candidate = requested if requested.is_absolute() else settings["data_root"] / requested
     directory = confine(str(candidate), [settings["data_root"], settings["artifacts_root"]])
     config_file = directory / "config.json"
-    if not config_file.is_file():
+    if not config_file.is_file() or not _may_fine_tune(ctx, caller, directory):
         raise ModelTrainerError(
             "MODEL_NOT_FOUND",
             f"no Hugging Face checkpoint in {body.init_from}",
@@ -413,6 +502,53 @@ def checked_init_from(settings: Settings, body: TrainJobRequest) -> str:
             details={"field": "tokenizer_id"},
         )
     return str(directory)
+
+
+def _may_fine_tune(ctx: ApiContext, caller: Principal, directory: Path) -> bool:
+    """Under ARTIFACTS_ROOT only the caller's own runs (`runs/{run_id}`) are checkpoints."""
+    runs = ctx["settings"]["artifacts_root"] / "runs"
+    if not directory.is_relative_to(ctx["settings"]["artifacts_root"]):
+        return True
+    if not directory.is_relative_to(runs) or directory == runs:
+        return False
+    run_id = directory.relative_to(runs).parts[0]
+    return owns(ctx["redis"], "run", run_id, caller)
+
+
+def owned_manifest(ctx: ApiContext, caller: Principal, run_id: str) -> JSONObject:
+    """The caller's finished run; another user's is as unknown as one that never existed."""
+    run_dir(ctx["settings"], run_id)  # the id's own check comes first
+    if not owns(ctx["redis"], "run", run_id, caller):
+        raise ModelTrainerError(
+            "MODEL_NOT_FOUND",
+            f"run {run_id} does not exist or has not finished training",
+            details={"field": "run_id", "run_id": run_id},
+        )
+    return read_manifest(ctx["settings"], run_id)
+
+
+def owned_tokenizer(ctx: ApiContext, caller: Principal, tokenizer_id: str) -> None:
+    require_tokenizer(tokenizer_id, ctx["settings"])
+    if not owns(ctx["redis"], "tokenizer", tokenizer_id, caller):
+        raise ModelTrainerError(
+            "TOKENIZER_NOT_FOUND",
+            f"tokenizer {tokenizer_id} does not exist",
+            details={"field": "tokenizer_id"},
+        )
+
+
+def check_id_free(
+    ctx: ApiContext, caller: Principal, kind: Owned, name: str, *, exists: bool
+) -> None:
+    """A new job may name an id that is unclaimed and new, or already the caller's."""
+    owner = owner_of(ctx["redis"], kind, name)
+    taken = owner != caller["user_id"] if owner is not None else exists and not caller["admin"]
+    if taken:
+        raise id_taken(kind, name)
+
+
+def id_taken(kind: Owned, name: str) -> ModelTrainerError:
+    return _invalid(f"{kind}_id", f"{kind}_id {name} is taken; choose another")
 
 
 def _invalid(field: str, message: str) -> ModelTrainerError:

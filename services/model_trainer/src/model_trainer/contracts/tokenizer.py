@@ -20,6 +20,8 @@ META_FILE = "tokenizer_meta.json"
 # Byte-level BPE needs every byte (256) plus the three specials before its first merge.
 MIN_BPE_VOCAB_SIZE = 259
 MAX_VOCAB_SIZE = 1_000_000
+# A BPE vocabulary sizes the model's embedding: 128k rows already outgrow GPT-2's 50k.
+MAX_BPE_VOCAB_SIZE = 131_072
 DEFAULT_BPE_VOCAB_SIZE = 8192
 MIN_CHAR_VOCAB_SIZE = 4
 

@@ -14,13 +14,14 @@ import math
 
 from typing_extensions import TypedDict
 
+from model_trainer.contracts import limits as L
 from model_trainer.contracts.model import DeviceChoice, LRSchedule, ModelFamily, Precision
 from model_trainer.contracts.validators import (
-    at_least,
     fraction,
     invalid,
     parse_model_family,
     positive,
+    within,
 )
 
 
@@ -115,27 +116,39 @@ def make_train_config(
 def validate_model_train_config(cfg: ModelTrainConfig) -> None:
     """Reject any value the training loop could not honour."""
     parse_model_family(cfg["model_family"])
-    at_least("max_seq_len", cfg["max_seq_len"], 1)
-    at_least("num_epochs", cfg["num_epochs"], 1)
-    at_least("batch_size", cfg["batch_size"], 1)
-    positive("learning_rate", cfg["learning_rate"])
-    if cfg["max_steps"] is not None:
-        at_least("max_steps", cfg["max_steps"], 1)
+    within("max_seq_len", cfg["max_seq_len"], 1, L.MAX_SEQ_LEN)
+    within("num_epochs", cfg["num_epochs"], 1, L.MAX_EPOCHS)
+    within("batch_size", cfg["batch_size"], 1, L.MAX_BATCH_SIZE)
+    positive("learning_rate", cfg["learning_rate"], at_most=L.MAX_LEARNING_RATE)
+    within("seed", cfg["seed"], 0, L.MAX_SEED)
+    check_length(cfg["num_epochs"], cfg["max_steps"])
     if cfg["time_budget_s"] is not None:
-        positive("time_budget_s", cfg["time_budget_s"])
+        positive("time_budget_s", cfg["time_budget_s"], at_most=L.MAX_TIME_BUDGET_S)
     fraction("val_fraction", cfg["val_fraction"], low_open=False, high_open=True)
     if cfg["grad_clip"] is not None:
-        positive("grad_clip", cfg["grad_clip"])
-    at_least("grad_accum_steps", cfg["grad_accum_steps"], 1)
-    if not (math.isfinite(cfg["weight_decay"]) and cfg["weight_decay"] >= 0.0):
-        raise invalid("weight_decay", "a finite number >= 0", cfg["weight_decay"])
+        positive("grad_clip", cfg["grad_clip"], at_most=L.MAX_GRAD_CLIP)
+    within("grad_accum_steps", cfg["grad_accum_steps"], 1, L.MAX_GRAD_ACCUM_STEPS)
+    if not (
+        math.isfinite(cfg["weight_decay"]) and 0.0 <= cfg["weight_decay"] <= L.MAX_WEIGHT_DECAY
+    ):
+        raise invalid("weight_decay", f"in [0, {L.MAX_WEIGHT_DECAY:g}]", cfg["weight_decay"])
     fraction("beta2", cfg["beta2"], low_open=False, high_open=True)
-    at_least("warmup_steps", cfg["warmup_steps"], 0)
+    within("warmup_steps", cfg["warmup_steps"], 0, L.MAX_STEPS)
     fraction("min_lr_ratio", cfg["min_lr_ratio"], low_open=False, high_open=False)
-    at_least("log_every_steps", cfg["log_every_steps"], 1)
+    within("log_every_steps", cfg["log_every_steps"], 1, L.MAX_STEPS)
     if cfg["eval_every_steps"] is not None:
-        at_least("eval_every_steps", cfg["eval_every_steps"], 1)
-    at_least("eval_max_batches", cfg["eval_max_batches"], 1)
+        within("eval_every_steps", cfg["eval_every_steps"], 1, L.MAX_STEPS)
+    within("eval_max_batches", cfg["eval_max_batches"], 1, L.MAX_EVAL_BATCHES)
     if cfg["checkpoint_every_steps"] is not None:
-        at_least("checkpoint_every_steps", cfg["checkpoint_every_steps"], 1)
-    at_least("keep_checkpoints", cfg["keep_checkpoints"], 1)
+        within("checkpoint_every_steps", cfg["checkpoint_every_steps"], 1, L.MAX_STEPS)
+    within("keep_checkpoints", cfg["keep_checkpoints"], 1, L.MAX_KEEP_CHECKPOINTS)
+
+
+def check_length(num_epochs: int, max_steps: int | None) -> None:
+    """A run's length is whole epochs, or exactly `max_steps` steps (the corpus repeating as
+    often as that takes); never both, so neither silently cuts the other short."""
+    if max_steps is None:
+        return
+    within("max_steps", max_steps, 1, L.MAX_STEPS)
+    if num_epochs != 1:
+        raise invalid("num_epochs", "1 (its default) when max_steps is given", num_epochs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from model_trainer.contracts import limits as L
 from model_trainer.contracts.model import (
     MODEL_FAMILIES,
     EvalConfig,
@@ -12,6 +13,7 @@ from model_trainer.contracts.model import (
     ScoreConfig,
 )
 from model_trainer.contracts.tokenizer import (
+    MAX_BPE_VOCAB_SIZE,
     MAX_VOCAB_SIZE,
     MIN_BPE_VOCAB_SIZE,
     MIN_CHAR_VOCAB_SIZE,
@@ -29,14 +31,19 @@ def invalid(field: str, rule: str, value: object) -> ModelTrainerError:
     )
 
 
-def at_least(field: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise invalid(field, f">= {minimum}", value)
+def within(field: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise invalid(field, f"in [{low}, {high}]", value)
 
 
-def positive(field: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0.0):
-        raise invalid(field, "a finite number > 0", value)
+def positive(field: str, value: float, *, at_most: float) -> None:
+    if not (math.isfinite(value) and 0.0 < value <= at_most):
+        raise invalid(field, f"in (0, {at_most:g}]", value)
+
+
+def optional_seed(field: str, value: int | None) -> None:
+    if value is not None:
+        within(field, value, 0, L.MAX_SEED)
 
 
 def fraction(field: str, value: float, *, low_open: bool, high_open: bool) -> None:
@@ -62,10 +69,10 @@ def parse_model_family(value: str) -> ModelFamily:
 
 def validate_eval_config(cfg: EvalConfig) -> None:
     fraction("val_fraction", cfg["val_fraction"], low_open=True, high_open=True)
-    at_least("max_seq_len", cfg["max_seq_len"], 1)
-    at_least("batch_size", cfg["batch_size"], 1)
+    within("max_seq_len", cfg["max_seq_len"], 1, L.MAX_SEQ_LEN)
+    within("batch_size", cfg["batch_size"], 1, L.MAX_BATCH_SIZE)
     if cfg["max_batches"] is not None:
-        at_least("max_batches", cfg["max_batches"], 1)
+        within("max_batches", cfg["max_batches"], 1, L.MAX_EVAL_BATCHES)
 
 
 def validate_score_config(cfg: ScoreConfig) -> None:
@@ -74,7 +81,8 @@ def validate_score_config(cfg: ScoreConfig) -> None:
     if cfg["text"] is not None and cfg["path"] is not None:
         raise invalid("path", "omitted when text is given", cfg["path"])
     if cfg["top_k"] is not None:
-        at_least("top_k", cfg["top_k"], 1)
+        within("top_k", cfg["top_k"], 1, L.MAX_SCORE_TOP_K)
+    optional_seed("seed", cfg["seed"])
 
 
 def validate_generate_config(cfg: GenerateConfig) -> None:
@@ -82,11 +90,12 @@ def validate_generate_config(cfg: GenerateConfig) -> None:
         raise invalid("prompt_text", "given when prompt_path is not", None)
     if cfg["prompt_text"] is not None and cfg["prompt_path"] is not None:
         raise invalid("prompt_path", "omitted when prompt_text is given", cfg["prompt_path"])
-    at_least("max_new_tokens", cfg["max_new_tokens"], 1)
-    positive("temperature", cfg["temperature"])
-    at_least("top_k", cfg["top_k"], 0)
+    within("max_new_tokens", cfg["max_new_tokens"], 1, L.MAX_NEW_TOKENS)
+    positive("temperature", cfg["temperature"], at_most=L.MAX_TEMPERATURE)
+    within("top_k", cfg["top_k"], 0, L.MAX_SAMPLE_TOP_K)
     fraction("top_p", cfg["top_p"], low_open=True, high_open=False)
-    at_least("num_return_sequences", cfg["num_return_sequences"], 1)
+    optional_seed("seed", cfg["seed"])
+    within("num_return_sequences", cfg["num_return_sequences"], 1, L.MAX_RETURN_SEQUENCES)
 
 
 def validate_tokenizer_id(tokenizer_id: str) -> None:
@@ -98,7 +107,9 @@ def validate_tokenizer_id(tokenizer_id: str) -> None:
 def validate_tokenizer_train_config(cfg: TokenizerTrainConfig) -> None:
     """BPE needs room for every byte and the specials; a char vocabulary for one character."""
     validate_tokenizer_id(cfg["tokenizer_id"])
-    minimum = MIN_BPE_VOCAB_SIZE if cfg["kind"] == "bpe" else MIN_CHAR_VOCAB_SIZE
-    if not minimum <= cfg["vocab_size"] <= MAX_VOCAB_SIZE:
-        rule = f"in [{minimum}, {MAX_VOCAB_SIZE}] for kind {cfg['kind']}"
-        raise invalid("vocab_size", rule, cfg["vocab_size"])
+    bpe = cfg["kind"] == "bpe"
+    low, high = (
+        (MIN_BPE_VOCAB_SIZE, MAX_BPE_VOCAB_SIZE) if bpe else (MIN_CHAR_VOCAB_SIZE, MAX_VOCAB_SIZE)
+    )
+    if not low <= cfg["vocab_size"] <= high:
+        raise invalid("vocab_size", f"in [{low}, {high}] for kind {cfg['kind']}", cfg["vocab_size"])

@@ -213,7 +213,7 @@ def _position(entry: bytes | str | tuple[bytes | str, object] | list[object]) ->
     return int(score), as_text(member)
 
 
-def _positions(entries: ZSetRangeResponse) -> list[_Position]:
+def index_positions(entries: ZSetRangeResponse) -> list[_Position]:
     """Turns a ZREVRANGEBYSCORE ... WITHSCORES reply into positions."""
     return [_position(entry) for entry in entries]
 
@@ -387,14 +387,14 @@ class JobStore:
             top = self._redis.zrevrangebyscore(
                 index, "+inf", "-inf", start=0, num=batch, withscores=True
             )
-            return _positions(top), len(top) < batch
+            return index_positions(top), len(top) < batch
         score, job_id = after
         pipe = self._redis.pipeline(transaction=False)
         pipe.zrevrangebyscore(index, score, score, withscores=True)
         pipe.zrevrangebyscore(index, f"({score}", "-inf", start=0, num=batch, withscores=True)
         ties, older = pipe.execute()
-        rest = [tie for tie in _positions(ties) if tie[1] < job_id]
-        return rest + _positions(older), len(older) < batch
+        rest = [tie for tie in index_positions(ties) if tie[1] < job_id]
+        return rest + index_positions(older), len(older) < batch
 
     def _load(self, positions: list[_Position]) -> list[tuple[JobRecord, _Position]]:
         """Fetches the records at these positions in one round trip, skipping vanished ones."""

@@ -89,9 +89,9 @@ class BaseTrainer:
                 details={"field": "grad_accum_steps"},
             )
         self._steps_per_epoch = steps_per_epoch
-        total = steps_per_epoch * config["num_epochs"]
-        if config["max_steps"] is not None:
-            total = min(total, config["max_steps"])
+        # max_steps, when given, is the whole run (validators keep num_epochs at 1 then).
+        max_steps = config["max_steps"]
+        total = steps_per_epoch * config["num_epochs"] if max_steps is None else max_steps
         self.total_steps = total
         self._schedule = WarmupCosine(
             kind=config["lr_schedule"],

@@ -14,13 +14,16 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
+from model_trainer.api.body_limit import declared_length
 from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.api_keys import Principal
+from model_trainer.storage.owners import add_corpus, corpus_bytes
 from platform_core.json_types import ROOT_FIELD
 
 _TEXT_BODY: dict[str, object] = {
@@ -35,6 +38,12 @@ class StoredCorpus(TypedDict):
     corpus_id: str
     bytes: int
     sha256: str
+
+
+# mkstemp makes 0600 files; a stored corpus is as readable as any file the umask allows.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+SHARED_FILE_MODE = 0o666 & ~_UMASK
 
 
 def corpora_dir(settings: Settings) -> Path:
@@ -77,8 +86,20 @@ def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool) ->
         ) from exc
 
 
+def check_corpus_quota(settings: Settings, used: int, adding: int) -> None:
+    limit = settings["max_user_corpus_bytes"]
+    if used + adding > limit:
+        raise ModelTrainerError(
+            "QUOTA_EXCEEDED",
+            f"your corpora would take {used + adding} bytes; your limit is {limit} "
+            "(MAX_USER_CORPUS_BYTES)",
+            details={"used": used, "adding": adding, "limit": limit},
+        )
+
+
 def build_corpora_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["corpora"], responses=ERROR_RESPONSES)
+    key = Depends(ctx["caller"])
 
     @router.post(
         "/v1/corpora",
@@ -86,17 +107,25 @@ def build_corpora_router(ctx: ApiContext) -> APIRouter:
         response_model=StoredCorpus,
         openapi_extra=_TEXT_BODY,
     )
-    async def upload_corpus(request: Request) -> StoredCorpus:
+    async def upload_corpus(request: Request, caller: Principal = key) -> StoredCorpus:
+        """Counted against the caller's MAX_USER_CORPUS_BYTES; re-uploading one's own corpus
+        is free. A plain `async def`: the quota's Redis reads are two short calls."""
         settings = ctx["settings"]
+        # A declared size past the whole quota is refused before a byte is stored.
+        check_corpus_quota(settings, 0, declared_length(request.scope) or 0)
         directory = corpora_dir(settings)
         directory.mkdir(parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".part")
         try:
             with os.fdopen(handle, "wb") as sink:
                 stored = await copy_body(request, sink, settings["max_corpus_bytes"])
+            others = corpus_bytes(ctx["redis"], caller["user_id"], except_id=stored["corpus_id"])
+            check_corpus_quota(settings, others, stored["bytes"])
+            os.chmod(partial, SHARED_FILE_MODE)
             os.replace(partial, directory / f"{stored['sha256']}.txt")
         finally:
             Path(partial).unlink(missing_ok=True)
+        add_corpus(ctx["redis"], caller["user_id"], stored["corpus_id"], stored["bytes"])
         return stored
 
     return router

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
@@ -29,6 +29,7 @@ from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.routes.jobs import owned_job
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES
 from model_trainer.errors import ModelTrainerError, quoted
+from model_trainer.storage.api_keys import Principal
 from platform_core.job_events import TERMINAL_JOB_EVENT_TYPES
 from platform_core.json_types import PayloadError, load_json_object, require_str
 from platform_workers.async_redis import AsyncRedisClient
@@ -150,6 +151,7 @@ def checked_stream_id(last_event_id: str) -> str:
 
 def build_events_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+    key = Depends(ctx["caller"])
 
     @router.get(
         "/v1/jobs/{job_id}/events",
@@ -159,10 +161,11 @@ def build_events_router(ctx: ApiContext) -> APIRouter:
     def job_events(
         job_id: str,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+        caller: Principal = key,
     ) -> StreamingResponse:
         """A plain `def`: the ownership check reads Redis synchronously in the thread pool;
         the stream itself then runs on the event loop."""
-        owned_job(ctx, job_id)
+        owned_job(ctx, caller, job_id)
         after = "0-0" if last_event_id is None else checked_stream_id(last_event_id)
         frames = follow_events(ctx["events"], job_id, after)
         return StreamingResponse(frames, media_type="text/event-stream", headers=_SSE_HEADERS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -29,7 +29,8 @@ from model_trainer.api.submit import (
     submit_train,
 )
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, JobRecord, JobStatus, JobType
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import QUOTE_LIMIT, ModelTrainerError, quoted
+from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.runs import utc_now
 from platform_workers.job_context import JobContext
 
@@ -41,12 +42,15 @@ class JobListBody(TypedDict):
     next_cursor: str | None
 
 
-def owned_job(ctx: ApiContext, job_id: str) -> JobRecord:
-    """The caller's job; another user's job is as invisible as one that never existed."""
+def owned_job(ctx: ApiContext, caller: Principal, job_id: str) -> JobRecord:
+    """The caller's job (any job for an admin); another user's job is as invisible as one that
+    never existed."""
     record = ctx["jobs"].get(job_id)
-    if record is None or record["user_id"] != ctx["settings"]["default_user_id"]:
+    if record is None or not (caller["admin"] or record["user_id"] == caller["user_id"]):
         raise ModelTrainerError(
-            "JOB_NOT_FOUND", f"job {job_id} does not exist", details={"job_id": job_id}
+            "JOB_NOT_FOUND",
+            f"job {quoted(job_id)} does not exist",
+            details={"job_id": job_id[:QUOTE_LIMIT]},
         )
     return record
 
@@ -75,36 +79,42 @@ def cancel_queued(ctx: ApiContext, record: JobRecord) -> None:
 
 def build_jobs_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+    key = Depends(ctx["caller"])
 
     @router.post("/v1/jobs/train", status_code=202, response_model=SubmittedJob)
-    def post_train(body: TrainJobRequest) -> SubmittedJob:
-        return submit_train(ctx, body)
+    def post_train(body: TrainJobRequest, caller: Principal = key) -> SubmittedJob:
+        return submit_train(ctx, caller, body)
 
     @router.post("/v1/jobs/eval", status_code=202, response_model=SubmittedJob)
-    def post_eval(body: EvalJobRequest) -> SubmittedJob:
-        return submit_eval(ctx, body)
+    def post_eval(body: EvalJobRequest, caller: Principal = key) -> SubmittedJob:
+        return submit_eval(ctx, caller, body)
 
     @router.post("/v1/jobs/score", status_code=202, response_model=SubmittedJob)
-    def post_score(body: ScoreJobRequest) -> SubmittedJob:
-        return submit_score(ctx, body)
+    def post_score(body: ScoreJobRequest, caller: Principal = key) -> SubmittedJob:
+        return submit_score(ctx, caller, body)
 
     @router.post("/v1/jobs/generate", status_code=202, response_model=SubmittedJob)
-    def post_generate(body: GenerateJobRequest) -> SubmittedJob:
-        return submit_generate(ctx, body)
+    def post_generate(body: GenerateJobRequest, caller: Principal = key) -> SubmittedJob:
+        return submit_generate(ctx, caller, body)
 
     @router.post("/v1/jobs/tokenizer", status_code=202, response_model=SubmittedJob)
-    def post_tokenizer(body: TokenizerJobRequest) -> SubmittedJob:
-        return submit_tokenizer(ctx, body)
+    def post_tokenizer(body: TokenizerJobRequest, caller: Principal = key) -> SubmittedJob:
+        return submit_tokenizer(ctx, caller, body)
 
     @router.get("/v1/jobs", response_model=JobListBody)
     def list_jobs(
+        *,
         status: JobStatus | None = None,
         job_type: Annotated[JobType | None, Query(alias="type")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        user_id: Annotated[
+            int | None, Query(ge=0, le=2**53, description="admins: another user's jobs")
+        ] = None,
+        caller: Principal = key,
     ) -> JobListBody:
         jobs, next_cursor = ctx["jobs"].list_for_user(
-            ctx["settings"]["default_user_id"],
+            listed_user(caller, user_id),
             status=status,
             job_type=job_type,
             limit=limit,
@@ -113,16 +123,16 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         return {"jobs": jobs, "next_cursor": next_cursor}
 
     @router.get("/v1/jobs/{job_id}", response_model=JobRecord)
-    def get_job(job_id: str) -> JobRecord:
-        return owned_job(ctx, job_id)
+    def get_job(job_id: str, caller: Principal = key) -> JobRecord:
+        return owned_job(ctx, caller, job_id)
 
     @router.delete(
         "/v1/jobs/{job_id}",
         response_model=JobRecord,
         responses={202: {"model": JobRecord, "description": "running: it stops at its next step"}},
     )
-    def delete_job(job_id: str, response: Response) -> JobRecord:
-        record = owned_job(ctx, job_id)
+    def delete_job(job_id: str, response: Response, caller: Principal = key) -> JobRecord:
+        record = owned_job(ctx, caller, job_id)
         if record["status"] in TERMINAL_STATUSES:
             raise ModelTrainerError(
                 "JOB_ALREADY_FINISHED",
@@ -135,6 +145,19 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
             response.status_code = 202
         else:
             cancel_queued(ctx, record)
-        return owned_job(ctx, job_id)
+        return owned_job(ctx, caller, job_id)
 
     return router
+
+
+def listed_user(caller: Principal, user_id: int | None) -> int:
+    """Whose jobs a listing shows: the caller's, or for an admin whoever they name."""
+    if user_id is None or user_id == caller["user_id"]:
+        return caller["user_id"]
+    if not caller["admin"]:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            "user_id lists another user's jobs and needs an admin key; omit it for your own",
+            details={"field": "user_id"},
+        )
+    return user_id

@@ -1,0 +1,44 @@
+"""`Authorization: Bearer <key>` on every /v1 route: who is asking, as a Principal.
+
+The key is checked against its stored hash on each request (one Redis read), so a revoked key
+fails at once. Missing, malformed, unknown and revoked keys get the same 401, so a caller learns
+nothing about which keys exist. OpenAPI declares the scheme (HTTPBearer), so clients and fuzzers
+know to send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from model_trainer.errors import ModelTrainerError
+from model_trainer.storage.api_keys import Principal, authenticate
+from platform_workers.redis_conn import RedisClient
+
+BEARER = HTTPBearer(
+    auto_error=False, description="an API key from `model-trainer keys create --user NAME`"
+)
+
+
+def unauthenticated() -> ModelTrainerError:
+    return ModelTrainerError(
+        "UNAUTHENTICATED",
+        "a valid API key is required: send `Authorization: Bearer <key>`",
+    )
+
+
+def key_checker(redis: RedisClient) -> Callable[[HTTPAuthorizationCredentials | None], Principal]:
+    """The dependency every /v1 route takes (`caller: Principal = Depends(...)`)."""
+
+    def caller(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> Principal:
+        principal = None if credentials is None else authenticate(redis, credentials.credentials)
+        if principal is None:
+            raise unauthenticated()
+        return principal
+
+    return caller

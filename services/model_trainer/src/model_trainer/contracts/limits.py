@@ -1,0 +1,40 @@
+"""The largest value each request field may take, written once and torch-free.
+
+The HTTP request models declare them as pydantic field constraints (so OpenAPI shows them) and
+the config validators check them again, so a config built by the CLI or a worker obeys the same
+ranges. Each bound is one a worker can honour on the machines we target; the operator-tunable
+budgets (tokens per step, text bytes, request bytes) live in settings instead.
+"""
+
+from __future__ import annotations
+
+# Seeds feed torch and numpy generators; numpy takes at most 32 bits.
+MAX_SEED = 2**32 - 1
+
+# Longer than any preset's context; gpt2 sizes are also held to their own context.
+MAX_SEQ_LEN = 8192
+MAX_BATCH_SIZE = 4096
+MAX_GRAD_ACCUM_STEPS = 1024
+MAX_EPOCHS = 1000
+MAX_STEPS = 10_000_000
+MAX_LEARNING_RATE = 10.0
+MAX_WEIGHT_DECAY = 10.0
+MAX_GRAD_CLIP = 1e6
+MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
+MAX_KEEP_CHECKPOINTS = 100
+MAX_EVAL_BATCHES = 1_000_000
+
+MAX_NEW_TOKENS = 4096
+MAX_RETURN_SEQUENCES = 16
+MAX_TEMPERATURE = 100.0
+# Score's per-token alternatives grow the result by this factor.
+MAX_SCORE_TOP_K = 100
+MAX_SAMPLE_TOP_K = 1_000_000
+
+# Inline texts (score's text, generate's prompt) in characters; settings' MAX_TEXT_BYTES also
+# bounds their UTF-8 size and that of files they name.
+MAX_TEXT_CHARS = 1 << 20
+
+# Every id we name things by (runs, tokenizers) is at most this long; corpus ids are sha256 hex.
+MAX_ID_CHARS = 128
+MAX_PATH_CHARS = 4096

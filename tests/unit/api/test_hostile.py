@@ -1,0 +1,258 @@
+"""The hostile-request table: each request a careless or hostile client might send, and the coded
+refusal it must get at submit, with nothing recorded or enqueued and no value echoed back whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model_trainer.settings import Settings
+from model_trainer.storage.owners import Owned
+from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
+from model_trainer.tokenizers.char import CharTokenizer
+from model_trainer.tokenizers.store import save_tokenizer
+from platform_core.json_types import (
+    JSONObject,
+    JSONValue,
+    load_json_object,
+    require_object,
+    require_str,
+)
+
+BASE: dict[str, JSONObject] = {
+    "train": {"model_family": "char_lstm", "model_size": "tiny", "corpus_path": "corpus.txt"},
+    "eval": {"run_id": "r1"},
+    "score": {"run_id": "r1", "text": "To be"},
+    "generate": {"run_id": "r1", "prompt_text": "To"},
+    "tokenizer": {"corpus_path": "corpus.txt", "vocab_size": 300},
+}
+# Over MAX_TEXT_BYTES (1 MiB in the test settings) in UTF-8, under it in characters.
+WIDE_TEXT = "é" * 600_000
+BIG_FILE = "big.txt"
+
+
+class Hostile(NamedTuple):
+    method: str
+    path: str
+    body: JSONValue | bytes | None
+    status: int
+    code: str
+
+
+def submit(job_type: str, status: int, code: str, **fields: JSONValue) -> Hostile:
+    return Hostile("POST", f"/v1/jobs/{job_type}", {**BASE[job_type], **fields}, status, code)
+
+
+def without(job_type: str, field: str, status: int, code: str) -> Hostile:
+    body = {k: v for k, v in BASE[job_type].items() if k != field}
+    return Hostile("POST", f"/v1/jobs/{job_type}", body, status, code)
+
+
+def raw(path: str, content: bytes, status: int, code: str) -> Hostile:
+    return Hostile("POST", path, content, status, code)
+
+
+def get(path: str, status: int, code: str) -> Hostile:
+    return Hostile("GET", path, None, status, code)
+
+
+BAD = "INVALID_CONFIG"
+NUL = "corpus\x00.txt"
+CASES: dict[str, Hostile] = {
+    # train: numbers a worker could not honour
+    "train-seq-len-huge": submit("train", 422, BAD, max_seq_len=10_000_000),
+    "train-seq-len-zero": submit("train", 422, BAD, max_seq_len=0),
+    "train-seq-len-over-context": submit(
+        "train", 422, BAD, model_family="gpt2", model_size="tiny", max_seq_len=4096
+    ),
+    "train-lr-1e308": submit("train", 422, BAD, learning_rate=1e308),
+    "train-lr-zero": submit("train", 422, BAD, learning_rate=0.0),
+    "train-lr-negative": submit("train", 422, BAD, learning_rate=-1.0),
+    "train-seed-2**64": submit("train", 422, BAD, seed=2**64),
+    "train-seed-negative": submit("train", 422, BAD, seed=-1),
+    "train-epochs-1e9": submit("train", 422, BAD, num_epochs=10**9),
+    "train-steps-1e12": submit("train", 422, BAD, max_steps=10**12),
+    "train-steps-and-epochs": submit("train", 422, BAD, max_steps=100, num_epochs=3),
+    "train-token-budget": submit("train", 422, BAD, batch_size=4096, max_seq_len=8192),
+    "train-accum-budget": submit("train", 422, BAD, batch_size=1024, grad_accum_steps=1024),
+    "train-accum-huge": submit("train", 422, BAD, grad_accum_steps=10**6),
+    "train-batch-huge": submit("train", 422, BAD, batch_size=10**9),
+    "train-time-budget-huge": submit("train", 422, BAD, time_budget_s=1e12),
+    "train-weight-decay-huge": submit("train", 422, BAD, weight_decay=1e9),
+    "train-beta2-one": submit("train", 422, BAD, beta2=1.0),
+    "train-keep-checkpoints-huge": submit("train", 422, BAD, keep_checkpoints=10**6),
+    "train-grad-clip-inf": submit("train", 422, BAD, grad_clip=1e300),
+    "train-timeout-huge": submit("train", 422, BAD, timeout_s=10**9),
+    "train-timeout-zero": submit("train", 422, BAD, timeout_s=0),
+    "train-lr-as-string": submit("train", 422, BAD, learning_rate="0.1"),
+    "train-epochs-as-bool": submit("train", 422, BAD, num_epochs=True),
+    "train-unknown-field": submit("train", 422, BAD, learning_rat=0.1),
+    "train-unknown-family": submit("train", 400, "UNKNOWN_MODEL_FAMILY", model_family="bert"),
+    "train-unknown-size": submit("train", 400, "INVALID_MODEL_SIZE", model_size="huge"),
+    "train-family-huge": submit("train", 422, BAD, model_family="x" * 100_000),
+    # train: paths and ids
+    "train-corpus-nul": submit("train", 400, "INVALID_PATH", corpus_path=NUL),
+    "train-corpus-dotdot": submit("train", 400, "PATH_OUTSIDE_ROOT", corpus_path="../../x.txt"),
+    "train-corpus-proc": submit(
+        "train", 400, "PATH_OUTSIDE_ROOT", corpus_path="/proc/self/environ"
+    ),
+    "train-corpus-long": submit("train", 422, BAD, corpus_path="a/" * 5000),
+    "train-corpus-missing": submit("train", 404, "CORPUS_NOT_FOUND", corpus_path="nope.txt"),
+    "train-corpus-too-big": submit("train", 413, "CORPUS_TOO_LARGE", corpus_path=BIG_FILE),
+    "train-corpus-id-bad": submit("train", 422, BAD, corpus_path=None, corpus_id="zz"),
+    "train-corpus-id-unknown": submit(
+        "train", 404, "CORPUS_NOT_FOUND", corpus_path=None, corpus_id="ab" * 32
+    ),
+    "train-no-corpus": without("train", "corpus_path", 422, BAD),
+    "train-run-id-dotdot": submit("train", 422, BAD, run_id="../x"),
+    "train-run-id-huge": submit("train", 422, BAD, run_id="r" * 1_000_000),
+    "train-init-from-nul": submit(
+        "train", 400, "INVALID_PATH", model_family="gpt2", init_from=NUL, tokenizer_id="t"
+    ),
+    "train-init-from-lstm": submit("train", 422, BAD, init_from="ckpt"),
+    "train-tokenizer-unknown": submit("train", 404, "TOKENIZER_NOT_FOUND", tokenizer_id="nope"),
+    "train-tokenizer-dotdot": submit("train", 422, BAD, tokenizer_id="../x"),
+    "train-body-5mb": submit("train", 413, "REQUEST_TOO_LARGE", run_id="r" * 5_000_000),
+    "train-body-not-json": raw("/v1/jobs/train", b"{not json", 422, BAD),
+    "train-body-nan": raw("/v1/jobs/train", b'{"learning_rate": NaN}', 422, BAD),
+    "train-body-list": raw("/v1/jobs/train", b"[1, 2]", 422, BAD),
+    "train-body-not-utf8": raw("/v1/jobs/train", b'{"run_id": "\xff"}', 422, BAD),
+    # eval
+    "eval-token-budget": submit("eval", 422, BAD, batch_size=4096, max_seq_len=8192),
+    "eval-max-batches-huge": submit("eval", 422, BAD, max_batches=10**9),
+    "eval-val-fraction-one": submit("eval", 422, BAD, val_fraction=1.0),
+    "eval-run-unknown": submit("eval", 404, "MODEL_NOT_FOUND", run_id="nope"),
+    "eval-run-dotdot": submit("eval", 422, BAD, run_id=".."),
+    "eval-corpus-nul": submit("eval", 400, "INVALID_PATH", corpus_path=NUL),
+    # score
+    "score-text-50mb": submit("score", 413, "REQUEST_TOO_LARGE", text="x" * 50_000_000),
+    "score-text-too-many-chars": submit("score", 422, BAD, text="x" * 1_100_000),
+    "score-text-too-many-bytes": submit("score", 413, "REQUEST_TOO_LARGE", text=WIDE_TEXT),
+    "score-path-too-big": submit("score", 413, "REQUEST_TOO_LARGE", text=None, path=BIG_FILE),
+    "score-path-nul": submit("score", 400, "INVALID_PATH", text=None, path=NUL),
+    "score-path-dev-zero": submit("score", 400, "PATH_OUTSIDE_ROOT", text=None, path="/dev/zero"),
+    "score-text-and-path": submit("score", 422, BAD, path="corpus.txt"),
+    "score-neither": without("score", "text", 422, BAD),
+    "score-top-k-huge": submit("score", 422, BAD, top_k=10**6),
+    "score-seed-2**64": submit("score", 422, BAD, seed=2**64),
+    # generate
+    "generate-tokens-1e9": submit("generate", 422, BAD, max_new_tokens=10**9),
+    "generate-sequences-1e6": submit("generate", 422, BAD, num_return_sequences=10**6),
+    "generate-prompt-10mb": submit("generate", 413, "REQUEST_TOO_LARGE", prompt_text="x" * 10**7),
+    "generate-prompt-wide": submit("generate", 413, "REQUEST_TOO_LARGE", prompt_text=WIDE_TEXT),
+    "generate-prompt-path-nul": submit(
+        "generate", 400, "INVALID_PATH", prompt_text=None, prompt_path=NUL
+    ),
+    "generate-prompt-path-dotdot": submit(
+        "generate", 400, "PATH_OUTSIDE_ROOT", prompt_text=None, prompt_path="../../etc/passwd"
+    ),
+    "generate-temperature-huge": submit("generate", 422, BAD, temperature=1e308),
+    "generate-top-p-zero": submit("generate", 422, BAD, top_p=0.0),
+    "generate-top-k-negative": submit("generate", 422, BAD, top_k=-1),
+    "generate-seed-2**64": submit("generate", 422, BAD, seed=2**64),
+    # tokenizer
+    "tokenizer-vocab-1e9": submit("tokenizer", 422, BAD, vocab_size=10**9),
+    "tokenizer-bpe-vocab-over-cap": submit("tokenizer", 422, BAD, vocab_size=200_000),
+    "tokenizer-corpus-nul": submit("tokenizer", 400, "INVALID_PATH", corpus_path=NUL),
+    "tokenizer-id-dotdot": submit("tokenizer", 422, BAD, tokenizer_id="../x"),
+    "tokenizer-kind-unknown": submit("tokenizer", 422, BAD, kind="wordpiece"),
+    # reads and other routes
+    "job-id-huge": get("/v1/jobs/" + "j" * 5000, 404, "JOB_NOT_FOUND"),
+    "jobs-limit-huge": get("/v1/jobs?limit=1000000", 422, BAD),
+    "jobs-status-bogus": get("/v1/jobs?status=bogus", 422, BAD),
+    "run-dotdot": get("/v1/runs/%2E%2E", 422, BAD),
+    "run-unknown": get("/v1/runs/nope", 404, "MODEL_NOT_FOUND"),
+    "run-id-with-slash": get("/v1/runs/a%2Fb", 404, "ROUTE_NOT_FOUND"),
+    "job-id-with-slash": get("/v1/jobs/a%2Fb/events", 404, "ROUTE_NOT_FOUND"),
+    "jobs-put": Hostile("PUT", "/v1/jobs/train", None, 405, "METHOD_NOT_ALLOWED"),
+    "corpus-not-utf8": raw("/v1/corpora", b"\xff\xfe bad", 422, BAD),
+    "corpus-blank": raw("/v1/corpora", b"   \n", 400, "CORPUS_EMPTY"),
+    "corpus-too-big": raw("/v1/corpora", b"x" * 1_000_001, 413, "CORPUS_TOO_LARGE"),
+}
+
+
+@pytest.fixture
+def world(
+    settings: Settings,
+    corpus_path: Path,
+    trained_run: RunManifest,
+    own: Callable[[Owned, str], None],
+) -> Path:
+    """A corpus, a finished run `r1`, a tokenizer `t` and a 2 MB text file, so only the hostile
+    part of each request is wrong."""
+    save_tokenizer(CharTokenizer.build("To be", "t"), settings)
+    own("tokenizer", "t")
+    big = corpus_path.parent / BIG_FILE
+    big.write_bytes(b"x" * 2_000_000)
+    return big
+
+
+def send(client: TestClient, case: Hostile) -> tuple[int, str]:
+    """The status and error code; the body stays short whatever the request echoed."""
+    if isinstance(case.body, bytes):
+        response = client.request(case.method, case.path, content=case.body)
+    elif case.body is None:
+        response = client.request(case.method, case.path)
+    else:
+        response = client.request(case.method, case.path, json=case.body)
+    assert len(response.content) < 2_000, response.text[:300]
+    error = require_object(load_json_object(response.content), "error")
+    return response.status_code, require_str(error, "code")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_requests_are_refused_at_submit_with_a_coded_error(
+    client: TestClient, world: Path, assert_no_trace: Callable[[], None], name: str
+) -> None:
+    case = CASES[name]
+    assert send(client, case) == (case.status, case.code)
+    assert_no_trace()
+
+
+def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
+    client: TestClient, settings: Settings, assert_no_trace: Callable[[], None]
+) -> None:
+    chunk = b" " * 65_536
+    chunks = iter([chunk] * (settings["max_request_bytes"] // len(chunk) + 2))
+    response = client.post("/v1/jobs/train", content=chunks)
+    assert response.status_code == 413, response.text
+    assert require_str(require_object(response.json(), "error"), "code") == "REQUEST_TOO_LARGE"
+    assert_no_trace()
+
+
+def test_a_chunked_body_under_the_limit_reaches_the_app_whole(
+    client: TestClient, world: Path
+) -> None:
+    body = b'{"run_id": "r1", "prompt_text": "To"}'
+    chunks = iter([body[:10], body[10:20], body[20:]])
+    headers = {"Content-Type": "application/json"}
+    response = client.post("/v1/jobs/generate", content=chunks, headers=headers)
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize(("init_from", "status"), [(None, 422), ("/ckpt", 202)])
+def test_eval_windows_fit_a_runs_preset_context_unless_it_was_fine_tuned(
+    client: TestClient,
+    save_run: Callable[[str, str], RunManifest],
+    settings: Settings,
+    init_from: str | None,
+    status: int,
+) -> None:
+    manifest = save_run("g1", "2026-01-01T00:00:00+00:00")
+    gpt2: RunManifest = {
+        **manifest,
+        "model_family": "gpt2",
+        "config": {**manifest["config"], "init_from": init_from},
+    }
+    write_manifest(run_dir(settings, "g1"), gpt2)
+    response = client.post("/v1/jobs/eval", json={"run_id": "g1", "max_seq_len": 512})
+    assert response.status_code == status, response.text
+
+
+def test_the_table_is_at_least_sixty_cases() -> None:
+    assert len(CASES) >= 60
