@@ -4,13 +4,16 @@ refusal it must get at submit, with nothing recorded or enqueued and no value ec
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
+from model_trainer.api.body_limit import BodyLimit
 from model_trainer.settings import Settings
 from model_trainer.storage.owners import Owned
 from model_trainer.storage.runs import RunManifest, run_dir, write_manifest
@@ -252,6 +255,27 @@ def test_eval_windows_fit_a_runs_preset_context_unless_it_was_fine_tuned(
     write_manifest(run_dir(settings, "g1"), gpt2)
     response = client.post("/v1/jobs/eval", json={"run_id": "g1", "max_seq_len": 512})
     assert response.status_code == status, response.text
+
+
+def test_a_body_in_several_messages_reaches_the_app_as_one() -> None:
+    seen: list[Message] = []
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"a"', "more_body": True},
+        {"type": "http.request", "body": b": 1}", "more_body": False},
+    ]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(await receive())
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        raise AssertionError(f"nothing is sent before the app answers, got {message}")
+
+    scope: Scope = {"type": "http", "path": "/v1/jobs/train", "headers": []}
+    asyncio.run(BodyLimit(app, limit=100)(scope, receive, send))
+    assert seen == [{"type": "http.request", "body": b'{"a": 1}', "more_body": False}]
 
 
 def test_the_table_is_at_least_sixty_cases() -> None:

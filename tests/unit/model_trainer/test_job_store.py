@@ -29,7 +29,7 @@ from model_trainer.storage.job_store import (
 )
 from platform_core.json_types import JSONObject, JSONValue, PayloadError
 from platform_workers.job_context import JobContext
-from platform_workers.keys import cancel_key, record_key, user_index_key
+from platform_workers.keys import cancel_key, record_key, user_active_key, user_index_key
 from platform_workers.redis_conn import RedisClient
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -178,6 +178,19 @@ def test_set_progress_refuses_values_outside_unit_interval(
     with pytest.raises(PayloadError, match=r"\[0, 1\]") as caught:
         store.set_progress("job-1", progress, "x")
     assert caught.value.field == "progress"
+
+
+def test_an_ending_job_leaves_its_users_active_set(store: JobStore, client: RedisClient) -> None:
+    """Admission control counts a user's unended jobs per queue by that set's size."""
+    for job_id in ("done", "gone"):
+        store.create(_record(job_id, user_id=4))
+        client.zadd(user_active_key(DOMAIN, 4, "train"), {job_id: 1.0})
+    store.complete("done", result={}, now="t1")
+    assert client.zrange(user_active_key(DOMAIN, 4, "train"), 0, -1) == [b"gone"]
+    store.fail(
+        "gone", error={"code": "X", "kind": "user", "message": "m"}, status="failed", now="t"
+    )
+    assert client.zcard(user_active_key(DOMAIN, 4, "train")) == 0
 
 
 def test_complete_stores_the_result(store: JobStore) -> None:

@@ -7,7 +7,6 @@ import pytest
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, load_settings
 
-
 # The limits' documented defaults (README's settings table).
 DEFAULT_LIMITS = {
     "max_tokens_per_step": 1024 * 1024,

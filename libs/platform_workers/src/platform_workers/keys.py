@@ -8,6 +8,7 @@ For a domain (``trainer`` for the model trainer), a job and a user:
 - ``{domain}:cancel:{job_id}``    flag whose existence asks the job to stop
 - ``{domain}:jobs:user:{user_id}`` sorted set indexing one user's jobs
 - ``{domain}:jobs:active``        sorted set of the jobs not yet ended (what reconciliation checks)
+- ``{domain}:user:{user_id}:active:{queue}`` sorted set of one user's unended jobs on a queue
 """
 
 
@@ -34,6 +35,11 @@ def cancel_key(domain: str, job_id: str) -> str:
 def active_jobs_key(domain: str) -> str:
     """The sorted set of jobs that have not ended, scored by creation time."""
     return f"{domain}:jobs:active"
+
+
+def user_active_key(domain: str, user_id: int, queue: str) -> str:
+    """The sorted set of one user's jobs on one queue that have not ended (admission control)."""
+    return f"{domain}:user:{user_id}:active:{queue}"
 
 
 def user_index_key(domain: str, user_id: int) -> str:

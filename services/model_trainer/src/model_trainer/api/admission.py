@@ -1,10 +1,12 @@
 """Admission control: a user's queued+running jobs per queue, and every user's queue depth.
 
-The global cap reads RQ's own queue length (`Queue.count`, one LLEN). The per-user count is a
-sorted set of the user's job ids per queue, scored by submit time; it is pruned as it is read
-(members whose record ended, or that never got a record within a minute), so no worker or
-reconciler has to remember to remove them. A submission adds itself first and then counts, so two
-racing submissions can both be refused but never both slip past the limit.
+The global cap reads RQ's own queue length (`Queue.count`, one LLEN). The per-user count is the
+size of a sorted set of the user's unended job ids per queue, scored by submit time: a job joins
+it here and leaves it when its record ends (`JobStore.complete`/`fail`), so counting is one
+ZCARD whatever the user has queued. In case a job ever ends without its record saying so, each
+admission also checks the set's oldest few members and drops those whose record ended, or that
+never got one within a minute. A submission adds itself first and then counts, so two racing
+submissions can both be refused but never both slip past the limit.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.job_store import index_positions
-from platform_workers.keys import record_key
+from platform_workers.keys import record_key, user_active_key
 from platform_workers.redis_conn import RedisClient, as_text
 
 # A member with no record yet is a submission in flight; after this long it never will have one.
 PENDING_GRACE_S = 60.0
+# How many of the oldest members each admission re-checks: constant work per submission.
+PRUNE_SAMPLE = 8
 
 
 def active_key(user_id: int, queue: QueueName) -> str:
-    return f"{DOMAIN}:user:{user_id}:active:{queue}"
+    return user_active_key(DOMAIN, user_id, queue)
 
 
 def admit(
@@ -43,8 +47,12 @@ def admit(
         )
     key = active_key(caller["user_id"], queue)
     now = time.time()
-    redis.zadd(key, {job_id: now})
-    active = _prune(redis, key, now, keep=job_id)
+    pipe = redis.pipeline()
+    pipe.zadd(key, {job_id: now})
+    pipe.zcard(key)
+    pipe.zrange(key, 0, PRUNE_SAMPLE - 1, withscores=True)
+    _, counted, oldest = pipe.execute()
+    active = int(counted) - _prune(redis, key, index_positions(oldest), now, keep=job_id)
     limit = settings["max_active_jobs"][queue]
     if active > limit:
         redis.zrem(key, job_id)
@@ -56,24 +64,22 @@ def admit(
         )
 
 
-def _prune(redis: RedisClient, key: str, now: float, *, keep: str) -> int:
-    """Drop ended jobs from the user's set; the count of those still queued or running."""
-    members = [
-        (job_id, score)
-        for score, job_id in index_positions(redis.zrange(key, 0, -1, withscores=True))
-    ]
+def _prune(
+    redis: RedisClient, key: str, oldest: list[tuple[int, str]], now: float, *, keep: str
+) -> int:
+    """Drop ended jobs among the set's oldest members (a leak's repair); how many went."""
     pipe = redis.pipeline()
-    for job_id, _ in members:
+    for _, job_id in oldest:
         pipe.hget(record_key(DOMAIN, job_id), "status")
     statuses: list[bytes | None] = pipe.execute()
     ended = [
         job_id
-        for (job_id, submitted), status in zip(members, statuses, strict=True)
+        for (submitted, job_id), status in zip(oldest, statuses, strict=True)
         if job_id != keep and _ended(status, now - submitted)
     ]
     if ended:
         redis.zrem(key, *ended)
-    return len(members) - len(ended)
+    return len(ended)
 
 
 def _ended(status: bytes | None, age_s: float) -> bool:

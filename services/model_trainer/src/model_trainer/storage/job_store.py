@@ -45,7 +45,13 @@ from platform_core.json_types import (
     require_literal,
     require_str,
 )
-from platform_workers.keys import active_jobs_key, cancel_key, record_key, user_index_key
+from platform_workers.keys import (
+    active_jobs_key,
+    cancel_key,
+    record_key,
+    user_active_key,
+    user_index_key,
+)
 from platform_workers.redis_conn import RedisClient, as_text
 
 CANCEL_TTL_S = 7 * 24 * 3600
@@ -298,7 +304,7 @@ class JobStore:
 
     def complete(self, job_id: str, *, result: JSONObject, now: str) -> None:
         """Records the job's result and marks it completed."""
-        key = self._existing_key(job_id)
+        key, owner_active = self._ending(job_id)
         fields: _HashFields = {
             "status": "completed",
             "progress": repr(1.0),
@@ -310,6 +316,7 @@ class JobStore:
         pipe.hset(key, mapping=fields)
         pipe.hdel(key, "error")
         pipe.zrem(active_jobs_key(DOMAIN), job_id)
+        pipe.zrem(owner_active, job_id)
         pipe.execute()
 
     def fail(
@@ -321,7 +328,7 @@ class JobStore:
         now: str,
     ) -> None:
         """Records why the job ended without a result."""
-        key = self._existing_key(job_id)
+        key, owner_active = self._ending(job_id)
         fields: _HashFields = {
             "status": status,
             "message": error["message"],
@@ -332,6 +339,7 @@ class JobStore:
         pipe.hset(key, mapping=fields)
         pipe.hdel(key, "result")
         pipe.zrem(active_jobs_key(DOMAIN), job_id)
+        pipe.zrem(owner_active, job_id)
         pipe.execute()
 
     def request_cancel(self, job_id: str) -> None:
@@ -367,6 +375,15 @@ class JobStore:
         page = found[:limit]
         next_cursor = _encode_cursor(page[-1][1]) if len(found) > limit else None
         return [record for record, _ in page], next_cursor
+
+    def _ending(self, job_id: str) -> tuple[str, str]:
+        """The record's key and its user's active set (admission control), which the ending job
+        leaves; a record that was never created is refused, as in `_existing_key`."""
+        key = record_key(DOMAIN, job_id)
+        user_id, queue = self._redis.hmget(key, ["user_id", "queue"])
+        if user_id is None or queue is None:
+            raise ModelTrainerError("JOB_NOT_FOUND", f"job {quoted(job_id)} does not exist")
+        return key, user_active_key(DOMAIN, int(as_text(user_id)), as_text(queue))
 
     def _existing_key(self, job_id: str) -> str:
         """Refuses to write into a record that was never created (a partial hash is corrupt)."""
