@@ -115,13 +115,15 @@ def test_load_refuses_a_missing_run_and_a_mismatched_tokenizer(
     family: ModelFamily, settings: Settings, corpus_path: Path
 ) -> None:
     backend = get_backend(family)
-    _, _, run_dir = train_run(backend, settings, train_cfg(family, corpus_path), "run-1")
+    prepared, _, run_dir = train_run(backend, settings, train_cfg(family, corpus_path), "run-1")
     with pytest.raises(ModelTrainerError) as missing:
         backend.load(str(run_dir.parent / "nope"), settings)
     assert missing.value.code == "MODEL_NOT_FOUND"
-    CharTokenizer.build("ab", "other").save(run_dir)
+    saved = settings["artifacts_root"] / "saved"  # no manifest: no digests to refuse it by
+    backend.save(prepared, str(saved))
+    CharTokenizer.build("ab", "other").save(saved)
     with pytest.raises(ModelTrainerError) as mismatch:
-        backend.load(str(run_dir), settings)
+        backend.load(str(saved), settings)
     assert mismatch.value.code == "MODEL_INCOMPATIBLE"
     assert mismatch.value.http_status == 400
     assert mismatch.value.details["tokenizer_id"] == "other"

@@ -242,6 +242,7 @@ def test_cancel_stops_at_next_step_and_keeps_a_checkpoint(tmp_path: Path) -> Non
     assert saved is not None and saved.name == "step_000000005"
     assert caught.value.details["checkpoint"] == str(saved)
     assert sorted(p.name for p in saved.iterdir()) == [
+        "digests.json",
         "model.safetensors",
         "state.json",
         "training.safetensors",

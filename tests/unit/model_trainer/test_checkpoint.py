@@ -1,19 +1,23 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import orjson
 import pytest
 import torch
+from tests.support.artifacts import modes, usual_umask
 from torch import nn
 
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
+from model_trainer.storage.artifacts import digest_files
 from model_trainer.training.checkpoint import (
     CheckpointState,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
+    resume_latest,
     save_checkpoint,
 )
 from model_trainer.training.optim import make_optimizer, make_scheduler
@@ -116,7 +120,7 @@ def test_no_checkpoint_directory_means_no_checkpoints(tmp_path: Path) -> None:
     assert latest_checkpoint(tmp_path) is None
 
 
-def test_a_corrupt_state_file_names_the_field(tmp_path: Path) -> None:
+def test_a_state_file_changed_after_saving_is_refused_unread(tmp_path: Path) -> None:
     model, optimizer, scheduler = _parts(0)
     path = save_checkpoint(
         tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
@@ -124,9 +128,16 @@ def test_a_corrupt_state_file_names_the_field(tmp_path: Path) -> None:
     meta = orjson.loads((path / "state.json").read_bytes())
     meta["state"]["step"] = "one"
     (path / "state.json").write_bytes(orjson.dumps(meta))
-    with pytest.raises(PayloadError) as caught:
+    with pytest.raises(ModelTrainerError) as caught:
         load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
-    assert caught.value.field == "step"
+    assert caught.value.code == "ARTIFACT_CORRUPT"
+    assert caught.value.details == {"path": str(path / "state.json")}
+    # the same state with digests to match is read, and the bad field named
+    digests = digest_files(path, ["model.safetensors", "training.safetensors", "state.json"])
+    (path / "digests.json").write_bytes(orjson.dumps(digests))
+    with pytest.raises(PayloadError) as unreadable:
+        load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    assert unreadable.value.field == "step"
 
 
 def test_an_optimizer_state_that_is_not_json_is_refused(tmp_path: Path) -> None:
@@ -152,3 +163,81 @@ def test_non_tensor_per_parameter_state_is_refused(tmp_path: Path) -> None:
     assert caught.value.code == "MODEL_INCOMPATIBLE"
     assert "'calls'" in caught.value.message
     assert list_checkpoints(tmp_path) == []
+
+
+def test_a_checkpoint_records_its_files_digests_and_is_readable_by_all(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    with usual_umask():
+        path = save_checkpoint(
+            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+        )
+    files = ["model.safetensors", "state.json", "training.safetensors"]
+    assert orjson.loads((path / "digests.json").read_bytes()) == {
+        name: {
+            "sha256": hashlib.sha256((path / name).read_bytes()).hexdigest(),
+            "bytes": (path / name).stat().st_size,
+        }
+        for name in files
+    }
+    assert modes(path) == {".": 0o755, "digests.json": 0o644, **dict.fromkeys(files, 0o644)}
+
+
+def test_a_checkpoint_without_digests_is_not_trusted(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    path = save_checkpoint(
+        tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+    )
+    (path / "digests.json").unlink()
+    with pytest.raises(ModelTrainerError) as caught:
+        load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    assert caught.value.code == "ARTIFACT_CORRUPT"
+    assert caught.value.message.startswith(f"checkpoint {path} has no readable digests.json")
+
+
+def test_resume_latest_restores_the_newest_good_checkpoint(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    for step in (1, 2):
+        save_checkpoint(
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(step),
+            keep=2,
+        )
+    restored: list[str] = []
+
+    def restore(path: Path) -> None:
+        load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+        restored.append(path.name)
+
+    assert resume_latest(tmp_path, restore) == tmp_path / "step_000000002"
+    (tmp_path / "step_000000002" / "state.json").write_bytes(b"{}")
+    assert resume_latest(tmp_path, restore) == tmp_path / "step_000000001"
+    assert restored == ["step_000000002", "step_000000001"]
+    assert resume_latest(tmp_path / "none", restore) is None
+
+
+def test_resume_latest_passes_on_failures_other_than_corruption(tmp_path: Path) -> None:
+    """A checkpoint that verifies but does not fit the model is no reason to go back further:
+    the one before it would not fit either."""
+    model, optimizer, scheduler = _parts(0)
+    for step in (1, 2):
+        save_checkpoint(
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(step),
+            keep=2,
+        )
+    tried: list[str] = []
+
+    def restore(path: Path) -> None:
+        tried.append(path.name)
+        raise ModelTrainerError("MODEL_INCOMPATIBLE", "another shape")
+
+    with pytest.raises(ModelTrainerError) as caught:
+        resume_latest(tmp_path, restore)
+    assert caught.value.code == "MODEL_INCOMPATIBLE"
+    assert tried == ["step_000000002"]

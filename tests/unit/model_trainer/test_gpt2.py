@@ -275,15 +275,21 @@ def test_load_refuses_foreign_and_corrupt_runs(
     _, _, run_dir = trained
     other = settings["artifacts_root"] / "other"
     GPT2_BACKEND.save(GPT2_BACKEND.load(str(run_dir), settings), str(other))
+    # without a manifest there are no digests: safetensors itself refuses the bytes
+    (other / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelTrainerError) as unreadable:
+        GPT2_BACKEND.load(str(other), settings)
+    assert unreadable.value.code == "MODEL_LOAD_FAILED"
     BertConfig(num_hidden_layers=1).save_pretrained(other)
     with pytest.raises(ModelTrainerError) as foreign:
         GPT2_BACKEND.load(str(other), settings)
     assert foreign.value.code == "MODEL_INCOMPATIBLE"
     assert "BertConfig" in foreign.value.message
+    # a run's manifest refuses the same bytes before safetensors sees them
     (run_dir / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelTrainerError) as corrupt:
         GPT2_BACKEND.load(str(run_dir), settings)
-    assert corrupt.value.code == "MODEL_LOAD_FAILED"
+    assert corrupt.value.code == "ARTIFACT_CORRUPT"
 
 
 def test_evaluation_windows_must_fit_the_context(

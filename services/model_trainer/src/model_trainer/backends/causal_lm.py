@@ -43,11 +43,12 @@ from model_trainer.storage.runs import (
     RunManifest,
     git_commit,
     library_versions,
+    run_artifacts,
     utc_now,
     write_manifest,
 )
 from model_trainer.training.base_trainer import BaseTrainer, EvalMetrics, LoopConfig
-from model_trainer.training.checkpoint import latest_checkpoint
+from model_trainer.training.checkpoint import resume_latest
 from model_trainer.training.data import TokenWindows, split_tokens
 from model_trainer.training.device import (
     compile_model,
@@ -108,7 +109,8 @@ class CausalLMBackend(ABC):
         callbacks: TrainingCallbacks,
     ) -> TrainOutcome:
         """Train on the corpus (read once by the caller), resuming from the run's latest
-        checkpoint when one exists, then save the run and its manifest."""
+        checkpoint that verifies, then save the run and its manifest (with every file's
+        sha256)."""
         started_at = utc_now()
         module = as_module(prepared["model"])
         device = resolve_device(cfg["device"])
@@ -131,9 +133,7 @@ class CausalLMBackend(ABC):
             loop_config(cfg, bf16=uses_bf16(cfg["precision"], device)),
             callbacks,
         )
-        checkpoint = latest_checkpoint(directory / "checkpoints")
-        if checkpoint is not None:
-            trainer.resume(checkpoint)
+        resume_latest(directory / "checkpoints", trainer.resume)
         history = list(trainer.train())
         outcome = _outcome(history[-1], trainer, run_dir)
         self.save(prepared, run_dir)
@@ -152,6 +152,7 @@ class CausalLMBackend(ABC):
             "git_commit": git_commit(Path(__file__).parent),
             "created_at": started_at,
             "completed_at": utc_now(),
+            "artifacts": run_artifacts(directory),
         }
         write_manifest(directory, manifest)
         return outcome

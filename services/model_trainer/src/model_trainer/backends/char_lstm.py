@@ -20,7 +20,8 @@ from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
-from model_trainer.storage.runs import MANIFEST_FILE
+from model_trainer.storage.artifacts import ordinary_permissions
+from model_trainer.storage.runs import MANIFEST_FILE, verify_run
 from model_trainer.tokenizers.store import load_tokenizer_dir
 from model_trainer.training.device import resolve_device
 from platform_core.json_types import (
@@ -143,6 +144,7 @@ class CharLSTMBackend(CausalLMBackend):
         config = orjson.dumps(model.config, option=orjson.OPT_INDENT_2)
         (directory / CONFIG_FILE).write_bytes(config)
         prepared["tokenizer"].save(directory)
+        ordinary_permissions(directory)
         return {
             "out_dir": out_dir,
             "weights_path": str(directory / WEIGHTS_FILE),
@@ -150,7 +152,8 @@ class CharLSTMBackend(CausalLMBackend):
         }
 
     def load(self, artifact_path: str, settings: Settings) -> PreparedLMModel:
-        """Rebuild the network from config.json and fill it from the safetensors weights."""
+        """Rebuild the network from config.json and fill it from the safetensors weights, once
+        the run's files match its manifest's digests."""
         directory = Path(artifact_path)
         if not (directory / WEIGHTS_FILE).is_file():
             raise ModelTrainerError(
@@ -158,6 +161,7 @@ class CharLSTMBackend(CausalLMBackend):
                 f"no trained model in {artifact_path}",
                 details={"path": artifact_path},
             )
+        verify_run(directory)
         model = CharLSTMModel(_read_config(directory / CONFIG_FILE))
         prepared = prepared_model(self.family, model, load_tokenizer_dir(directory))
         load_model(model, str(directory / WEIGHTS_FILE))

@@ -23,8 +23,9 @@ from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.artifacts import ordinary_permissions
 from model_trainer.storage.corpora import confine
-from model_trainer.storage.runs import MANIFEST_FILE
+from model_trainer.storage.runs import MANIFEST_FILE, verify_run
 from model_trainer.tokenizers.store import load_tokenizer_dir
 from model_trainer.training.device import resolve_device
 
@@ -112,7 +113,8 @@ def hf_config(dims: GPT2Dims, tokenizer: TokenizerHandle, model_size: str) -> GP
 def read_pretrained(directory: Path) -> GPT2LMHeadModel:
     """A GPT-2 from a local Hugging Face checkpoint directory, safetensors weights only.
 
-    Pickled weights (`pytorch_model.bin`) are refused: loading them can run code.
+    Pickled weights (`pytorch_model.bin`) are refused: loading them can run code. One of our
+    runs is checked against its manifest's digests first (ARTIFACT_CORRUPT, never loaded).
     """
     has_weights = any(
         (directory / name).is_file() for name in (WEIGHTS_FILE, SHARDED_WEIGHTS_INDEX)
@@ -123,6 +125,7 @@ def read_pretrained(directory: Path) -> GPT2LMHeadModel:
             f"{directory} holds no Hugging Face model ({HF_CONFIG_FILE} and {WEIGHTS_FILE})",
             details={"path": str(directory)},
         )
+    verify_run(directory)
     config = AutoConfig.from_pretrained(directory)
     if not isinstance(config, GPT2Config):
         raise ModelTrainerError(
@@ -189,6 +192,7 @@ class GPT2Backend(CausalLMBackend):
         directory.mkdir(parents=True, exist_ok=True)
         model.hf.save_pretrained(directory)
         prepared["tokenizer"].save(directory)
+        ordinary_permissions(directory)
         return {
             "out_dir": out_dir,
             "weights_path": str(directory / WEIGHTS_FILE),

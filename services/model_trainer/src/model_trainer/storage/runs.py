@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NotRequired
 
 import orjson
 from typing_extensions import TypedDict
@@ -16,18 +19,31 @@ from model_trainer.contracts.model import ModelFamily, TrainOutcome
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
+from model_trainer.storage.artifacts import (
+    ArtifactDigests,
+    corrupt_artifact,
+    digest_files,
+    parse_digests,
+    plain_files,
+    verify_files,
+)
 from platform_core.json_types import (
     JSONObject,
     PayloadError,
     load_json_object,
     optional_float,
+    optional_object,
     require_float,
     require_int,
     require_object,
     require_str,
 )
 
+logger = logging.getLogger(__name__)
+
 MANIFEST_FILE = "manifest.json"
+# The manifest's record of every other file in the run directory: {name: {sha256, bytes}}.
+ARTIFACTS_KEY = "artifacts"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LIBRARIES = ("torch", "numpy", "safetensors", "orjson", "transformers", "tokenizers")
 
@@ -47,6 +63,10 @@ class RunManifest(TypedDict):
     git_commit: str | None
     created_at: str
     completed_at: str
+    # Every file of the run but the manifest (checkpoints/ is a folder, not an artifact).
+    # Training always writes it; a manifest from before it existed still lists and loads
+    # (unverified, see verify_run), hence NotRequired: the type describes what readers find.
+    artifacts: NotRequired[ArtifactDigests]
 
 
 class RunSummary(TypedDict):
@@ -98,10 +118,37 @@ def git_commit(cwd: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def run_artifacts(directory: Path) -> ArtifactDigests:
+    """The digest of every file a finished run directory holds besides its manifest."""
+    return digest_files(directory, plain_files(directory, exclude=[MANIFEST_FILE]))
+
+
 def write_manifest(directory: Path, manifest: RunManifest) -> Path:
+    """Written beside and renamed into place: a run's manifest is whole or absent, since it is
+    both the mark of a finished run and the record its files are checked against."""
     path = directory / MANIFEST_FILE
-    path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    partial = directory / f".{MANIFEST_FILE}.partial"
+    partial.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    os.replace(partial, path)
     return path
+
+
+def verify_run(directory: Path) -> None:
+    """Check the files a run's manifest records against their sha256 before any is loaded
+    (ARTIFACT_CORRUPT if one differs). A directory without a manifest is not one of our runs
+    (a Hugging Face checkpoint brought to fine-tune) and has no record to check against; a
+    manifest written before digests were recorded is loaded as before, with a warning."""
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        return
+    try:
+        recorded = optional_object(load_json_object(path.read_bytes()), ARTIFACTS_KEY)
+    except PayloadError as exc:
+        raise corrupt_artifact(directory, MANIFEST_FILE, f"is unreadable: {exc}") from exc
+    if recorded is None:
+        logger.warning("run %s predates artifact digests: loaded unverified", directory.name)
+        return
+    verify_files(directory, parse_digests(recorded, path))
 
 
 def read_manifest(settings: Settings, run_id: str) -> JSONObject:

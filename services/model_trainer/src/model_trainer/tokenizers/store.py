@@ -19,6 +19,7 @@ from model_trainer.contracts.tokenizer import (
 from model_trainer.contracts.validators import validate_tokenizer_id
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.artifacts import ordinary_permissions
 from platform_core.json_types import (
     PayloadError,
     load_json_object,
@@ -50,6 +51,7 @@ def save_tokenizer(tokenizer: TokenizerHandle, settings: Settings) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{tokenizer.tokenizer_id}-", dir=target.parent))
     tokenizer.save(staging)
+    ordinary_permissions(staging)  # mkdtemp made it owner-only
     try:
         staging.rename(target)
     except OSError:

@@ -1,12 +1,16 @@
 """Training checkpoints: tensors in safetensors, everything else in JSON, never pickle.
 
 A checkpoint holds what an exact resume needs: model and optimizer tensors, the scheduler's
-state, torch's RNG states, and the loop's position (step, epoch, batch index).
+state, torch's RNG states, and the loop's position (step, epoch, batch index), plus the
+sha256 of each of those files (`digests.json`), so a checkpoint damaged on disk is never loaded:
+resume falls back to the one before it.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
@@ -18,16 +22,30 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from model_trainer.errors import ModelTrainerError
+from model_trainer.storage.artifacts import (
+    digest_files,
+    ordinary_permissions,
+    parse_digests,
+    verify_files,
+)
 from platform_core.json_types import (
     JSONObject,
     JSONValue,
+    PayloadError,
     load_json_object,
     require_float,
     require_int,
     require_object,
 )
 
+logger = logging.getLogger(__name__)
+
 _PREFIX = "step_"
+MODEL_FILE = "model.safetensors"
+TRAINING_FILE = "training.safetensors"
+STATE_FILE = "state.json"
+DIGESTS_FILE = "digests.json"
+_FILES = (MODEL_FILE, TRAINING_FILE, STATE_FILE)
 
 
 class CheckpointState(TypedDict):
@@ -112,16 +130,18 @@ def save_checkpoint(
     tmp = checkpoint_dir / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
+    save_model(model, str(tmp / MODEL_FILE))
     opt_tensors, groups = _split_optimizer(optimizer)
-    save_file({**opt_tensors, **_rng_tensors()}, str(tmp / "training.safetensors"))
+    save_file({**opt_tensors, **_rng_tensors()}, str(tmp / TRAINING_FILE))
     sched: dict[str, object] = scheduler.state_dict()
     meta: _CheckpointMeta = {
         "state": state,
         "optimizer_groups": groups,
         "scheduler": {key: _to_json(value) for key, value in sched.items()},
     }
-    (tmp / "state.json").write_bytes(orjson.dumps(meta))
+    (tmp / STATE_FILE).write_bytes(orjson.dumps(meta))
+    (tmp / DIGESTS_FILE).write_bytes(orjson.dumps(digest_files(tmp, _FILES)))
+    ordinary_permissions(tmp)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in list_checkpoints(checkpoint_dir)[:-keep]:
@@ -141,8 +161,23 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def verify_checkpoint(path: Path) -> None:
+    """Refuse (ARTIFACT_CORRUPT) a checkpoint whose files differ from the digests saved with
+    them; one without digests cannot be trusted either."""
+    record = path / DIGESTS_FILE
+    try:
+        raw = load_json_object(record.read_bytes())
+    except (OSError, PayloadError) as exc:
+        raise ModelTrainerError(
+            "ARTIFACT_CORRUPT",
+            f"checkpoint {path} has no readable {DIGESTS_FILE}: {exc}",
+            details={"path": str(record)},
+        ) from exc
+    verify_files(path, parse_digests(raw, record))
+
+
 def _read_meta(path: Path) -> _CheckpointMeta:
-    raw = load_json_object((path / "state.json").read_bytes())
+    raw = load_json_object((path / STATE_FILE).read_bytes())
     state = require_object(raw, "state")
     loop_state: CheckpointState = {
         "step": require_int(state, "step"),
@@ -161,12 +196,29 @@ def _read_meta(path: Path) -> _CheckpointMeta:
 def load_checkpoint(
     path: Path, *, model: nn.Module, optimizer: Optimizer, scheduler: LRScheduler
 ) -> CheckpointState:
-    """Restore model, optimizer, scheduler and RNG states in place; return the loop position."""
+    """Restore model, optimizer, scheduler and RNG states in place; return the loop position.
+    Its files are verified first, so a corrupt checkpoint changes nothing."""
+    verify_checkpoint(path)
     meta = _read_meta(path)
-    load_model(model, str(path / "model.safetensors"))
-    tensors = load_file(str(path / "training.safetensors"))
+    load_model(model, str(path / MODEL_FILE))
+    tensors = load_file(str(path / TRAINING_FILE))
     opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
     optimizer.load_state_dict(_optimizer_state(opt_tensors, meta["optimizer_groups"]))
     scheduler.load_state_dict(meta["scheduler"])
     _restore_rng(tensors)
     return meta["state"]
+
+
+def resume_latest(checkpoint_dir: Path, restore: Callable[[Path], None]) -> Path | None:
+    """Restore from the newest checkpoint that verifies; a corrupt or truncated one is logged
+    and the one before it tried. None when there is none to resume from (start afresh)."""
+    for path in reversed(list_checkpoints(checkpoint_dir)):
+        try:
+            restore(path)
+        except ModelTrainerError as error:
+            if error.code != "ARTIFACT_CORRUPT":
+                raise
+            logger.warning("not resuming from %s: %s", path.name, error.message)
+            continue
+        return path
+    return None
