@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,7 +55,7 @@ from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.corpora import confine, corpus_roots
 from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
 from model_trainer.storage.owners import claim as claim_id
-from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir
+from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir, unreadable_manifest
 from model_trainer.tokenizers.store import (
     read_meta,
     require_tokenizer,
@@ -66,7 +64,6 @@ from model_trainer.tokenizers.store import (
 )
 from platform_core.json_types import (
     JSONObject,
-    PayloadError,
     load_json_object,
     require_int,
     require_object,
@@ -450,19 +447,6 @@ def check_fits_run(manifest: JSONObject, run_id: str, max_seq_len: int) -> None:
         size = require_str(manifest, "model_size")
     if not fine_tuned:
         check_fits_preset(family, size, max_seq_len)
-
-
-@contextmanager
-def unreadable_manifest(run_id: str) -> Iterator[None]:
-    """A manifest field that is missing or mistyped is the run's fault, not the request's."""
-    try:
-        yield
-    except PayloadError as exc:
-        raise ModelTrainerError(
-            "MODEL_LOAD_FAILED",
-            f"manifest of run {run_id} is unreadable: {exc}",
-            details={"run_id": run_id},
-        ) from exc
 
 
 def _confined(path: Path, roots: list[Path], field: str) -> Path:

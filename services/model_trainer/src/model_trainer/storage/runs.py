@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -160,8 +162,16 @@ def read_manifest(settings: Settings, run_id: str) -> JSONObject:
             f"run {run_id} does not exist or has not finished training",
             details={"field": "run_id", "run_id": run_id},
         )
-    try:
+    with unreadable_manifest(run_id):
         return load_json_object(path.read_bytes())
+
+
+@contextmanager
+def unreadable_manifest(run_id: str) -> Iterator[None]:
+    """A manifest that does not parse, or a field of it that is missing or mistyped, is the
+    run's fault (MODEL_LOAD_FAILED), not the request's."""
+    try:
+        yield
     except PayloadError as exc:
         raise ModelTrainerError(
             "MODEL_LOAD_FAILED",

@@ -23,6 +23,7 @@ from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
+from model_trainer.storage.artifacts import process_umask
 from model_trainer.storage.owners import add_corpus, corpus_bytes
 from platform_core.json_types import ROOT_FIELD
 
@@ -38,12 +39,6 @@ class StoredCorpus(TypedDict):
     corpus_id: str
     bytes: int
     sha256: str
-
-
-# mkstemp makes 0600 files; a stored corpus is as readable as any file the umask allows.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-SHARED_FILE_MODE = 0o666 & ~_UMASK
 
 
 def corpora_dir(settings: Settings) -> Path:
@@ -121,7 +116,8 @@ def build_corpora_router(ctx: ApiContext) -> APIRouter:
                 stored = await copy_body(request, sink, settings["max_corpus_bytes"])
             others = corpus_bytes(ctx["redis"], caller["user_id"], except_id=stored["corpus_id"])
             check_corpus_quota(settings, others, stored["bytes"])
-            os.chmod(partial, SHARED_FILE_MODE)
+            # mkstemp makes 0600 files: a stored corpus gets what the umask gives any file.
+            os.chmod(partial, 0o666 & ~process_umask())
             os.replace(partial, directory / f"{stored['sha256']}.txt")
         finally:
             Path(partial).unlink(missing_ok=True)
