@@ -76,7 +76,6 @@ def _train(redis: RedisClient, settings: Settings, corpus: Path) -> Path:
             "max_seq_len": 16,
             "batch_size": 8,
             "max_steps": 12,
-            "num_epochs": 10,
             "checkpoint_every_steps": 5,
             "device": "cpu",
         },

@@ -140,9 +140,8 @@ def submit_tokenizer(ctx: ApiContext, caller: Principal, body: TokenizerJobReque
     settings = ctx["settings"]
     job_id = uuid.uuid4().hex
     tokenizer_id = f"{body.kind}-{job_id}" if body.tokenizer_id is None else body.tokenizer_id
-    if tokenizer_exists(tokenizer_id, settings) or owner_of(
-        ctx["redis"], "tokenizer", tokenizer_id
-    ):
+    claimed = owner_of(ctx["redis"], "tokenizer", tokenizer_id) is not None
+    if claimed or tokenizer_exists(tokenizer_id, settings):
         raise _invalid(
             "tokenizer_id", f"tokenizer {tokenizer_id} already exists; choose a new tokenizer_id"
         )
