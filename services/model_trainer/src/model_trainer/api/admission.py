@@ -1,12 +1,13 @@
 """Admission control: a user's queued+running jobs per queue, and every user's queue depth.
 
-The global cap reads RQ's own queue length (`Queue.count`, one LLEN). The per-user count is the
-size of a sorted set of the user's unended job ids per queue, scored by submit time: a job joins
-it here and leaves it when its record ends (`JobStore.complete`/`fail`), so counting is one
-ZCARD whatever the user has queued. In case a job ever ends without its record saying so, each
-admission also checks the set's oldest few members and drops those whose record ended, or that
-never got one within a minute. A submission adds itself first and then counts, so two racing
-submissions can both be refused but never both slip past the limit.
+The global cap reads RQ's own queue length (one LLEN). The per-user count is the size of a
+sorted set of the user's unended job ids per queue, scored by submit time: a job joins it here
+and leaves it when its record ends (`JobStore.complete`/`fail`), so counting is one ZCARD
+whatever the user has queued, in the same round trip as the queue's length. In case a job ever
+ends without its record saying so, an admission about to refuse first re-checks the set's oldest
+few members and drops those whose record ended, or that never got one within a minute. A
+submission adds itself first and then counts, so two racing submissions can both be refused but
+never both slip past the limit.
 """
 
 from __future__ import annotations
@@ -37,23 +38,28 @@ def active_key(user_id: int, queue: QueueName) -> str:
 def admit(
     redis: RedisClient, settings: Settings, caller: Principal, queue: QueueName, job_id: str
 ) -> None:
-    """Raise QUEUE_FULL (503) or QUOTA_EXCEEDED (429), or count the job against its user."""
-    depth = Queue(queue, connection=redis, serializer=JSONSerializer).count
+    """Raise QUEUE_FULL (503) or QUOTA_EXCEEDED (429), or count the job against its user.
+
+    One round trip when the job fits; the oldest members are re-checked only before a refusal.
+    """
+    key = active_key(caller["user_id"], queue)
+    now = time.time()
+    pipe = redis.pipeline(transaction=False)
+    pipe.llen(Queue(queue, connection=redis, serializer=JSONSerializer).key)
+    pipe.zadd(key, {job_id: now})
+    pipe.zcard(key)
+    depth, _, counted = pipe.execute()
     if depth >= settings["max_queue_depth"]:
+        redis.zrem(key, job_id)
         raise ModelTrainerError(
             "QUEUE_FULL",
             f"the {queue} queue holds {depth} jobs, its limit (MAX_QUEUE_DEPTH); retry later",
             details={"queue": queue, "depth": depth},
         )
-    key = active_key(caller["user_id"], queue)
-    now = time.time()
-    pipe = redis.pipeline()
-    pipe.zadd(key, {job_id: now})
-    pipe.zcard(key)
-    pipe.zrange(key, 0, PRUNE_SAMPLE - 1, withscores=True)
-    _, counted, oldest = pipe.execute()
-    active = int(counted) - _prune(redis, key, index_positions(oldest), now, keep=job_id)
     limit = settings["max_active_jobs"][queue]
+    active = int(counted)
+    if active > limit:
+        active -= _prune(redis, key, now, keep=job_id)
     if active > limit:
         redis.zrem(key, job_id)
         raise ModelTrainerError(
@@ -64,11 +70,10 @@ def admit(
         )
 
 
-def _prune(
-    redis: RedisClient, key: str, oldest: list[tuple[int, str]], now: float, *, keep: str
-) -> int:
+def _prune(redis: RedisClient, key: str, now: float, *, keep: str) -> int:
     """Drop ended jobs among the set's oldest members (a leak's repair); how many went."""
-    pipe = redis.pipeline()
+    oldest = index_positions(redis.zrange(key, 0, PRUNE_SAMPLE - 1, withscores=True))
+    pipe = redis.pipeline(transaction=False)
     for _, job_id in oldest:
         pipe.hget(record_key(DOMAIN, job_id), "status")
     statuses: list[bytes | None] = pipe.execute()
