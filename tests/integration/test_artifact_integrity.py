@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.artifacts import flip_last_byte, modes, usual_umask
+from tests.support.records import queued_record
 
 from model_trainer.contracts.defaults import (
     make_eval_config,
@@ -19,7 +20,6 @@ from model_trainer.contracts.defaults import (
 from model_trainer.contracts.jobs import (
     EvalJobPayload,
     GenerateJobPayload,
-    JobRecord,
     JobType,
     ScoreJobPayload,
     TrainJobPayload,
@@ -28,7 +28,7 @@ from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_conf
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
-from model_trainer.storage.runs import run_dir, utc_now
+from model_trainer.storage.runs import run_dir
 from model_trainer.worker import model_cache
 from model_trainer.worker.eval_job import run_eval_job
 from model_trainer.worker.generate_job import run_generate_job
@@ -43,30 +43,10 @@ from platform_workers.redis_conn import RedisClient
 RUN_ID = "run-i"
 
 
-def _record(job_id: str, job_type: JobType, run_id: str | None) -> JobRecord:
-    return {
-        "job_id": job_id,
-        "user_id": 1,
-        "type": job_type,
-        "queue": "train" if job_type in ("train", "tokenizer") else "infer",
-        "status": "queued",
-        "progress": 0.0,
-        "message": "",
-        "attempts": 0,
-        "created_at": utc_now(),
-        "started_at": None,
-        "finished_at": None,
-        "heartbeat_at": None,
-        "run_id": run_id,
-        "result": None,
-        "error": None,
-    }
-
-
 def _train(redis: RedisClient, settings: Settings, corpus: Path) -> Path:
     """A train job without a tokenizer_id (so it stores the corpus's char tokenizer too),
     checkpointing every 5 of its 12 steps."""
-    JobStore(redis).create(_record("t1", "train", RUN_ID))
+    JobStore(redis).create(queued_record("t1", "train", RUN_ID))
     config = make_train_config(
         model_family="char_lstm",
         model_size="tiny",
@@ -127,10 +107,10 @@ def test_an_inference_job_on_a_tampered_run_fails_coded_even_when_warm(
 ) -> None:
     directory = _train(redis, settings, corpus_path)
     store, job = JobStore(redis), JOBS[job_type]
-    store.create(_record("warm", job_type, RUN_ID))
+    store.create(queued_record("warm", job_type, RUN_ID))
     job("warm", redis, settings, corpus_path)  # the run is now in this worker's cache
     flip_last_byte(directory / "model.safetensors")
-    store.create(_record("bad", job_type, RUN_ID))
+    store.create(queued_record("bad", job_type, RUN_ID))
     with pytest.raises(ModelTrainerError) as caught:
         job("bad", redis, settings, corpus_path)
     assert caught.value.code == "ARTIFACT_CORRUPT"
@@ -162,7 +142,7 @@ def test_what_train_and_tokenizer_jobs_write_is_readable_by_everyone(
     redis: RedisClient, settings: Settings, corpus_path: Path
 ) -> None:
     """Under umask 022: 0755 folders and 0644 files, checkpoints and stored tokenizers too."""
-    JobStore(redis).create(_record("k1", "tokenizer", None))
+    JobStore(redis).create(queued_record("k1", "tokenizer", None))
     tokenizer = make_tokenizer_config(
         corpus_path=str(corpus_path), tokenizer_id="bpe-k1", kind="bpe", vocab_size=300
     )

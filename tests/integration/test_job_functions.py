@@ -8,6 +8,7 @@ import pytest
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 from tests.support.backends import train_cfg, train_run
+from tests.support.records import queued_record
 
 from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
 from model_trainer.contracts.defaults import (
@@ -15,13 +16,12 @@ from model_trainer.contracts.defaults import (
     make_generate_config,
     make_score_config,
 )
-from model_trainer.contracts.jobs import JobRecord, JobType, QueueName, TrainJobPayload
+from model_trainer.contracts.jobs import JobType, TrainJobPayload
 from model_trainer.contracts.limits import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
-from model_trainer.storage.runs import utc_now
 from model_trainer.worker import model_cache
 from model_trainer.worker.eval_job import run_eval_job
 from model_trainer.worker.generate_job import run_generate_job
@@ -32,26 +32,6 @@ from platform_core.job_events import decode_job_event
 from platform_core.json_types import load_json_object
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient
-
-
-def _record(job_id: str, job_type: JobType, queue: QueueName, run_id: str) -> JobRecord:
-    return {
-        "job_id": job_id,
-        "user_id": 1,
-        "type": job_type,
-        "queue": queue,
-        "status": "queued",
-        "progress": 0.0,
-        "message": "",
-        "attempts": 0,
-        "created_at": utc_now(),
-        "started_at": None,
-        "finished_at": None,
-        "heartbeat_at": None,
-        "run_id": run_id,
-        "result": None,
-        "error": None,
-    }
 
 
 def _train_payload(job_id: str, corpus: Path, run_id: str = "run-a") -> TrainJobPayload:
@@ -96,7 +76,7 @@ def worker_env(redis_url: str, settings: Settings, monkeypatch: pytest.MonkeyPat
 
 @pytest.fixture
 def trained(redis: RedisClient, settings: Settings, corpus_path: Path) -> str:
-    JobStore(redis).create(_record("t1", "train", "train", "run-a"))
+    JobStore(redis).create(queued_record("t1", "train", "run-a"))
     run_train_job(_train_payload("t1", corpus_path), settings=settings, redis=redis)
     model_cache.clear()
     return "run-a"
@@ -119,7 +99,7 @@ def test_train_job_records_the_result_and_publishes_metrics(
 
 
 def test_a_coded_failure_is_recorded_and_announced(redis: RedisClient, settings: Settings) -> None:
-    JobStore(redis).create(_record("t2", "train", "train", "run-b"))
+    JobStore(redis).create(queued_record("t2", "train", "run-b"))
     missing = settings["data_root"] / "missing.txt"
     with pytest.raises(ModelTrainerError):
         run_train_job(_train_payload("t2", missing, "run-b"), settings=settings, redis=redis)
@@ -137,7 +117,7 @@ def test_a_cancel_flag_stops_training_as_cancelled(
     redis: RedisClient, settings: Settings, corpus_path: Path
 ) -> None:
     store = JobStore(redis)
-    store.create(_record("t3", "train", "train", "run-c"))
+    store.create(queued_record("t3", "train", "run-c"))
     store.request_cancel("t3")
     with pytest.raises(ModelTrainerError) as caught:
         run_train_job(_train_payload("t3", corpus_path, "run-c"), settings=settings, redis=redis)
@@ -158,7 +138,7 @@ def test_inference_jobs_use_the_trained_run_and_keep_it_loaded(
     store = JobStore(redis)
     jobs: tuple[tuple[str, JobType], ...] = (("g1", "generate"), ("s1", "score"), ("e1", "eval"))
     for job_id, job_type in jobs:
-        store.create(_record(job_id, job_type, "infer", trained))
+        store.create(queued_record(job_id, job_type, trained))
     generated = run_generate_job(
         {
             "job_id": "g1",
@@ -227,8 +207,8 @@ def test_an_infer_worker_runs_queued_jobs_in_process(
 ) -> None:
     """A real RQ SimpleWorker in burst mode: started is announced, the result recorded."""
     store = JobStore(redis)
-    store.create(_record("g2", "generate", "infer", trained))
-    store.create(_record("e2", "eval", "infer", trained))
+    store.create(queued_record("g2", "generate", trained))
+    store.create(queued_record("e2", "eval", trained))
     queue = Queue("infer", connection=redis, serializer=JSONSerializer)
     generate = {
         "job_id": "g2",
@@ -262,7 +242,7 @@ def test_an_unexpected_error_is_final_at_once_and_recorded_as_internal(
 ) -> None:
     """The same payload would fail the same way again: no retry, even with retries left."""
     store = JobStore(redis)
-    store.create(_record("bad", "score", "infer", "run-x"))
+    store.create(queued_record("bad", "score", "run-x"))
     queue = Queue("infer", connection=redis, serializer=JSONSerializer)
     broken = {"job_id": "bad", "user_id": 1}  # no run_id: a KeyError, not a coded error
     queue.enqueue(
@@ -290,7 +270,7 @@ def test_a_value_the_worker_cannot_compute_with_fails_once_as_the_users(
 ) -> None:
     """A seed of 2**64 passes the validators but overflows torch's seed: one attempt, user kind."""
     store = JobStore(redis)
-    store.create(_record("huge-seed", "train", "train", "run-seed"))
+    store.create(queued_record("huge-seed", "train", "run-seed"))
     payload = _train_payload("huge-seed", corpus_path, "run-seed")
     payload["config"]["seed"] = 2**64
     queue = Queue("train", connection=redis, serializer=JSONSerializer)
@@ -328,7 +308,7 @@ def test_a_job_over_its_time_limit_fails_and_the_next_one_runs(
     )
     quick = make_generate_config(prompt_text="To", max_new_tokens=5, seed=1)
     for job_id, config, timeout in (("slow", endless, 1), ("next", quick, 60)):
-        store.create(_record(job_id, "generate", "infer", "medium"))
+        store.create(queued_record(job_id, "generate", "medium"))
         payload = {"job_id": job_id, "user_id": 1, "run_id": "medium", "config": config}
         queue.enqueue(
             "model_trainer.worker.generate_job.process_generate_job",

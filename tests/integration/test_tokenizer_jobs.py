@@ -6,15 +6,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.support.records import queued_record
 
 from model_trainer.contracts.defaults import make_generate_config, make_tokenizer_config
-from model_trainer.contracts.jobs import JobRecord, JobType, TokenizerJobPayload, TrainJobPayload
+from model_trainer.contracts.jobs import JobRecord, TokenizerJobPayload, TrainJobPayload
 from model_trainer.contracts.tokenizer import TokenizerKind
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
-from model_trainer.storage.runs import run_dir, utc_now
+from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.store import load_tokenizer, tokenizer_exists
 from model_trainer.worker import model_cache
 from model_trainer.worker.generate_job import run_generate_job
@@ -23,26 +24,6 @@ from model_trainer.worker.train_job import run_train_job
 from platform_core.json_types import load_json_object
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient
-
-
-def _record(job_id: str, job_type: JobType, run_id: str | None) -> JobRecord:
-    return {
-        "job_id": job_id,
-        "user_id": 1,
-        "type": job_type,
-        "queue": "train" if job_type in ("train", "tokenizer") else "infer",
-        "status": "queued",
-        "progress": 0.0,
-        "message": "",
-        "attempts": 0,
-        "created_at": utc_now(),
-        "started_at": None,
-        "finished_at": None,
-        "heartbeat_at": None,
-        "run_id": run_id,
-        "result": None,
-        "error": None,
-    }
 
 
 def _tokenizer_payload(
@@ -85,7 +66,7 @@ def _event_types(redis: RedisClient, job_id: str) -> list[str]:
 def _run_tokenizer(
     redis: RedisClient, settings: Settings, payload: TokenizerJobPayload
 ) -> JobRecord:
-    JobStore(redis).create(_record(payload["job_id"], "tokenizer", None))
+    JobStore(redis).create(queued_record(payload["job_id"], "tokenizer", None))
     run_tokenizer_job(payload, settings=settings, redis=redis)
     record = JobStore(redis).get(payload["job_id"])
     assert record is not None
@@ -126,7 +107,7 @@ def test_a_capped_char_tokenizer_reports_its_coverage(
 def test_a_cancelled_tokenizer_job_stores_nothing(
     redis: RedisClient, settings: Settings, corpus_path: Path
 ) -> None:
-    JobStore(redis).create(_record("k3", "tokenizer", None))
+    JobStore(redis).create(queued_record("k3", "tokenizer", None))
     JobStore(redis).request_cancel("k3")
     with pytest.raises(ModelTrainerError) as caught:
         run_tokenizer_job(_tokenizer_payload("k3", corpus_path), settings=settings, redis=redis)
@@ -137,7 +118,7 @@ def test_a_cancelled_tokenizer_job_stores_nothing(
 
 
 def test_a_missing_corpus_fails_the_tokenizer_job(redis: RedisClient, settings: Settings) -> None:
-    JobStore(redis).create(_record("k4", "tokenizer", None))
+    JobStore(redis).create(queued_record("k4", "tokenizer", None))
     payload = _tokenizer_payload("k4", settings["data_root"] / "missing.txt")
     with pytest.raises(ModelTrainerError):
         run_tokenizer_job(payload, settings=settings, redis=redis)
@@ -156,7 +137,7 @@ def test_the_rq_entry_point_reads_its_settings_from_the_environment(
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("ARTIFACTS_ROOT", str(settings["artifacts_root"]))
     monkeypatch.setenv("DATA_ROOT", str(settings["data_root"]))
-    JobStore(redis).create(_record("k5", "tokenizer", None))
+    JobStore(redis).create(queued_record("k5", "tokenizer", None))
     result = process_tokenizer_job(_tokenizer_payload("k5", corpus_path, kind="char"))
     assert result["tokenizer_id"] == "char-k5"
     assert tokenizer_exists("char-k5", settings)
@@ -167,12 +148,12 @@ def test_training_with_a_stored_bpe_tokenizer_then_generating(
 ) -> None:
     _run_tokenizer(redis, settings, _tokenizer_payload("k6", corpus_path))
     store = JobStore(redis)
-    store.create(_record("t6", "train", "run-t6"))
+    store.create(queued_record("t6", "train", "run-t6"))
     run_train_job(_train_payload("t6", corpus_path, "bpe-k6"), settings=settings, redis=redis)
     manifest = orjson.loads((run_dir(settings, "run-t6") / "manifest.json").read_bytes())
     assert manifest["tokenizer_id"] == "bpe-k6"
     model_cache.clear()
-    store.create(_record("g6", "generate", "run-t6"))
+    store.create(queued_record("g6", "generate", "run-t6"))
     generated = run_generate_job(
         {
             "job_id": "g6",
@@ -192,7 +173,7 @@ def test_training_with_a_stored_bpe_tokenizer_then_generating(
 def test_training_without_a_tokenizer_stores_the_corpus_char_tokenizer(
     redis: RedisClient, settings: Settings, corpus_path: Path
 ) -> None:
-    JobStore(redis).create(_record("t7", "train", "run-t7"))
+    JobStore(redis).create(queued_record("t7", "train", "run-t7"))
     run_train_job(_train_payload("t7", corpus_path, None), settings=settings, redis=redis)
     manifest = orjson.loads((run_dir(settings, "run-t7") / "manifest.json").read_bytes())
     tokenizer = load_tokenizer(manifest["tokenizer_id"], settings)
@@ -203,7 +184,7 @@ def test_training_without_a_tokenizer_stores_the_corpus_char_tokenizer(
 def test_training_with_an_unknown_tokenizer_fails_coded(
     redis: RedisClient, settings: Settings, corpus_path: Path
 ) -> None:
-    JobStore(redis).create(_record("t8", "train", "run-t8"))
+    JobStore(redis).create(queued_record("t8", "train", "run-t8"))
     with pytest.raises(ModelTrainerError):
         run_train_job(_train_payload("t8", corpus_path, "bpe-gone"), settings=settings, redis=redis)
     record = JobStore(redis).get("t8")
