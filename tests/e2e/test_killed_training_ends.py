@@ -11,36 +11,16 @@ from pathlib import Path
 from rq import Queue, Retry, Worker
 from rq.serializers import JSONSerializer
 from tests.support.processes import cli_process, descendants, stop, wait_for
+from tests.support.records import queued_record
 
 from model_trainer.api.submit import QUEUE_RETRIES
-from model_trainer.contracts.jobs import DOMAIN, JobRecord, TrainJobPayload
+from model_trainer.contracts.jobs import DOMAIN, TrainJobPayload
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.storage.job_store import JobStore
-from model_trainer.storage.runs import utc_now
 from platform_core.job_events import decode_job_event, is_failed
 from platform_core.json_types import load_json_object
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient
-
-
-def _record() -> JobRecord:
-    return {
-        "job_id": "doomed",
-        "user_id": 1,
-        "type": "train",
-        "queue": "train",
-        "status": "queued",
-        "progress": 0.0,
-        "message": "queued",
-        "attempts": 0,
-        "created_at": utc_now(),
-        "started_at": None,
-        "finished_at": None,
-        "heartbeat_at": None,
-        "run_id": "run-doomed",
-        "result": None,
-        "error": None,
-    }
 
 
 def _horse(redis: RedisClient) -> int | None:
@@ -70,7 +50,7 @@ def _enqueue_endless_training(redis: RedisClient, corpus_path: Path) -> JobStore
         "config": config,
         "tokenizer_id": None,
     }
-    store.create(_record())
+    store.create(queued_record("doomed", "train", "run-doomed"))
     Queue("train", connection=redis, serializer=JSONSerializer).enqueue_call(
         "model_trainer.worker.train_job.process_train_job",
         args=(payload,),

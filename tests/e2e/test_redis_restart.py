@@ -10,44 +10,21 @@ from pathlib import Path
 from rq import Queue, Retry, Worker
 from rq.serializers import JSONSerializer
 from tests.support.processes import cli_process, start_redis, stop, wait_for
+from tests.support.records import queued_record
 
 from model_trainer.contracts.defaults import make_generate_config
 from model_trainer.contracts.jobs import (
     DOMAIN,
-    QUEUE_FOR_TYPE,
     GenerateJobPayload,
-    JobRecord,
-    JobType,
     TrainJobPayload,
 )
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.storage.job_store import JobStore
-from model_trainer.storage.runs import utc_now
 from platform_core.json_types import load_json_object
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 OUTAGE_S = 30.0
-
-
-def _record(job_id: str, job_type: JobType, run_id: str) -> JobRecord:
-    return {
-        "job_id": job_id,
-        "user_id": 1,
-        "type": job_type,
-        "queue": QUEUE_FOR_TYPE[job_type],
-        "status": "queued",
-        "progress": 0.0,
-        "message": "queued",
-        "attempts": 0,
-        "created_at": utc_now(),
-        "started_at": None,
-        "finished_at": None,
-        "heartbeat_at": None,
-        "run_id": run_id,
-        "result": None,
-        "error": None,
-    }
 
 
 def _pids(redis: RedisClient, queue: str) -> set[int]:
@@ -98,7 +75,7 @@ def test_a_redis_restart_mid_training_is_survived(
             "config": config,
             "tokenizer_id": None,
         }
-        store.create(_record("t1", "train", "run-t1"))
+        store.create(queued_record("t1", "train", "run-t1"))
         Queue("train", connection=redis, serializer=JSONSerializer).enqueue_call(
             "model_trainer.worker.train_job.process_train_job",
             args=(train,),
@@ -127,7 +104,7 @@ def test_a_redis_restart_mid_training_is_survived(
             "run_id": "run-t1",
             "config": make_generate_config(prompt_text="To", max_new_tokens=5, seed=1),
         }
-        store.create(_record("g1", "generate", "run-t1"))
+        store.create(queued_record("g1", "generate", "run-t1"))
         Queue("infer", connection=redis, serializer=JSONSerializer).enqueue_call(
             "model_trainer.worker.generate_job.process_generate_job", args=(generate,), job_id="g1"
         )

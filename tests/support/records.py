@@ -15,7 +15,7 @@ def queued_record(job_id: str, job_type: JobType, run_id: str | None) -> JobReco
         "queue": QUEUE_FOR_TYPE[job_type],
         "status": "queued",
         "progress": 0.0,
-        "message": "",
+        "message": "queued",
         "attempts": 0,
         "created_at": utc_now(),
         "started_at": None,
