@@ -40,12 +40,19 @@ from model_trainer.training.base_trainer import BaseTrainer, LoopConfig, Trainin
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import resolve_device
 from model_trainer.training.evaluation import cross_entropy_loss
+from model_trainer.training.health import HealthThresholds
 from model_trainer.training.optim import make_optimizer
 
 BENCHMARK = "loop_overhead"
 TARGET_RATIO = 1.03
 LEARNING_RATE = 4e-3
 LOG_EVERY_STEPS = 10
+# The service's default health thresholds: watching gradients is part of the loop measured.
+HEALTH: HealthThresholds = {
+    "grad_norm_max": TRAIN_DEFAULTS["grad_norm_alert_max"],
+    "grad_norm_min": TRAIN_DEFAULTS["grad_norm_alert_min"],
+    "val_loss_spike_ratio": TRAIN_DEFAULTS["val_loss_spike_ratio"],
+}
 
 
 class Options(TypedDict):
@@ -84,6 +91,10 @@ def loop_config(steps: int, batches_per_epoch: int) -> LoopConfig:
         "eval_max_batches": 1,
         "checkpoint_every_steps": None,
         "keep_checkpoints": 1,
+        "keep_best_checkpoints": 1,
+        "early_stopping_patience": None,
+        "early_stopping_min_delta": 0.0,
+        "health": HEALTH,
         "heartbeat_interval_s": 5.0,
         "time_budget_s": None,
         "bf16": False,
@@ -116,6 +127,7 @@ def build_contestants(windows: TokenWindows, vocab_size: int) -> Contestants:
         "val_windows": None,
         "device": device,
         "checkpoint_dir": None,
+        "metrics_file": None,
     }
     return {
         "parts": parts,

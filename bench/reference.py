@@ -19,7 +19,7 @@ from torch.optim import AdamW
 
 from model_trainer.backends.char_lstm import CharLSTMModel
 from model_trainer.backends.presets import CHAR_LSTM_SIZES
-from model_trainer.contracts.model import StepMetrics, TrainingCallbacks
+from model_trainer.contracts.model import StepMetrics, TrainingAlert, TrainingCallbacks
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.training.data import TokenWindows, split_tokens
 
@@ -142,12 +142,17 @@ def _ignore_progress(metrics: StepMetrics) -> None:
     return None
 
 
+def _ignore_alert(alert: TrainingAlert) -> None:
+    return None
+
+
 def quiet_callbacks() -> TrainingCallbacks:
     """Callbacks that do nothing, so only the loop's own work is timed."""
     return {
         "heartbeat": _ignore_heartbeat,
         "cancelled": _never_cancelled,
         "progress": _ignore_progress,
+        "alert": _ignore_alert,
     }
 
 

@@ -144,6 +144,7 @@ def test_inference_jobs_use_the_trained_run_and_keep_it_loaded(
             "job_id": "g1",
             "user_id": 1,
             "run_id": trained,
+            "step": None,
             "config": make_generate_config(prompt_text="To", max_new_tokens=10, seed=1),
         },
         settings=settings,
@@ -158,6 +159,7 @@ def test_inference_jobs_use_the_trained_run_and_keep_it_loaded(
             "job_id": "s1",
             "user_id": 1,
             "run_id": trained,
+            "step": None,
             "config": make_score_config(text="To be", detail_level="per_char", top_k=2),
         },
         settings=settings,
@@ -170,6 +172,7 @@ def test_inference_jobs_use_the_trained_run_and_keep_it_loaded(
             "job_id": "e1",
             "user_id": 1,
             "run_id": trained,
+            "step": None,
             "config": make_eval_config(corpus_path=str(corpus_path), max_seq_len=32, batch_size=8),
         },
         settings=settings,
@@ -214,12 +217,14 @@ def test_an_infer_worker_runs_queued_jobs_in_process(
         "job_id": "g2",
         "user_id": 1,
         "run_id": trained,
+        "step": None,
         "config": make_generate_config(prompt_text="Or", max_new_tokens=5, seed=2),
     }
     evaluate = {
         "job_id": "e2",
         "user_id": 1,
         "run_id": trained,
+        "step": None,
         "config": make_eval_config(corpus_path=str(corpus_path), max_seq_len=32, batch_size=8),
     }
     queue.enqueue("model_trainer.worker.generate_job.process_generate_job", generate, job_id="g2")

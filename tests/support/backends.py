@@ -57,6 +57,7 @@ def quiet_callbacks(progress: list[StepMetrics] | None = None) -> TrainingCallba
         "heartbeat": lambda _: None,
         "cancelled": lambda: False,
         "progress": None if progress is None else progress.append,
+        "alert": None,
     }
 
 

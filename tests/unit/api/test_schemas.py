@@ -54,6 +54,12 @@ NON_DEFAULT: TrainOptions = {
     "keep_checkpoints": 3,
     "compile": True,
     "init_from": "ckpt",
+    "keep_best_checkpoints": 3,
+    "early_stopping_patience": 4,
+    "early_stopping_min_delta": 0.01,
+    "grad_norm_alert_max": 50.0,
+    "grad_norm_alert_min": 0.001,
+    "val_loss_spike_ratio": 0.5,
 }
 # Train request fields that are not options: what to train and where its inputs come from.
 TRAIN_TARGET_FIELDS = {
@@ -64,6 +70,7 @@ TRAIN_TARGET_FIELDS = {
     "run_id",
     "tokenizer_id",
     "timeout_s",
+    "continue_from",
 }
 
 MINIMAL_REQUESTS = {

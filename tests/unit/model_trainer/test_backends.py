@@ -25,6 +25,7 @@ from model_trainer.contracts.model import (
 )
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.run_metrics import read_points
 from model_trainer.tokenizers.char import CharTokenizer
 
 PROBE = "To be, or not to be—ü"
@@ -36,12 +37,19 @@ TOKENIZER_FILES = [
 ]
 # What a run directory holds besides the tokenizer: GPT-2's is Hugging Face's layout.
 RUN_FILES: dict[ModelFamily, list[str]] = {
-    "char_lstm": ["checkpoints", "config.json", "manifest.json", "model.safetensors"],
+    "char_lstm": [
+        "checkpoints",
+        "config.json",
+        "manifest.json",
+        "metrics.jsonl",
+        "model.safetensors",
+    ],
     "gpt2": [
         "checkpoints",
         "config.json",
         "generation_config.json",
         "manifest.json",
+        "metrics.jsonl",
         "model.safetensors",
     ],
 }
@@ -76,6 +84,15 @@ def test_train_learns_and_writes_a_complete_run_directory(
     assert outcome["val_perplexity"] is not None
     assert outcome["out_dir"] == str(run_dir)
     assert outcome["resumed_from_step"] is None
+    assert outcome["stop_reason"] == "completed"
+    history = read_points(run_dir / "metrics.jsonl")
+    assert [p["step"] for p in history] == [m["step"] for m in progress]
+    assert [p["loss"] for p in history] == [m["loss"] for m in progress]
+    evaluated = [p for p in history if p["val_loss"] is not None]
+    assert evaluated[-1]["val_loss"] == outcome["val_loss"]
+    best = min(evaluated, key=lambda p: p["val_loss"] or 0.0)
+    assert (outcome["best_val_loss"], outcome["best_step"]) == (best["val_loss"], best["step"])
+    assert all(p["grad_norm"] > 0 for p in history)
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == sorted(RUN_FILES[family] + TOKENIZER_FILES)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -140,6 +157,7 @@ def test_a_retried_train_resumes_to_the_same_weights(
         "heartbeat": lambda _: None,
         "cancelled": lambda: next(stop_after) >= 15,
         "progress": None,
+        "alert": None,
     }
     with pytest.raises(ModelTrainerError) as caught:
         train_run(backend, settings, cfg, "retried", callbacks=stopping)

@@ -11,13 +11,16 @@ from torch import Tensor
 
 from model_trainer.backends.char_lstm import CharLSTMModel
 from model_trainer.backends.presets import CHAR_LSTM_SIZES
-from model_trainer.contracts.model import StepMetrics, TrainingCallbacks
+from model_trainer.contracts.model import StepMetrics, TrainingAlert, TrainingCallbacks
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
+from model_trainer.storage.checkpoints import checkpoint_dirs, read_metrics
+from model_trainer.storage.run_metrics import read_points
 from model_trainer.training.base_trainer import BaseTrainer, EvalMetrics, LoopConfig
-from model_trainer.training.checkpoint import latest_checkpoint, list_checkpoints
+from model_trainer.training.checkpoint import latest_checkpoint
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.evaluation import cross_entropy_loss
+from model_trainer.training.health import HealthThresholds
 from model_trainer.training.optim import make_optimizer
 
 VOCAB = 20
@@ -46,6 +49,13 @@ def _model(seed: int = 3) -> CharLSTMModel:
     )
 
 
+NO_ALERTS: HealthThresholds = {
+    "grad_norm_max": None,
+    "grad_norm_min": None,
+    "val_loss_spike_ratio": None,
+}
+
+
 def _config(
     *,
     max_steps: int | None = None,
@@ -53,6 +63,9 @@ def _config(
     eval_every_steps: int | None = None,
     checkpoint_every_steps: int | None = None,
     bf16: bool = False,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    health: HealthThresholds = NO_ALERTS,
 ) -> LoopConfig:
     return {
         "num_epochs": 3,
@@ -67,6 +80,10 @@ def _config(
         "eval_max_batches": 2,
         "checkpoint_every_steps": checkpoint_every_steps,
         "keep_checkpoints": 2,
+        "keep_best_checkpoints": 1,
+        "early_stopping_patience": patience,
+        "early_stopping_min_delta": min_delta,
+        "health": health,
         "heartbeat_interval_s": 0.0,
         "time_budget_s": None,
         "bf16": bf16,
@@ -79,6 +96,7 @@ class Recorder:
     def __init__(self, cancel_after: int | None = None) -> None:
         self.beats: list[float] = []
         self.progress: list[StepMetrics] = []
+        self.alerts: list[TrainingAlert] = []
         self.cancel_checks = 0
         self.cancel_after = cancel_after
 
@@ -97,6 +115,7 @@ class Recorder:
             "heartbeat": self.heartbeat,
             "cancelled": self.cancelled,
             "progress": self.on_progress,
+            "alert": self.alerts.append,
         }
 
 
@@ -108,6 +127,7 @@ def _trainer(
     checkpoint_dir: Path | None = None,
     loss_fn: Callable[[Tensor, Tensor], Tensor] = cross_entropy_loss,
     with_val: bool = True,
+    metrics_file: Path | None = None,
 ) -> BaseTrainer:
     tokens = _tokens()
     val = TokenWindows(tokens[1_600:], seq_len=16, batch_size=8, seed=5, shuffle=False)
@@ -131,6 +151,7 @@ def _trainer(
             "val_windows": val if with_val else None,
             "device": CPU,
             "checkpoint_dir": checkpoint_dir,
+            "metrics_file": metrics_file,
         },
         cfg,
         recorder.callbacks(),
@@ -243,10 +264,15 @@ def test_cancel_stops_at_next_step_and_keeps_a_checkpoint(tmp_path: Path) -> Non
     assert caught.value.details["checkpoint"] == str(saved)
     assert sorted(p.name for p in saved.iterdir()) == [
         "digests.json",
+        "metrics.json",
         "model.safetensors",
         "state.json",
         "training.safetensors",
     ]
+    # a cancel between reports keeps the last reported training loss, and no val_loss
+    metrics = read_metrics(saved)
+    assert (metrics["step"], metrics["val_loss"]) == (5, None)
+    assert metrics["train_loss"] == recorder.progress[-1]["loss"]
 
 
 def test_cancel_without_checkpoint_dir_reports_none() -> None:
@@ -262,7 +288,7 @@ def test_periodic_checkpoints_keep_the_newest(tmp_path: Path) -> None:
         ).train()
     )
     # step 36 is the end of training: the final weights are saved by the backend, not here
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000028", "step_000000032"]
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step_000000028", "step_000000032"]
 
 
 @pytest.mark.parametrize("accum", [1, 2])
@@ -308,7 +334,7 @@ def test_training_without_clipping_changes_the_weights() -> None:
 def test_a_time_budget_ends_training_early_with_the_schedule_annealed() -> None:
     cfg = _config()
     cfg["num_epochs"] = 10_000
-    cfg["time_budget_s"] = 0.3
+    cfg["time_budget_s"] = 1.0
     cfg["log_every_steps"] = 1
     recorder = Recorder()
     trainer = _trainer(_model(), cfg, recorder)
@@ -316,8 +342,64 @@ def test_a_time_budget_ends_training_early_with_the_schedule_annealed() -> None:
     final = history[-1]
     assert final["step"] < trainer.total_steps
     assert final["total_steps"] == final["step"]
-    assert 0.3 <= final["elapsed_s"] < 5.0
+    assert trainer.stop_reason == "time_budget"
+    assert 1.0 <= final["elapsed_s"] < 6.0
     # the planned length followed the pace, so the rate decayed toward its floor
     rates = [m["learning_rate"] for m in recorder.progress]
     assert rates[-1] < 0.5 * max(rates)
     assert [m["total_steps"] for m in recorder.progress][-1] == final["step"]
+
+
+def test_early_stopping_ends_the_run_when_val_loss_stops_improving() -> None:
+    """min_delta larger than any possible gain: the second evaluation is already stale."""
+    trainer = _trainer(
+        _model(), _config(eval_every_steps=2, patience=1, min_delta=10.0), Recorder()
+    )
+    history = list(trainer.train())
+    assert [m["step"] for m in history] == [2, 4]
+    assert trainer.stop_reason == "early_stopping"
+    best = min(history, key=lambda m: m["val_loss"] or 0.0)
+    assert (trainer.best_val_loss, trainer.best_step) == (best["val_loss"], best["step"])
+
+
+def test_patience_counts_evaluations_without_improvement() -> None:
+    trainer = _trainer(_model(), _config(eval_every_steps=2, patience=3), Recorder())
+    history = list(trainer.train())
+    # learning steadily, val loss keeps improving: the run goes its whole length
+    assert history[-1]["step"] == 3 * STEPS_PER_EPOCH
+    assert trainer.stop_reason == "completed"
+
+
+def test_gradient_alerts_are_raised_once_per_crossing() -> None:
+    recorder = Recorder()
+    high: HealthThresholds = {**NO_ALERTS, "grad_norm_max": 1e-6}
+    list(_trainer(_model(), _config(max_steps=9, health=high), recorder).train())
+    assert [(a["kind"], a["step"]) for a in recorder.alerts] == [("exploding_gradients", 3)]
+    alert = recorder.alerts[0]
+    assert alert["value"] > alert["threshold"] == 1e-6
+    assert alert["value"] == pytest.approx(max(m["grad_norm"] for m in recorder.progress[:1]), 10)
+    assert "exploding gradients: gradient norm" in alert["message"]
+
+    recorder = Recorder()
+    low: HealthThresholds = {**NO_ALERTS, "grad_norm_min": 1e6}
+    list(_trainer(_model(), _config(max_steps=3, health=low), recorder).train())
+    assert [(a["kind"], a["step"]) for a in recorder.alerts] == [("vanishing_gradients", 3)]
+    assert recorder.alerts[0]["value"] == pytest.approx(recorder.progress[0]["grad_norm"])
+
+
+def test_the_history_file_has_every_report_and_each_evaluation(tmp_path: Path) -> None:
+    recorder = Recorder()
+    history_file = tmp_path / "metrics.jsonl"
+    trainer = _trainer(
+        _model(),
+        _config(max_steps=7, eval_every_steps=6),
+        recorder,
+        metrics_file=history_file,
+    )
+    evaluations = list(trainer.train())
+    points = read_points(history_file)
+    assert [p["step"] for p in points] == [m["step"] for m in recorder.progress] == [3, 6, 7]
+    assert [p["loss"] for p in points] == [m["loss"] for m in recorder.progress]
+    assert [p["grad_norm"] for p in points] == [m["grad_norm"] for m in recorder.progress]
+    assert [p["val_loss"] for p in points] == [None, *(m["val_loss"] for m in evaluations)]
+    assert all(m["grad_norm"] > 0 for m in recorder.progress)

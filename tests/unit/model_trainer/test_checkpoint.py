@@ -12,10 +12,10 @@ from torch import nn
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.artifacts import digest_files
+from model_trainer.storage.checkpoints import CheckpointMetrics, checkpoint_dirs
 from model_trainer.training.checkpoint import (
     CheckpointState,
     latest_checkpoint,
-    list_checkpoints,
     load_checkpoint,
     resume_latest,
     save_checkpoint,
@@ -55,6 +55,10 @@ def _train_steps(
         optimizer.zero_grad()
 
 
+def _metrics(val_loss: float | None = None) -> CheckpointMetrics:
+    return {"step": 0, "epoch": 0, "train_loss": None, "val_loss": val_loss, "created_at": "t"}
+
+
 def _state(step: int) -> CheckpointState:
     return {"step": step, "epoch": 1, "batch_index": 4, "tokens_seen": 99, "elapsed_s": 1.5}
 
@@ -63,7 +67,14 @@ def test_round_trip_restores_model_optimizer_scheduler_and_rng(tmp_path: Path) -
     model, optimizer, scheduler = _parts(0)
     _train_steps(model, optimizer, scheduler)
     path = save_checkpoint(
-        tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(3), keep=2
+        tmp_path,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        state=_state(3),
+        metrics=_metrics(),
+        keep_last=2,
+        keep_best=1,
     )
     after_save = torch.rand(3)  # what the RNG gives next, after the checkpoint
 
@@ -100,9 +111,11 @@ def test_retention_keeps_the_newest_and_ignores_temp_dirs(tmp_path: Path) -> Non
             optimizer=optimizer,
             scheduler=scheduler,
             state=_state(step),
-            keep=2,
+            metrics=_metrics(),
+            keep_last=2,
+            keep_best=1,
         )
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000002", "step_000000003"]
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step_000000002", "step_000000003"]
     assert latest_checkpoint(tmp_path) == tmp_path / "step_000000003"
 
 
@@ -110,20 +123,34 @@ def test_saving_the_same_step_again_replaces_it(tmp_path: Path) -> None:
     model, optimizer, scheduler = _parts(0)
     for _ in range(2):
         save_checkpoint(
-            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(5), keep=3
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(5),
+            metrics=_metrics(),
+            keep_last=3,
+            keep_best=1,
         )
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000000005"]
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step_000000005"]
 
 
 def test_no_checkpoint_directory_means_no_checkpoints(tmp_path: Path) -> None:
-    assert list_checkpoints(tmp_path / "missing") == []
+    assert checkpoint_dirs(tmp_path / "missing") == []
     assert latest_checkpoint(tmp_path) is None
 
 
 def test_a_state_file_changed_after_saving_is_refused_unread(tmp_path: Path) -> None:
     model, optimizer, scheduler = _parts(0)
     path = save_checkpoint(
-        tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+        tmp_path,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        state=_state(1),
+        metrics=_metrics(),
+        keep_last=1,
+        keep_best=1,
     )
     meta = orjson.loads((path / "state.json").read_bytes())
     meta["state"]["step"] = "one"
@@ -145,7 +172,14 @@ def test_an_optimizer_state_that_is_not_json_is_refused(tmp_path: Path) -> None:
     optimizer.param_groups[0]["custom"] = object()
     with pytest.raises(ModelTrainerError) as caught:
         save_checkpoint(
-            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(1),
+            metrics=_metrics(),
+            keep_last=1,
+            keep_best=1,
         )
     assert caught.value.code == "MODEL_INCOMPATIBLE"
 
@@ -158,18 +192,32 @@ def test_non_tensor_per_parameter_state_is_refused(tmp_path: Path) -> None:
     optimizer.state[first]["calls"] = 3
     with pytest.raises(ModelTrainerError) as caught:
         save_checkpoint(
-            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(1),
+            metrics=_metrics(),
+            keep_last=1,
+            keep_best=1,
         )
     assert caught.value.code == "MODEL_INCOMPATIBLE"
     assert "'calls'" in caught.value.message
-    assert list_checkpoints(tmp_path) == []
+    assert checkpoint_dirs(tmp_path) == []
 
 
 def test_a_checkpoint_records_its_files_digests_and_is_readable_by_all(tmp_path: Path) -> None:
     model, optimizer, scheduler = _parts(0)
     with usual_umask():
         path = save_checkpoint(
-            tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(1),
+            metrics=_metrics(),
+            keep_last=1,
+            keep_best=1,
         )
     files = ["model.safetensors", "state.json", "training.safetensors"]
     assert orjson.loads((path / "digests.json").read_bytes()) == {
@@ -179,13 +227,25 @@ def test_a_checkpoint_records_its_files_digests_and_is_readable_by_all(tmp_path:
         }
         for name in files
     }
-    assert modes(path) == {".": 0o755, "digests.json": 0o644, **dict.fromkeys(files, 0o644)}
+    assert modes(path) == {
+        ".": 0o755,
+        "digests.json": 0o644,
+        "metrics.json": 0o644,
+        **dict.fromkeys(files, 0o644),
+    }
 
 
 def test_a_checkpoint_without_digests_is_not_trusted(tmp_path: Path) -> None:
     model, optimizer, scheduler = _parts(0)
     path = save_checkpoint(
-        tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=_state(1), keep=1
+        tmp_path,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        state=_state(1),
+        metrics=_metrics(),
+        keep_last=1,
+        keep_best=1,
     )
     (path / "digests.json").unlink()
     with pytest.raises(ModelTrainerError) as caught:
@@ -203,7 +263,9 @@ def test_resume_latest_restores_the_newest_good_checkpoint(tmp_path: Path) -> No
             optimizer=optimizer,
             scheduler=scheduler,
             state=_state(step),
-            keep=2,
+            metrics=_metrics(),
+            keep_last=2,
+            keep_best=1,
         )
     restored: list[str] = []
 
@@ -229,7 +291,9 @@ def test_resume_latest_passes_on_failures_other_than_corruption(tmp_path: Path) 
             optimizer=optimizer,
             scheduler=scheduler,
             state=_state(step),
-            keep=2,
+            metrics=_metrics(),
+            keep_last=2,
+            keep_best=1,
         )
     tried: list[str] = []
 
@@ -241,3 +305,23 @@ def test_resume_latest_passes_on_failures_other_than_corruption(tmp_path: Path) 
         resume_latest(tmp_path, restore)
     assert caught.value.code == "MODEL_INCOMPATIBLE"
     assert tried == ["step_000000002"]
+
+
+def test_retention_keeps_the_best_by_val_loss_besides_the_newest(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _parts(0)
+    val_losses = {1: 3.0, 2: 1.0, 3: 2.0, 4: 1.5, 5: 2.5, 6: None}
+    for step, val_loss in val_losses.items():
+        save_checkpoint(
+            tmp_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=_state(step),
+            metrics=_metrics(val_loss),
+            keep_last=2,
+            keep_best=2,
+        )
+        kept = [int(p.name.removeprefix("step_")) for p in checkpoint_dirs(tmp_path)]
+        assert len(kept) <= 4 and kept[-1] == step  # bounded, and the latest always there
+    # the newest two (5, 6) and the two lowest val losses (2: 1.0, 4: 1.5)
+    assert kept == [2, 4, 5, 6]

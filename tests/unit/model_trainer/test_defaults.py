@@ -42,6 +42,13 @@ def test_train_defaults() -> None:
         "keep_checkpoints": 2,
         "compile": False,
         "init_from": None,
+        "parent": None,
+        "keep_best_checkpoints": 1,
+        "early_stopping_patience": None,
+        "early_stopping_min_delta": 0.0,
+        "grad_norm_alert_max": 1000.0,
+        "grad_norm_alert_min": 1e-8,
+        "val_loss_spike_ratio": 0.2,
     }
     cfg = make_train_config(model_family="char_lstm", model_size="tiny", corpus_path="/data/c.txt")
     assert cfg == expected

@@ -22,7 +22,7 @@ from model_trainer.contracts.model import MODEL_FAMILIES, ModelFamily, PreparedL
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
-from model_trainer.training.checkpoint import list_checkpoints
+from model_trainer.storage.checkpoints import checkpoint_dirs
 
 families = pytest.mark.parametrize("family", MODEL_FAMILIES)
 
@@ -176,6 +176,7 @@ def _interrupt_at(
                 "heartbeat": lambda _: None,
                 "cancelled": lambda: next(calls) >= step,
                 "progress": None,
+                "alert": None,
             },
         )
     assert caught.value.code == "TRAINING_CANCELLED"
@@ -195,7 +196,7 @@ def test_resume_falls_back_past_a_corrupt_latest_checkpoint(
     cfg = train_cfg(family, corpus_path)
     _, straight, straight_dir = train_run(backend, settings, cfg, "straight")
     checkpoints = _interrupt_at(25, family, settings, cfg, "retried")
-    assert [p.name for p in list_checkpoints(checkpoints)] == ["step_000000020", "step_000000025"]
+    assert [p.name for p in checkpoint_dirs(checkpoints)] == ["step_000000020", "step_000000025"]
     damage(checkpoints / "step_000000025" / "model.safetensors")
     with caplog.at_level(logging.WARNING, logger="model_trainer.training.checkpoint"):
         _, resumed, run_dir = train_run(backend, settings, cfg, "retried")

@@ -94,6 +94,13 @@ BASE_TRAIN: ModelTrainConfig = {
     "keep_checkpoints": 2,
     "compile": False,
     "init_from": None,
+    "parent": None,
+    "keep_best_checkpoints": 1,
+    "early_stopping_patience": None,
+    "early_stopping_min_delta": 0.0,
+    "grad_norm_alert_max": 1000.0,
+    "grad_norm_alert_min": 1e-8,
+    "val_loss_spike_ratio": 0.2,
 }
 
 BASE_EVAL: EvalConfig = {

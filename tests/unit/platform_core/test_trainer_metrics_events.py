@@ -10,15 +10,18 @@ from hypothesis import strategies as st
 from platform_core.json_types import JSONObject, JSONValue, PayloadError, load_json_object
 from platform_core.trainer_metrics_events import (
     TRAINER_METRICS_EVENT_TYPES,
+    TrainerAlertV1,
     TrainerCompletedMetricsV1,
     TrainerConfigV1,
     TrainerMetricsEventV1,
     TrainerProgressMetricsV1,
     decode_trainer_metrics_event,
     encode_trainer_metrics_event,
+    is_alert,
     is_completed_metrics,
     is_config,
     is_progress_metrics,
+    make_alert_event,
     make_completed_metrics_event,
     make_config_event,
     make_progress_metrics_event,
@@ -61,7 +64,17 @@ def _is_event_type(value: JSONValue) -> bool:
     return value in TRAINER_METRICS_EVENT_TYPES
 
 
-STR_FIELDS = ("job_id", "model_family", "model_size", "queue", "device", "artifact_path")
+STR_FIELDS = (
+    "job_id",
+    "model_family",
+    "model_size",
+    "queue",
+    "device",
+    "artifact_path",
+    "stop_reason",
+    "kind",
+    "message",
+)
 INT_FIELDS = (
     "user_id",
     "total_epochs",
@@ -75,6 +88,7 @@ INT_FIELDS = (
     "epoch",
     "step",
     "steps",
+    "best_step",
 )
 FLOAT_FIELDS = (
     "learning_rate",
@@ -84,6 +98,10 @@ FLOAT_FIELDS = (
     "perplexity",
     "val_perplexity",
     "elapsed_s",
+    "grad_norm",
+    "best_val_loss",
+    "value",
+    "threshold",
 )
 ACCEPTS: dict[str, Callable[[JSONValue], bool]] = {
     "type": _is_event_type,
@@ -104,6 +122,10 @@ SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "trainer.metrics.completed.v1": (
         TrainerCompletedMetricsV1.__required_keys__,
         TrainerCompletedMetricsV1.__optional_keys__,
+    ),
+    "trainer.metrics.alert.v1": (
+        TrainerAlertV1.__required_keys__,
+        TrainerAlertV1.__optional_keys__,
     ),
 }
 
@@ -144,6 +166,7 @@ def _progress(full: bool) -> st.SearchStrategy[TrainerProgressMetricsV1]:
         val_loss=floats,
         learning_rate=floats,
         tokens_per_second=floats,
+        grad_norm=floats,
     )
 
 
@@ -160,6 +183,22 @@ def _completed(full: bool) -> st.SearchStrategy[TrainerCompletedMetricsV1]:
         val_perplexity=floats,
         steps=INTS if full else st.none() | INTS,
         elapsed_s=floats,
+        stop_reason=TEXT if full else st.none() | TEXT,
+        best_val_loss=floats,
+        best_step=INTS if full else st.none() | INTS,
+    )
+
+
+def _alert(full: bool) -> st.SearchStrategy[TrainerAlertV1]:
+    return st.builds(
+        make_alert_event,
+        job_id=TEXT,
+        user_id=INTS,
+        kind=TEXT,
+        step=INTS,
+        value=FLOATS,
+        threshold=FLOATS,
+        message=TEXT,
     )
 
 
@@ -167,6 +206,7 @@ EVENTS: dict[str, Callable[[bool], st.SearchStrategy[TrainerMetricsEventV1]]] = 
     "trainer.metrics.config.v1": _config,
     "trainer.metrics.progress.v1": _progress,
     "trainer.metrics.completed.v1": _completed,
+    "trainer.metrics.alert.v1": _alert,
 }
 ANY_EVENT = st.one_of([strategy(False) for strategy in EVENTS.values()])
 
@@ -335,11 +375,21 @@ SAMPLES: list[TrainerMetricsEventV1] = [
     make_completed_metrics_event(
         job_id="j", user_id=1, loss=1.0, perplexity=2.7, artifact_path="runs/r"
     ),
+    make_alert_event(
+        job_id="j",
+        user_id=1,
+        kind="val_loss_spike",
+        step=3,
+        value=2.0,
+        threshold=1.5,
+        message="m",
+    ),
 ]
 GUARDS: list[Callable[[TrainerMetricsEventV1], bool]] = [
     is_config,
     is_progress_metrics,
     is_completed_metrics,
+    is_alert,
 ]
 
 

@@ -24,6 +24,7 @@ TrainerMetricsEventType = Literal[
     "trainer.metrics.config.v1",
     "trainer.metrics.progress.v1",
     "trainer.metrics.completed.v1",
+    "trainer.metrics.alert.v1",
 ]
 
 
@@ -62,6 +63,7 @@ class TrainerProgressMetricsV1(TypedDict):
     val_loss: NotRequired[float]
     learning_rate: NotRequired[float]
     tokens_per_second: NotRequired[float]
+    grad_norm: NotRequired[float]
 
 
 class TrainerCompletedMetricsV1(TypedDict):
@@ -77,9 +79,29 @@ class TrainerCompletedMetricsV1(TypedDict):
     val_perplexity: NotRequired[float]
     steps: NotRequired[int]
     elapsed_s: NotRequired[float]
+    # completed | time_budget | early_stopping
+    stop_reason: NotRequired[str]
+    best_val_loss: NotRequired[float]
+    best_step: NotRequired[int]
 
 
-TrainerMetricsEventV1 = TrainerConfigV1 | TrainerProgressMetricsV1 | TrainerCompletedMetricsV1
+class TrainerAlertV1(TypedDict):
+    """A run's health crossed a threshold: `kind` is exploding_gradients, vanishing_gradients
+    or val_loss_spike; `value` is what was measured at `step`, `threshold` what it crossed."""
+
+    type: Literal["trainer.metrics.alert.v1"]
+    job_id: str
+    user_id: int
+    kind: str
+    step: int
+    value: float
+    threshold: float
+    message: str
+
+
+TrainerMetricsEventV1 = (
+    TrainerConfigV1 | TrainerProgressMetricsV1 | TrainerCompletedMetricsV1 | TrainerAlertV1
+)
 
 
 def make_config_event(
@@ -143,6 +165,7 @@ def make_progress_metrics_event(
     val_loss: float | None = None,
     learning_rate: float | None = None,
     tokens_per_second: float | None = None,
+    grad_norm: float | None = None,
 ) -> TrainerProgressMetricsV1:
     """Builds a progress metrics event; a None optional stays out of the dict."""
     event: TrainerProgressMetricsV1 = {
@@ -162,6 +185,8 @@ def make_progress_metrics_event(
         event["learning_rate"] = float(learning_rate)
     if tokens_per_second is not None:
         event["tokens_per_second"] = float(tokens_per_second)
+    if grad_norm is not None:
+        event["grad_norm"] = float(grad_norm)
     return event
 
 
@@ -176,6 +201,9 @@ def make_completed_metrics_event(
     val_perplexity: float | None = None,
     steps: int | None = None,
     elapsed_s: float | None = None,
+    stop_reason: str | None = None,
+    best_val_loss: float | None = None,
+    best_step: int | None = None,
 ) -> TrainerCompletedMetricsV1:
     """Builds the final metrics event; a None optional stays out of the dict."""
     event: TrainerCompletedMetricsV1 = {
@@ -194,7 +222,35 @@ def make_completed_metrics_event(
         event["steps"] = steps
     if elapsed_s is not None:
         event["elapsed_s"] = float(elapsed_s)
+    if stop_reason is not None:
+        event["stop_reason"] = stop_reason
+    if best_val_loss is not None:
+        event["best_val_loss"] = float(best_val_loss)
+    if best_step is not None:
+        event["best_step"] = best_step
     return event
+
+
+def make_alert_event(
+    *,
+    job_id: str,
+    user_id: int,
+    kind: str,
+    step: int,
+    value: float,
+    threshold: float,
+    message: str,
+) -> TrainerAlertV1:
+    return {
+        "type": "trainer.metrics.alert.v1",
+        "job_id": job_id,
+        "user_id": user_id,
+        "kind": kind,
+        "step": step,
+        "value": float(value),
+        "threshold": float(threshold),
+        "message": message,
+    }
 
 
 def _decode_config(obj: JSONObject) -> TrainerConfigV1:
@@ -229,6 +285,7 @@ def _decode_progress(obj: JSONObject) -> TrainerProgressMetricsV1:
         val_loss=optional_float(obj, "val_loss"),
         learning_rate=optional_float(obj, "learning_rate"),
         tokens_per_second=optional_float(obj, "tokens_per_second"),
+        grad_norm=optional_float(obj, "grad_norm"),
     )
 
 
@@ -243,6 +300,21 @@ def _decode_completed(obj: JSONObject) -> TrainerCompletedMetricsV1:
         val_perplexity=optional_float(obj, "val_perplexity"),
         steps=optional_int(obj, "steps"),
         elapsed_s=optional_float(obj, "elapsed_s"),
+        stop_reason=optional_str(obj, "stop_reason"),
+        best_val_loss=optional_float(obj, "best_val_loss"),
+        best_step=optional_int(obj, "best_step"),
+    )
+
+
+def _decode_alert(obj: JSONObject) -> TrainerAlertV1:
+    return make_alert_event(
+        job_id=require_str(obj, "job_id"),
+        user_id=require_int(obj, "user_id"),
+        kind=require_str(obj, "kind"),
+        step=require_int(obj, "step"),
+        value=require_float(obj, "value"),
+        threshold=require_float(obj, "threshold"),
+        message=require_str(obj, "message"),
     )
 
 
@@ -250,6 +322,7 @@ _DECODERS: dict[TrainerMetricsEventType, Callable[[JSONObject], TrainerMetricsEv
     "trainer.metrics.config.v1": _decode_config,
     "trainer.metrics.progress.v1": _decode_progress,
     "trainer.metrics.completed.v1": _decode_completed,
+    "trainer.metrics.alert.v1": _decode_alert,
 }
 TRAINER_METRICS_EVENT_TYPES: tuple[TrainerMetricsEventType, ...] = tuple(_DECODERS)
 
@@ -279,3 +352,8 @@ def is_progress_metrics(event: TrainerMetricsEventV1) -> TypeGuard[TrainerProgre
 def is_completed_metrics(event: TrainerMetricsEventV1) -> TypeGuard[TrainerCompletedMetricsV1]:
     """Lets a subscriber read final metrics with their types checked."""
     return event["type"] == "trainer.metrics.completed.v1"
+
+
+def is_alert(event: TrainerMetricsEventV1) -> TypeGuard[TrainerAlertV1]:
+    """Lets a subscriber read an alert's fields with their types checked."""
+    return event["type"] == "trainer.metrics.alert.v1"

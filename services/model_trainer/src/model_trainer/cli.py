@@ -22,7 +22,7 @@ from model_trainer.backends.registry import get_backend
 from model_trainer.client import API_KEY_ENV, ApiError, StreamEnded, TrainerClient
 from model_trainer.contracts.defaults import make_generate_config
 from model_trainer.contracts.jobs import parse_queue
-from model_trainer.contracts.model import StepMetrics, TrainOutcome
+from model_trainer.contracts.model import StepMetrics, TrainingAlert, TrainOutcome
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions, make_train_config
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.demo import run_demo
@@ -45,9 +45,13 @@ def _print_progress(metrics: StepMetrics) -> None:
     print(
         f"step {metrics['step']:>5}/{metrics['total_steps']}  epoch {metrics['epoch']}  "
         f"loss {metrics['loss']:.4f}  lr {metrics['learning_rate']:.2e}  "
-        f"{metrics['tokens_per_second']:,.0f} tok/s",
+        f"grad {metrics['grad_norm']:.3g}  {metrics['tokens_per_second']:,.0f} tok/s",
         flush=True,
     )
+
+
+def _print_alert(alert: TrainingAlert) -> None:
+    print(f"alert: {alert['message']}", flush=True)
 
 
 def local_train_options(args: argparse.Namespace) -> TrainOptions:
@@ -104,11 +108,13 @@ def local_train(args: argparse.Namespace, settings: Settings) -> TrainOutcome:
             "heartbeat": lambda _: None,
             "cancelled": lambda: False,
             "progress": _print_progress,
+            "alert": _print_alert,
         },
     )
     print(
         f"done: {outcome['steps']} steps in {outcome['elapsed_s']:.1f}s, "
-        f"train loss {outcome['loss']:.4f}, val loss {outcome['val_loss']}"
+        f"train loss {outcome['loss']:.4f}, val loss {outcome['val_loss']} "
+        f"(stopped: {outcome['stop_reason']})"
     )
     return outcome
 

@@ -33,6 +33,7 @@ ModelTrainerErrorCode = Literal[
     "TRAINING_DIVERGED",
     # Models and runs
     "MODEL_NOT_FOUND",
+    "CHECKPOINT_NOT_FOUND",
     "MODEL_LOAD_FAILED",
     "MODEL_INCOMPATIBLE",
     "ARTIFACT_CORRUPT",
@@ -97,6 +98,9 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "TRAINING_NAN_LOSS": ErrorSpec(500, "user"),
     "TRAINING_DIVERGED": ErrorSpec(500, "user"),
     "MODEL_NOT_FOUND": ErrorSpec(404, "user"),
+    # `run@step` names a step the run kept no checkpoint of (never taken, or retired by
+    # retention).
+    "CHECKPOINT_NOT_FOUND": ErrorSpec(404, "user"),
     "MODEL_LOAD_FAILED": ErrorSpec(500, "system"),
     "MODEL_INCOMPATIBLE": ErrorSpec(400, "user"),
     # An artifact whose bytes differ from the sha256 its manifest recorded (tampered, truncated):

@@ -16,6 +16,7 @@ from platform_core.job_events import (
 )
 from platform_core.trainer_metrics_events import (
     decode_trainer_metrics_event,
+    is_alert,
     is_completed_metrics,
     is_config,
 )
@@ -56,7 +57,10 @@ def render(events: Iterable[ServerEvent], out: TextIO | None = None) -> bool:
             elif is_completed_metrics(metrics):
                 out.write(
                     f"\nfinal loss {metrics['loss']:.4f}, "
-                    f"val loss {metrics.get('val_loss', float('nan')):.4f}\n"
+                    f"val loss {metrics.get('val_loss', float('nan')):.4f}"
+                    f" ({metrics.get('stop_reason', 'completed')})\n"
                 )
+            elif is_alert(metrics):
+                out.write(f"\nalert: {metrics['message']}\n")
         out.flush()
     return succeeded

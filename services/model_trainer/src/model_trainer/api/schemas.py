@@ -65,6 +65,10 @@ _MAX_STEPS = (
     "when given, num_epochs must stay 1"
 )
 _TEXT = "inline text, at most MAX_TEXT_BYTES (settings) in UTF-8"
+_STEP = (
+    "a checkpoint of the run (`GET /v1/runs/{run_id}/checkpoints`) to use instead of its "
+    "final model"
+)
 _TOKENIZER_ID = (
     "a stored tokenizer (`POST /v1/jobs/tokenizer`); default: a character tokenizer of the corpus"
 )
@@ -136,7 +140,52 @@ class TrainJobRequest:
         default=_D["checkpoint_every_steps"], ge=1, le=L.MAX_STEPS
     )
     keep_checkpoints: StrictInt = Field(
-        default=_D["keep_checkpoints"], ge=1, le=L.MAX_KEEP_CHECKPOINTS
+        default=_D["keep_checkpoints"],
+        ge=1,
+        le=L.MAX_KEEP_CHECKPOINTS,
+        description="the newest checkpoints kept",
+    )
+    keep_best_checkpoints: StrictInt = Field(
+        default=_D["keep_best_checkpoints"],
+        ge=1,
+        le=L.MAX_KEEP_CHECKPOINTS,
+        description="the checkpoints with the lowest validation loss kept besides the newest",
+    )
+    early_stopping_patience: StrictInt | None = Field(
+        default=_D["early_stopping_patience"],
+        ge=1,
+        le=L.MAX_PATIENCE,
+        description="stop after this many evaluations without val_loss improving",
+    )
+    early_stopping_min_delta: StrictFloat = Field(
+        default=_D["early_stopping_min_delta"],
+        ge=0.0,
+        le=L.MAX_MIN_DELTA,
+        description="the least decrease of val_loss that counts as improving",
+    )
+    grad_norm_alert_max: StrictFloat | None = Field(
+        default=_D["grad_norm_alert_max"],
+        gt=0.0,
+        le=L.MAX_GRAD_NORM_ALERT,
+        description="alert (exploding_gradients) when the gradient norm exceeds this",
+    )
+    grad_norm_alert_min: StrictFloat | None = Field(
+        default=_D["grad_norm_alert_min"],
+        gt=0.0,
+        le=L.MAX_GRAD_NORM_ALERT,
+        description="alert (vanishing_gradients) when the gradient norm falls below this",
+    )
+    val_loss_spike_ratio: StrictFloat | None = Field(
+        default=_D["val_loss_spike_ratio"],
+        gt=0.0,
+        le=L.MAX_SPIKE_RATIO,
+        description="alert (val_loss_spike) when val_loss rises this fraction above its best",
+    )
+    continue_from: StrictStr | None = Field(
+        default=None,
+        max_length=2 * L.MAX_ID_CHARS,
+        description="`run_id@step` (a checkpoint) or `run_id` (its final model) of one of the "
+        "caller's runs to start from; same model_family, model_size and tokenizer",
     )
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
 
@@ -166,6 +215,7 @@ class EvalJobRequest:
     """`POST /v1/jobs/eval`: a trained run's loss on a corpus (default: its training corpus)."""
 
     run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     corpus_id: StrictStr | None = Field(default=None, max_length=64, description=_CORPUS_ID)
     corpus_path: StrictStr | None = Field(
         default=None, max_length=L.MAX_PATH_CHARS, description=_CORPUS_PATH
@@ -183,6 +233,7 @@ class ScoreJobRequest:
     """`POST /v1/jobs/score`: per-token probabilities of a text (inline or a file)."""
 
     run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     text: StrictStr | None = Field(default=None, max_length=L.MAX_TEXT_CHARS, description=_TEXT)
     path: StrictStr | None = Field(
         default=None, max_length=L.MAX_PATH_CHARS, description=_CORPUS_PATH
@@ -198,6 +249,7 @@ class GenerateJobRequest:
     """`POST /v1/jobs/generate`: sample continuations of a prompt (inline or a file)."""
 
     run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     prompt_text: StrictStr | None = Field(
         default=None, max_length=L.MAX_TEXT_CHARS, description=_TEXT
     )

@@ -28,6 +28,7 @@ from model_trainer.api.schemas import (
     train_request_options,
 )
 from model_trainer.backends.presets import check_fits_preset, check_model_size
+from model_trainer.contracts import limits as L
 from model_trainer.contracts.defaults import (
     make_eval_config,
     make_generate_config,
@@ -47,11 +48,12 @@ from model_trainer.contracts.jobs import (
     TokenizerJobPayload,
     TrainJobPayload,
 )
-from model_trainer.contracts.train_config import make_train_config
+from model_trainer.contracts.train_config import ParentRef, make_train_config
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
+from model_trainer.storage.checkpoints import CHECKPOINTS_DIR, find_checkpoint
 from model_trainer.storage.corpora import confine, corpus_roots
 from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
 from model_trainer.storage.owners import claim as claim_id
@@ -120,15 +122,22 @@ def submit_train(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> S
     options = train_request_options(body)
     if body.init_from is not None:
         options["init_from"] = checked_init_from(ctx, caller, body)
+    parent, tokenizer_id = None, body.tokenizer_id
+    if body.continue_from is not None:
+        parent, tokenizer_id = checked_parent(ctx, caller, body, body.continue_from)
     config = make_train_config(
-        model_family=family, model_size=body.model_size, corpus_path=str(corpus), options=options
+        model_family=family,
+        model_size=body.model_size,
+        corpus_path=str(corpus),
+        options=options,
+        parent=parent,
     )
     payload: TrainJobPayload = {
         "job_id": job_id,
         "user_id": caller["user_id"],
         "run_id": run_id,
         "config": config,
-        "tokenizer_id": body.tokenizer_id,
+        "tokenizer_id": tokenizer_id,
     }
     return record_and_enqueue(
         ctx, caller, "train", payload, timeout_s=body.timeout_s, claim=("run", run_id)
@@ -172,6 +181,7 @@ def submit_tokenizer(ctx: ApiContext, caller: Principal, body: TokenizerJobReque
 def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
     manifest = owned_manifest(ctx, caller, body.run_id)
+    step = checked_step(ctx, body.run_id, body.step)
     check_fits_run(manifest, body.run_id, body.max_seq_len)
     check_step_tokens(settings, body.batch_size * body.max_seq_len)
     corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
@@ -189,6 +199,7 @@ def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> Sub
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
         "run_id": body.run_id,
+        "step": step,
         "config": config,
     }
     return record_and_enqueue(ctx, caller, "eval", payload, timeout_s=body.timeout_s)
@@ -197,6 +208,7 @@ def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> Sub
 def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
     owned_manifest(ctx, caller, body.run_id)
+    step = checked_step(ctx, body.run_id, body.step)
     config = make_score_config(
         text=body.text,
         path=body.path,
@@ -212,6 +224,7 @@ def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> S
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
         "run_id": body.run_id,
+        "step": step,
         "config": config,
     }
     return record_and_enqueue(ctx, caller, "score", payload, timeout_s=body.timeout_s)
@@ -220,6 +233,7 @@ def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> S
 def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
     owned_manifest(ctx, caller, body.run_id)
+    step = checked_step(ctx, body.run_id, body.step)
     config = make_generate_config(
         prompt_text=body.prompt_text,
         prompt_path=body.prompt_path,
@@ -239,6 +253,7 @@ def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
         "run_id": body.run_id,
+        "step": step,
         "config": config,
     }
     return record_and_enqueue(ctx, caller, "generate", payload, timeout_s=body.timeout_s)
@@ -496,6 +511,49 @@ def _may_fine_tune(ctx: ApiContext, caller: Principal, directory: Path) -> bool:
         return False
     run_id = directory.relative_to(runs).parts[0]
     return owns(ctx["redis"], "run", run_id, caller)
+
+
+def checked_step(ctx: ApiContext, run_id: str, step: int | None) -> int | None:
+    """A checkpoint the (already owned) run still keeps, or None for its final model."""
+    if step is not None:
+        find_checkpoint(run_dir(ctx["settings"], run_id) / CHECKPOINTS_DIR, step, run_id)
+    return step
+
+
+def parse_run_ref(ref: str, field: str) -> ParentRef:
+    """`run_id@step` (a checkpoint) or `run_id` (the run's final model)."""
+    run_id, at, step = ref.rpartition("@") if "@" in ref else (ref, "", "")
+    if at and not (step.isascii() and step.isdigit() and int(step) <= L.MAX_STEPS):
+        raise _invalid(field, f"{field} must be run_id or run_id@step, got {quoted(ref)}")
+    return {"run_id": run_id, "step": int(step) if at else None}
+
+
+def checked_parent(
+    ctx: ApiContext, caller: Principal, body: TrainJobRequest, ref: str
+) -> tuple[ParentRef, str]:
+    """The caller's finished run (or its checkpoint) a new run continues from, and the
+    tokenizer it must keep: same family and size, so its weights fit the new model."""
+    if body.init_from is not None:
+        raise _invalid("continue_from", "give continue_from or init_from, not both")
+    parent = parse_run_ref(ref, "continue_from")
+    manifest = owned_manifest(ctx, caller, parent["run_id"])
+    checked_step(ctx, parent["run_id"], parent["step"])
+    with unreadable_manifest(parent["run_id"]):
+        family = require_str(manifest, "model_family")
+        size = require_str(manifest, "model_size")
+        tokenizer_id = require_str(manifest, "tokenizer_id")
+    if (family, size) != (body.model_family, body.model_size):
+        raise ModelTrainerError(
+            "MODEL_INCOMPATIBLE",
+            f"run {parent['run_id']} is a {family}/{size} model; "
+            f"continue it as {family}/{size}, not {body.model_family}/{body.model_size}",
+            details={"field": "continue_from"},
+        )
+    if body.tokenizer_id is not None and body.tokenizer_id != tokenizer_id:
+        raise _invalid(
+            "tokenizer_id", f"run {parent['run_id']} uses tokenizer {tokenizer_id}; omit it"
+        )
+    return parent, tokenizer_id
 
 
 def owned_manifest(ctx: ApiContext, caller: Principal, run_id: str) -> JSONObject:

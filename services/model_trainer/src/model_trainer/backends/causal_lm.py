@@ -35,10 +35,12 @@ from model_trainer.contracts.model import (
     TrainOutcome,
 )
 from model_trainer.contracts.tokenizer import Encoder, TokenizerHandle
-from model_trainer.contracts.train_config import ModelTrainConfig
+from model_trainer.contracts.train_config import ModelTrainConfig, ParentRef
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.checkpoints import CHECKPOINTS_DIR, find_checkpoint
 from model_trainer.storage.corpora import Corpus, confine, read_corpus
+from model_trainer.storage.run_metrics import METRICS_FILE
 from model_trainer.storage.runs import (
     RunManifest,
     git_commit,
@@ -47,8 +49,11 @@ from model_trainer.storage.runs import (
     utc_now,
     write_manifest,
 )
+from model_trainer.storage.runs import (
+    run_dir as stored_run_dir,
+)
 from model_trainer.training.base_trainer import BaseTrainer, EvalMetrics, LoopConfig
-from model_trainer.training.checkpoint import resume_latest
+from model_trainer.training.checkpoint import load_weights, resume_latest
 from model_trainer.training.data import TokenWindows, split_tokens
 from model_trainer.training.device import (
     compile_model,
@@ -96,7 +101,33 @@ class CausalLMBackend(ABC):
         torch.manual_seed(cfg["seed"])
         model = self.build(cfg, settings, tokenizer)
         check_fits_context(cfg["max_seq_len"], model)
+        parent = cfg["parent"]
+        if parent is not None:
+            self._start_from(model, parent, settings)
         return prepared_model(self.family, model, tokenizer)
+
+    def load_at(
+        self, artifact_path: str, settings: Settings, *, step: int | None
+    ) -> PreparedLMModel:
+        """A saved run's model, with the weights of its checkpoint at `step` when given."""
+        prepared = self.load(artifact_path, settings)
+        if step is not None:
+            run = Path(artifact_path)
+            load_weights(
+                as_module(prepared["model"]), find_checkpoint(run / CHECKPOINTS_DIR, step, run.name)
+            )
+        return prepared
+
+    def _start_from(self, model: LMModelProto, parent: ParentRef, settings: Settings) -> None:
+        """A continued run starts from its parent's weights (verified before they are read)."""
+        if parent["step"] is not None:
+            checkpoints = stored_run_dir(settings, parent["run_id"]) / CHECKPOINTS_DIR
+            load_weights(
+                as_module(model), find_checkpoint(checkpoints, parent["step"], parent["run_id"])
+            )
+            return
+        source = self.load(str(stored_run_dir(settings, parent["run_id"])), settings)["model"]
+        as_module(model).load_state_dict(as_module(source).state_dict())
 
     def train(
         self,
@@ -118,6 +149,7 @@ class CausalLMBackend(ABC):
         compile_model(module, device, enabled=cfg.get("compile", False))
         module.to(device)
         directory = Path(run_dir)
+        directory.mkdir(parents=True, exist_ok=True)
         tokens = encode_text(prepared["tokenizer"], corpus["text"])
         train_windows, val_windows = _windows(cfg, tokens)
         trainer = BaseTrainer(
@@ -128,12 +160,13 @@ class CausalLMBackend(ABC):
                 "train_windows": train_windows,
                 "val_windows": val_windows,
                 "device": device,
-                "checkpoint_dir": directory / "checkpoints",
+                "checkpoint_dir": directory / CHECKPOINTS_DIR,
+                "metrics_file": directory / METRICS_FILE,
             },
             loop_config(cfg, bf16=uses_bf16(cfg["precision"], device)),
             callbacks,
         )
-        resume_latest(directory / "checkpoints", trainer.resume)
+        resume_latest(directory / CHECKPOINTS_DIR, trainer.resume)
         history = list(trainer.train())
         outcome = _outcome(history[-1], trainer, run_dir)
         self.save(prepared, run_dir)
@@ -393,6 +426,14 @@ def loop_config(cfg: ModelTrainConfig, *, bf16: bool) -> LoopConfig:
         "eval_max_batches": cfg["eval_max_batches"],
         "checkpoint_every_steps": cfg["checkpoint_every_steps"],
         "keep_checkpoints": cfg["keep_checkpoints"],
+        "keep_best_checkpoints": cfg["keep_best_checkpoints"],
+        "early_stopping_patience": cfg["early_stopping_patience"],
+        "early_stopping_min_delta": cfg["early_stopping_min_delta"],
+        "health": {
+            "grad_norm_max": cfg["grad_norm_alert_max"],
+            "grad_norm_min": cfg["grad_norm_alert_min"],
+            "val_loss_spike_ratio": cfg["val_loss_spike_ratio"],
+        },
         "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
         "time_budget_s": cfg["time_budget_s"],
         "bf16": bf16,
@@ -413,6 +454,9 @@ def _outcome(final: EvalMetrics, trainer: BaseTrainer, run_dir: str) -> TrainOut
         "elapsed_s": final["elapsed_s"],
         "resumed_from_step": trainer.resumed_from_step,
         "out_dir": run_dir,
+        "stop_reason": trainer.stop_reason,
+        "best_val_loss": trainer.best_val_loss,
+        "best_step": trainer.best_step,
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypedDict
 
 import orjson
+import torch
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
@@ -89,7 +90,14 @@ class CharLSTMModel(nn.Module):
         """Logits and the state after `input_ids`."""
         hidden: Tensor
         new_state: LSTMState
-        hidden, new_state = self.lstm(self.embed(input_ids), state)
+        embedded = self.embed(input_ids)
+        if embedded.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # oneDNN's bf16 LSTM needs AVX-512 (absent on many CPUs): under CPU autocast the
+            # recurrence stays fp32, the embedding and head still run in bf16.
+            with torch.autocast("cpu", enabled=False):
+                hidden, new_state = self.lstm(embedded.float(), state)
+        else:
+            hidden, new_state = self.lstm(embedded, state)
         logits: Tensor = self.head(hidden)
         return logits, new_state
 

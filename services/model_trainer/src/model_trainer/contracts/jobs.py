@@ -103,15 +103,21 @@ class TrainJobPayload(RunJobPayload):
     tokenizer_id: str | None
 
 
-class EvalJobPayload(RunJobPayload):
+class ModelJobPayload(RunJobPayload):
+    """A job that uses a trained model: the run's final one, or its checkpoint at `step`."""
+
+    step: int | None
+
+
+class EvalJobPayload(ModelJobPayload):
     config: EvalConfig
 
 
-class ScoreJobPayload(RunJobPayload):
+class ScoreJobPayload(ModelJobPayload):
     config: ScoreConfig
 
 
-class GenerateJobPayload(RunJobPayload):
+class GenerateJobPayload(ModelJobPayload):
     config: GenerateConfig
 
 

@@ -21,6 +21,10 @@ Precision = Literal["auto", "fp32", "bf16"]
 LRSchedule = Literal["constant", "cosine"]
 DetailLevel = Literal["summary", "per_char"]
 EvalSplit = Literal["validation", "all"]
+# Why a training ended: its planned steps ran, its time budget ran out, or validation loss
+# stopped improving for `early_stopping_patience` evaluations.
+StopReason = Literal["completed", "time_budget", "early_stopping"]
+AlertKind = Literal["exploding_gradients", "vanishing_gradients", "val_loss_spike"]
 
 MODEL_FAMILIES: tuple[ModelFamily, ...] = ("char_lstm", "gpt2")
 
@@ -39,6 +43,10 @@ class TrainOutcome(TypedDict):
     elapsed_s: float
     resumed_from_step: int | None
     out_dir: str
+    stop_reason: StopReason
+    # The evaluation with the lowest validation loss (None without a validation split).
+    best_val_loss: float | None
+    best_step: int | None
 
 
 class EvalConfig(TypedDict):
@@ -191,8 +199,22 @@ class StepMetrics(TypedDict):
     total_steps: int
     loss: float
     learning_rate: float
+    # Mean global L2 norm of the gradients (before clipping) over the steps since the last
+    # report; read in the same device sync as the loss.
+    grad_norm: float
     tokens_per_second: float
     elapsed_s: float
+
+
+class TrainingAlert(TypedDict):
+    """A sign of an unhealthy run (seed 000's GradientMonitor and alerts): raised once when
+    a threshold is crossed, again only after the value came back within it."""
+
+    kind: AlertKind
+    step: int
+    value: float
+    threshold: float
+    message: str
 
 
 # Asked between steps of inference (tokens, windows, batches): true means stop now. Cheap
@@ -206,3 +228,4 @@ class TrainingCallbacks(TypedDict):
     heartbeat: Callable[[float], None]
     cancelled: Callable[[], bool]
     progress: Callable[[StepMetrics], None] | None
+    alert: Callable[[TrainingAlert], None] | None

@@ -49,7 +49,20 @@ class TrainOptions(TypedDict):
     eval_every_steps: int | None
     eval_max_batches: int
     checkpoint_every_steps: int | None
+    # Retention (seed 000): the newest `keep_checkpoints` plus the `keep_best_checkpoints`
+    # with the lowest validation loss (training loss without a split), so a run always has
+    # its latest and its best, and never more than the sum on disk.
     keep_checkpoints: int
+    keep_best_checkpoints: int
+    # Stop once validation loss has not improved by more than min_delta for this many
+    # evaluations in a row (None: never); needs a validation split.
+    early_stopping_patience: int | None
+    early_stopping_min_delta: float
+    # Health alerts (None switches one off): gradient norm above max or below min, and
+    # validation loss rising more than this fraction above its best so far.
+    grad_norm_alert_max: float | None
+    grad_norm_alert_min: float | None
+    val_loss_spike_ratio: float | None
     # torch.compile the model's forward; honoured on CUDA only (on CPU it costs ~30 s and
     # gains nothing at these sizes).
     compile: bool
@@ -58,12 +71,22 @@ class TrainOptions(TypedDict):
     init_from: str | None
 
 
+class ParentRef(TypedDict):
+    """The run (and checkpoint step; None for its final model) a run continues from."""
+
+    run_id: str
+    step: int | None
+
+
 class ModelTrainConfig(TrainOptions):
     """Everything a train job asks for: what to train, on what, and how."""
 
     model_family: ModelFamily
     model_size: str
     corpus_path: str
+    # Provenance of a continued run: its starting weights are this run's (same family, size
+    # and tokenizer); the optimizer and schedule start afresh from this config.
+    parent: ParentRef | None
 
 
 TRAIN_DEFAULTS: TrainOptions = {
@@ -90,6 +113,12 @@ TRAIN_DEFAULTS: TrainOptions = {
     "eval_max_batches": 50,
     "checkpoint_every_steps": 200,
     "keep_checkpoints": 2,
+    "keep_best_checkpoints": 1,
+    "early_stopping_patience": None,
+    "early_stopping_min_delta": 0.0,
+    "grad_norm_alert_max": 1000.0,
+    "grad_norm_alert_min": 1e-8,
+    "val_loss_spike_ratio": 0.2,
     "compile": False,
     "init_from": None,
 }
@@ -101,6 +130,7 @@ def make_train_config(
     model_size: str,
     corpus_path: str,
     options: TrainOptions = TRAIN_DEFAULTS,
+    parent: ParentRef | None = None,
 ) -> ModelTrainConfig:
     """A validated config; callers override defaults with `{**TRAIN_DEFAULTS, "key": value}`."""
     cfg: ModelTrainConfig = {
@@ -108,6 +138,7 @@ def make_train_config(
         "model_family": parse_model_family(model_family),
         "model_size": model_size,
         "corpus_path": corpus_path,
+        "parent": parent,
     }
     validate_model_train_config(cfg)
     return cfg
@@ -142,6 +173,32 @@ def validate_model_train_config(cfg: ModelTrainConfig) -> None:
     if cfg["checkpoint_every_steps"] is not None:
         within("checkpoint_every_steps", cfg["checkpoint_every_steps"], 1, L.MAX_STEPS)
     within("keep_checkpoints", cfg["keep_checkpoints"], 1, L.MAX_KEEP_CHECKPOINTS)
+    within("keep_best_checkpoints", cfg["keep_best_checkpoints"], 1, L.MAX_KEEP_CHECKPOINTS)
+    validate_monitoring(cfg)
+
+
+def validate_monitoring(cfg: TrainOptions) -> None:
+    """Early stopping watches validation loss, so it needs a split; alert bounds are ordered."""
+    if cfg["early_stopping_patience"] is not None:
+        within("early_stopping_patience", cfg["early_stopping_patience"], 1, L.MAX_PATIENCE)
+        if cfg["val_fraction"] == 0.0:
+            raise invalid(
+                "early_stopping_patience",
+                "null when val_fraction is 0 (it watches validation loss)",
+                cfg["early_stopping_patience"],
+            )
+    delta = cfg["early_stopping_min_delta"]
+    if not (math.isfinite(delta) and 0.0 <= delta <= L.MAX_MIN_DELTA):
+        raise invalid("early_stopping_min_delta", f"in [0, {L.MAX_MIN_DELTA:g}]", delta)
+    high, low = cfg["grad_norm_alert_max"], cfg["grad_norm_alert_min"]
+    if high is not None:
+        positive("grad_norm_alert_max", high, at_most=L.MAX_GRAD_NORM_ALERT)
+    if low is not None:
+        positive("grad_norm_alert_min", low, at_most=L.MAX_GRAD_NORM_ALERT)
+    if high is not None and low is not None and low >= high:
+        raise invalid("grad_norm_alert_min", f"below grad_norm_alert_max ({high:g})", low)
+    if cfg["val_loss_spike_ratio"] is not None:
+        positive("val_loss_spike_ratio", cfg["val_loss_spike_ratio"], at_most=L.MAX_SPIKE_RATIO)
 
 
 def check_length(num_epochs: int, max_steps: int | None) -> None:

@@ -2,8 +2,10 @@
 
 Backends supply the model, the loss and the token windows; the loop owns device placement,
 mixed precision, gradient accumulation and clipping, the learning-rate schedule, validation,
-checkpoints, non-finite loss detection and the callbacks. It reads losses from the device only
-at log intervals: a per-step `.item()` would make the CPU wait for the GPU every step.
+checkpoints and their retention, early stopping, gradient health, the metrics history,
+non-finite loss detection and the callbacks. It reads losses and gradient norms from the device
+only at log intervals, in one sync: a per-step `.item()` would make the CPU wait for the GPU
+every step.
 """
 
 from __future__ import annotations
@@ -19,12 +21,23 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from model_trainer.contracts.model import LRSchedule, StepMetrics, TrainingCallbacks
+from model_trainer.contracts.model import (
+    LRSchedule,
+    StepMetrics,
+    StopReason,
+    TrainingAlert,
+    TrainingCallbacks,
+)
 from model_trainer.errors import ModelTrainerError
+from model_trainer.storage.checkpoints import CheckpointMetrics
+from model_trainer.storage.run_metrics import MetricPoint, append_point
+from model_trainer.storage.runs import utc_now
 from model_trainer.training.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import autocast
+from model_trainer.training.early_stopping import EarlyStopping
 from model_trainer.training.evaluation import evaluate_loss
+from model_trainer.training.health import HealthMonitor, HealthThresholds
 from model_trainer.training.optim import WarmupCosine
 
 
@@ -41,6 +54,10 @@ class LoopConfig(TypedDict):
     eval_max_batches: int
     checkpoint_every_steps: int | None
     keep_checkpoints: int
+    keep_best_checkpoints: int
+    early_stopping_patience: int | None
+    early_stopping_min_delta: float
+    health: HealthThresholds
     heartbeat_interval_s: float
     time_budget_s: float | None
     bf16: bool
@@ -54,6 +71,8 @@ class TrainingParts(TypedDict):
     val_windows: TokenWindows | None
     device: torch.device
     checkpoint_dir: Path | None
+    # The run's metrics history (storage/run_metrics.py), appended at each report.
+    metrics_file: Path | None
 
 
 class EvalMetrics(TypedDict):
@@ -112,6 +131,21 @@ class BaseTrainer:
         self._session_tokens = 0
         self._elapsed_before = 0.0
         self._eval_seconds = 0.0
+        self._health = HealthMonitor(config["health"])
+        self._early = EarlyStopping(
+            config["early_stopping_patience"], config["early_stopping_min_delta"]
+        )
+        self._last_point: MetricPoint | None = None
+        self._last_eval: EvalMetrics | None = None
+        self.stop_reason: StopReason = "completed"
+
+    @property
+    def best_val_loss(self) -> float | None:
+        return self._early.best_loss
+
+    @property
+    def best_step(self) -> int | None:
+        return self._early.best_step
 
     def resume(self, checkpoint: Path) -> None:
         """Continue from a checkpoint: same weights, optimizer, schedule, RNG and data position."""
@@ -146,10 +180,15 @@ class BaseTrainer:
             epoch_done = pos["batch_index"] == 0
             finished = step >= self.total_steps or self._out_of_time()
             if finished:
+                if step < self.total_steps:
+                    self.stop_reason = "time_budget"
                 self._schedule.total = step  # a time budget may end the run before the plan
-            eval_due = cfg["eval_every_steps"] is not None and step % cfg["eval_every_steps"] == 0
             every = cfg["checkpoint_every_steps"]
             checkpoint_due = every is not None and step % every == 0 and not finished
+            # A checkpoint is measured where it is taken, so retention can rank it.
+            eval_due = (
+                cfg["eval_every_steps"] is not None and step % cfg["eval_every_steps"] == 0
+            ) or (checkpoint_due and self._parts["val_windows"] is not None)
             log_due = step % cfg["log_every_steps"] == 0
             if log_due or epoch_done or finished or eval_due or checkpoint_due:
                 if not finished:
@@ -159,13 +198,23 @@ class BaseTrainer:
                 eval_steps += len(window)
                 window = []
             if epoch_done or finished or eval_due:
-                yield self._metrics(eval_loss_sum / eval_steps)
+                metrics = self._metrics(eval_loss_sum / eval_steps)
+                yield metrics
                 eval_loss_sum, eval_steps = 0.0, 0
+                if self._stops_early(metrics) and not finished:
+                    finished = True
+                    self.stop_reason = "early_stopping"
+                    self._schedule.total = step
             if checkpoint_due:
                 self._checkpoint()
 
+    def _stops_early(self, metrics: EvalMetrics) -> bool:
+        val_loss = metrics["val_loss"]
+        return val_loss is not None and self._early.update(metrics["step"], val_loss)
+
     def _step(self, epoch: int, index: int) -> Tensor:
-        """One optimizer step over `grad_accum_steps` micro-batches; returns the detached loss."""
+        """One optimizer step over `grad_accum_steps` micro-batches; returns the detached loss
+        and the gradients' global norm before clipping, still on the device."""
         parts, accum = self._parts, self._cfg["grad_accum_steps"]
         device = parts["device"]
         step_loss = torch.zeros((), device=device)
@@ -179,11 +228,13 @@ class BaseTrainer:
             torch.autograd.backward(loss / accum)
             step_loss += loss.detach().float()
         if self._cfg["grad_clip"] is not None:
-            nn.utils.clip_grad_norm_(self._params, self._cfg["grad_clip"])
+            norm = nn.utils.clip_grad_norm_(self._params, self._cfg["grad_clip"])
+        else:
+            norm = nn.utils.get_total_norm([p.grad for p in self._params if p.grad is not None])
         parts["optimizer"].step()
         self._scheduler.step()
         parts["optimizer"].zero_grad(set_to_none=True)
-        return step_loss / accum
+        return torch.stack([step_loss / accum, norm.float()])
 
     def _advance(self) -> None:
         pos, accum = self._pos, self._cfg["grad_accum_steps"]
@@ -214,21 +265,50 @@ class BaseTrainer:
         self._schedule.total = min(self.total_steps, max(step + 1, planned))
 
     def _flush(self, window: list[Tensor]) -> float:
-        """The one host sync: mean loss of the steps since the last flush, checked for NaN/inf."""
-        mean = float(torch.stack(window).mean().item())
-        if not math.isfinite(mean):
+        """The one host sync: mean loss and gradient norms of the steps since the last flush,
+        checked for NaN/inf, recorded in the history and watched for health."""
+        rows = torch.stack(window)
+        mean, mean_norm, max_norm = torch.cat([rows.mean(0), rows[:, 1].max()[None]]).tolist()
+        step = self._pos["step"]
+        if not math.isfinite(mean) or not math.isfinite(max_norm):
             raise ModelTrainerError(
                 "TRAINING_NAN_LOSS",
-                f"loss became {mean} by step {self._pos['step']}; "
+                f"loss became {mean} (gradient norm {max_norm}) by step {step}; "
                 "lower learning_rate or set grad_clip",
-                details={"step": self._pos["step"]},
+                details={"step": step},
             )
+        metrics = self._step_metrics(mean, mean_norm)
+        self._record(
+            {
+                "step": step,
+                "epoch": metrics["epoch"],
+                "loss": metrics["loss"],
+                "val_loss": None,
+                "learning_rate": metrics["learning_rate"],
+                "grad_norm": metrics["grad_norm"],
+                "tokens_per_second": metrics["tokens_per_second"],
+                "elapsed_s": metrics["elapsed_s"],
+            }
+        )
+        self._raise_alerts(self._health.check_gradients(step, mean_norm, max_norm))
         progress = self._callbacks["progress"]
         if progress is not None:
-            progress(self._step_metrics(mean))
-        return mean
+            progress(metrics)
+        return float(mean)
 
-    def _step_metrics(self, loss: float) -> StepMetrics:
+    def _record(self, point: MetricPoint) -> None:
+        self._last_point = point
+        target = self._parts["metrics_file"]
+        if target is not None:
+            append_point(target, point)
+
+    def _raise_alerts(self, alerts: list[TrainingAlert]) -> None:
+        notify = self._callbacks["alert"]
+        if notify is not None:
+            for alert in alerts:
+                notify(alert)
+
+    def _step_metrics(self, loss: float, grad_norm: float) -> StepMetrics:
         """Throughput counts training time only; validation time is left out of tokens/s."""
         elapsed = time.time() - self._session_start
         training = max(elapsed - self._eval_seconds, 1e-9)
@@ -238,6 +318,7 @@ class BaseTrainer:
             "total_steps": self._schedule.total,
             "loss": loss,
             "learning_rate": float(self._scheduler.get_last_lr()[0]),
+            "grad_norm": grad_norm,
             "tokens_per_second": self._session_tokens / training,
             "elapsed_s": self._elapsed_before + elapsed,
         }
@@ -256,8 +337,12 @@ class BaseTrainer:
                 max_batches=self._cfg["eval_max_batches"],
             )
             self._eval_seconds += time.time() - started
-        step_metrics = self._step_metrics(train_loss)
-        return {
+        step_metrics = self._step_metrics(train_loss, 0.0)
+        last = self._last_point  # the report at this step: evaluations always follow one
+        if val_loss is not None and last is not None:
+            self._record({**last, "val_loss": val_loss})
+            self._raise_alerts(self._health.check_validation(self._pos["step"], val_loss))
+        metrics: EvalMetrics = {
             "epoch": self._pos["epoch"],
             "step": self._pos["step"],
             "total_steps": self._schedule.total,
@@ -267,6 +352,8 @@ class BaseTrainer:
             "elapsed_s": step_metrics["elapsed_s"],
             "tokens_per_second": step_metrics["tokens_per_second"],
         }
+        self._last_eval = metrics
+        return metrics
 
     def _beat(self, now: float) -> float:
         """Call the heartbeat and return when the next one is due (a clock read, not Redis)."""
@@ -284,8 +371,25 @@ class BaseTrainer:
             optimizer=self._parts["optimizer"],
             scheduler=self._scheduler,
             state=self._pos,
-            keep=self._cfg["keep_checkpoints"],
+            metrics=self._checkpoint_metrics(),
+            keep_last=self._cfg["keep_checkpoints"],
+            keep_best=self._cfg["keep_best_checkpoints"],
         )
+
+    def _checkpoint_metrics(self) -> CheckpointMetrics:
+        """Losses measured at this very step; a cancel between reports has only the last
+        training loss reported (and no validation loss)."""
+        step, last, point = self._pos["step"], self._last_eval, self._last_point
+        train_loss, val_loss = (None if point is None else point["loss"]), None
+        if last is not None and last["step"] == step:
+            train_loss, val_loss = last["train_loss"], last["val_loss"]
+        return {
+            "step": step,
+            "epoch": self._pos["epoch"],
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "created_at": utc_now(),
+        }
 
     def _stop_cancelled(self) -> None:
         saved = self._checkpoint()

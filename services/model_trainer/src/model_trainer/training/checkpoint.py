@@ -3,7 +3,8 @@
 A checkpoint holds what an exact resume needs: model and optimizer tensors, the scheduler's
 state, torch's RNG states, and the loop's position (step, epoch, batch index), plus the
 sha256 of each of those files (`digests.json`), so a checkpoint damaged on disk is never loaded:
-resume falls back to the one before it.
+resume falls back to the one before it. Its `metrics.json` (storage/checkpoints.py) says what
+the run measured there, which is what retention ranks by.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from model_trainer.storage.artifacts import (
     parse_digests,
     verify_files,
 )
+from model_trainer.storage.checkpoints import (
+    CheckpointMetrics,
+    checkpoint_dirs,
+    checkpoint_name,
+    retained,
+    write_metrics,
+)
 from platform_core.json_types import (
     JSONObject,
     JSONValue,
@@ -40,7 +48,6 @@ from platform_core.json_types import (
 
 logger = logging.getLogger(__name__)
 
-_PREFIX = "step_"
 MODEL_FILE = "model.safetensors"
 TRAINING_FILE = "training.safetensors"
 STATE_FILE = "state.json"
@@ -123,10 +130,13 @@ def save_checkpoint(
     optimizer: Optimizer,
     scheduler: LRScheduler,
     state: CheckpointState,
-    keep: int,
+    metrics: CheckpointMetrics,
+    keep_last: int,
+    keep_best: int,
 ) -> Path:
-    """Write atomically (a temp directory renamed into place), then drop all but `keep`."""
-    final = checkpoint_dir / f"{_PREFIX}{state['step']:09d}"
+    """Write atomically (a temp directory renamed into place), then retire what retention no
+    longer keeps (storage.checkpoints.retained)."""
+    final = checkpoint_dir / checkpoint_name(state["step"])
     tmp = checkpoint_dir / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -141,23 +151,20 @@ def save_checkpoint(
     }
     (tmp / STATE_FILE).write_bytes(orjson.dumps(meta))
     (tmp / DIGESTS_FILE).write_bytes(orjson.dumps(digest_files(tmp, _FILES)))
+    write_metrics(tmp, metrics)
     ordinary_permissions(tmp)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    for old in list_checkpoints(checkpoint_dir)[:-keep]:
-        shutil.rmtree(old)
+    existing = checkpoint_dirs(checkpoint_dir)
+    keep = retained(existing, keep_last=keep_last, keep_best=keep_best)
+    for old in existing:
+        if old not in keep:
+            shutil.rmtree(old)
     return final
 
 
-def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (temp directories are never listed)."""
-    if not checkpoint_dir.is_dir():
-        return []
-    return sorted(p for p in checkpoint_dir.iterdir() if p.name.startswith(_PREFIX))
-
-
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    found = list_checkpoints(checkpoint_dir)
+    found = checkpoint_dirs(checkpoint_dir)
     return found[-1] if found else None
 
 
@@ -209,10 +216,16 @@ def load_checkpoint(
     return meta["state"]
 
 
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Fill a model of the checkpoint's architecture with its weights, verified first."""
+    verify_checkpoint(path)
+    load_model(model, str(path / MODEL_FILE))
+
+
 def resume_latest(checkpoint_dir: Path, restore: Callable[[Path], None]) -> Path | None:
     """Restore from the newest checkpoint that verifies; a corrupt or truncated one is logged
     and the one before it tried. None when there is none to resume from (start afresh)."""
-    for path in reversed(list_checkpoints(checkpoint_dir)):
+    for path in reversed(checkpoint_dirs(checkpoint_dir)):
         try:
             restore(path)
         except ModelTrainerError as error:

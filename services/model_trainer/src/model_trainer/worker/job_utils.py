@@ -20,8 +20,8 @@ from model_trainer.contracts.jobs import (
     ErrorKind,
     JobError,
     JobType,
+    ModelJobPayload,
     QueueName,
-    RunJobPayload,
 )
 from model_trainer.contracts.model import PreparedLMModel, StopCheck
 from model_trainer.errors import ModelTrainerError
@@ -209,7 +209,7 @@ InferenceCall = Callable[["CausalLMBackend", PreparedLMModel, StopCheck], Mappin
 
 
 def run_inference_job(
-    payload: RunJobPayload,
+    payload: ModelJobPayload,
     job_type: JobType,
     call: InferenceCall,
     *,
@@ -225,7 +225,7 @@ def run_inference_job(
         return through_outage(ctx.cancelled, False)
 
     def work() -> JSONObject:
-        backend, prepared = load_run(payload["run_id"], settings)
+        backend, prepared = load_run(payload["run_id"], settings, step=payload["step"])
         return to_json_object(call(backend, prepared, cancelled))
 
     return run_job(ctx, JobStore(redis), job_id, work)

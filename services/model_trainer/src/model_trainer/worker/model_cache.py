@@ -23,9 +23,9 @@ CACHE_SIZE = 4
 # (name, inode, size, ctime) of each file in a run directory.
 Fingerprint = tuple[tuple[str, int, int, int], ...]
 
-_cache: OrderedDict[tuple[str, Fingerprint], tuple[CausalLMBackend, PreparedLMModel]] = (
-    OrderedDict()
-)
+_cache: OrderedDict[
+    tuple[str, int | None, Fingerprint], tuple[CausalLMBackend, PreparedLMModel]
+] = OrderedDict()
 
 
 def _fingerprint(directory: Path) -> Fingerprint:
@@ -35,16 +35,19 @@ def _fingerprint(directory: Path) -> Fingerprint:
     return tuple((name, st.st_ino, st.st_size, st.st_ctime_ns) for name, st in stats)
 
 
-def load_run(run_id: str, settings: Settings) -> tuple[CausalLMBackend, PreparedLMModel]:
-    """The run's backend and model; a hit skips loading (and hashing), while a run whose files
-    changed since (retrained, tampered, truncated) misses, so its load checks them again."""
+def load_run(
+    run_id: str, settings: Settings, *, step: int | None = None
+) -> tuple[CausalLMBackend, PreparedLMModel]:
+    """The run's backend and model (its checkpoint's weights at `step`, if given); a hit skips
+    loading (and hashing), while a run whose files changed since (retrained, tampered,
+    truncated) misses, so its load checks them again."""
     directory = run_dir(settings, run_id)
     manifest = directory / MANIFEST_FILE
     if not manifest.is_file():
         raise ModelTrainerError(
             "MODEL_NOT_FOUND", f"run {run_id} has no trained model", details={"run_id": run_id}
         )
-    key = (run_id, _fingerprint(directory))
+    key = (run_id, step, _fingerprint(directory))
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
@@ -52,7 +55,7 @@ def load_run(run_id: str, settings: Settings) -> tuple[CausalLMBackend, Prepared
         require_str(load_json_object(manifest.read_bytes()), "model_family")
     )
     backend = get_backend(family)
-    entry = (backend, backend.load(str(directory), settings))
+    entry = (backend, backend.load_at(str(directory), settings, step=step))
     _cache[key] = entry
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from model_trainer.backends.causal_lm import num_params
 from model_trainer.backends.registry import get_backend
 from model_trainer.contracts.jobs import QUEUE_FOR_TYPE, TrainJobPayload
-from model_trainer.contracts.model import PreparedLMModel, StepMetrics, TrainingCallbacks
+from model_trainer.contracts.model import (
+    PreparedLMModel,
+    StepMetrics,
+    TrainingAlert,
+    TrainingCallbacks,
+)
 from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
@@ -25,6 +30,7 @@ from model_trainer.worker.job_utils import (
 from model_trainer.worker.preemption import ShutdownWatch, die_with_worker
 from platform_core.json_types import JSONObject
 from platform_core.trainer_metrics_events import (
+    make_alert_event,
     make_completed_metrics_event,
     make_config_event,
     make_progress_metrics_event,
@@ -74,6 +80,7 @@ def _train(
         "progress": lambda metrics: through_outage(
             lambda: _report_progress(payload, metrics, ctx, store), None
         ),
+        "alert": lambda alert: through_outage(lambda: _report_alert(payload, alert, ctx), None),
     }
     try:
         outcome = backend.train(
@@ -103,6 +110,9 @@ def _train(
                 val_perplexity=outcome["val_perplexity"],
                 steps=outcome["steps"],
                 elapsed_s=outcome["elapsed_s"],
+                stop_reason=outcome["stop_reason"],
+                best_val_loss=outcome["best_val_loss"],
+                best_step=outcome["best_step"],
             )
         )
     )
@@ -158,5 +168,21 @@ def _report_progress(
             total_steps=metrics["total_steps"],
             learning_rate=metrics["learning_rate"],
             tokens_per_second=metrics["tokens_per_second"],
+            grad_norm=metrics["grad_norm"],
+        )
+    )
+
+
+def _report_alert(payload: TrainJobPayload, alert: TrainingAlert, ctx: JobContext) -> None:
+    """Alerts are rare (raised once per crossing), so each is published, never throttled."""
+    ctx.publish_metrics(
+        make_alert_event(
+            job_id=payload["job_id"],
+            user_id=payload["user_id"],
+            kind=alert["kind"],
+            step=alert["step"],
+            value=alert["value"],
+            threshold=alert["threshold"],
+            message=alert["message"],
         )
     )
