@@ -155,7 +155,7 @@ def run_job(
     work: Callable[[], JSONObject],
     *,
     job_type: JobType,
-    config: Mapping[str, object],
+    config: Mapping[str, object] | None,
 ) -> JSONObject:
     """Run the work, then record and announce how it ended; errors are re-raised for RQ.
 
@@ -167,7 +167,8 @@ def run_job(
 
     Meanwhile the job's log records are kept as its log lines (`GET /v1/jobs/{id}/logs`): how
     it started (type and config) and how it ended come first and last, each written before the
-    record changes, so whoever sees the job ended can read its last line.
+    record changes, so whoever sees the job ended can read its last line. `config` is the
+    payload's, taken with `.get`: a malformed payload still fails inside, coded and final.
     """
     attempt = through_outage(lambda: _attempts(store, job_id), None)
     with ctx.capture_logs(attempt=attempt, loggers=LIBRARY_LOGGERS):
@@ -293,4 +294,4 @@ def run_inference_job(
         backend, prepared = load_run(payload["run_id"], settings)
         return to_json_object(call(backend, prepared, cancelled))
 
-    return run_job(ctx, JobStore(redis), job_id, work, job_type=job_type, config=payload["config"])
+    return run_job(ctx, JobStore(redis), job_id, work, job_type=job_type, config=payload.get("config"))

@@ -37,7 +37,7 @@ def run_tokenizer_job(
         job_id,
         lambda: to_json_object(train_tokenizer(payload["config"], settings, ctx)),
         job_type="tokenizer",
-        config=payload["config"],
+        config=payload.get("config"),
     )
 
 

@@ -53,7 +53,7 @@ def run_train_job(
         job_id,
         lambda: _train(payload, settings, ctx, store, shutdown),
         job_type="train",
-        config=payload["config"],
+        config=payload.get("config"),
     )
 
 
