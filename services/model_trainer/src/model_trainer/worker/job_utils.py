@@ -294,4 +294,6 @@ def run_inference_job(
         backend, prepared = load_run(payload["run_id"], settings)
         return to_json_object(call(backend, prepared, cancelled))
 
-    return run_job(ctx, JobStore(redis), job_id, work, job_type=job_type, config=payload.get("config"))
+    return run_job(
+        ctx, JobStore(redis), job_id, work, job_type=job_type, config=payload.get("config")
+    )
