@@ -72,6 +72,7 @@ def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/events",
+        "/v1/jobs/{job_id}/logs",
         "/v1/corpora",
         "/v1/runs",
         "/v1/runs/{run_id}",

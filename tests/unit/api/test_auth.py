@@ -130,6 +130,7 @@ def test_another_users_objects_are_404_and_records_carry_the_real_user(
         (client.get(f"/v1/jobs/{job_id}", headers=bob), 404, "JOB_NOT_FOUND"),
         (client.delete(f"/v1/jobs/{job_id}", headers=bob), 404, "JOB_NOT_FOUND"),
         (client.get(f"/v1/jobs/{job_id}/events", headers=bob), 404, "JOB_NOT_FOUND"),
+        (client.get(f"/v1/jobs/{job_id}/logs", headers=bob), 404, "JOB_NOT_FOUND"),
         (client.get("/v1/runs/r1", headers=bob), 404, "MODEL_NOT_FOUND"),
         (client.post("/v1/jobs/generate", json=GENERATE, headers=bob), 404, "MODEL_NOT_FOUND"),
         (client.post("/v1/jobs/eval", json={"run_id": "r1"}, headers=bob), 404, "MODEL_NOT_FOUND"),

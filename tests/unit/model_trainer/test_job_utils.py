@@ -47,6 +47,10 @@ def _record(job_id: str) -> JobRecord:
     }
 
 
+# What run_job logs as the job's start, with its type.
+CONFIG = {"max_steps": 1}
+
+
 @pytest.fixture
 def redis() -> RedisClient:
     return fakeredis.FakeRedis()
@@ -77,7 +81,7 @@ def test_a_coded_failure_records_its_kind_and_announces_the_v1_kind(
         raise ModelTrainerError(code, "it stopped")
 
     with pytest.raises(ModelTrainerError):
-        run_job(ctx, store, "j1", work)
+        run_job(ctx, store, "j1", work, job_type="train", config=CONFIG)
     record = store.get("j1")
     assert record is not None
     assert record["status"] == status
@@ -155,7 +159,14 @@ def test_a_failure_of_the_work_is_final_even_with_retries_left(
     store.create(_record("j2"))
     ctx = job_context(redis, job_id="j2", user_id=1, queue=QUEUE_FOR_TYPE["train"])
     with pytest.raises(ValueError, match="Overflow"):
-        run_job(ctx, store, "j2", _failing(ValueError("Overflow when unpacking long long")))
+        run_job(
+            ctx,
+            store,
+            "j2",
+            _failing(ValueError("Overflow when unpacking long long")),
+            job_type="train",
+            config=CONFIG,
+        )
     assert rq_job.retries_left == 0
     record = store.get("j2")
     assert record is not None and record["error"] is not None
@@ -171,13 +182,27 @@ def test_a_lost_redis_connection_is_left_to_rqs_retries(
     store.create(_record("j3"))
     ctx = job_context(redis, job_id="j3", user_id=1, queue=QUEUE_FOR_TYPE["train"])
     with pytest.raises(RedisConnectionError):
-        run_job(ctx, store, "j3", _failing(RedisConnectionError("Connection refused")))
+        run_job(
+            ctx,
+            store,
+            "j3",
+            _failing(RedisConnectionError("Connection refused")),
+            job_type="train",
+            config=CONFIG,
+        )
     assert rq_job.retries_left == 1
     record = store.get("j3")
     assert record is not None and (record["status"], record["error"]) == ("running", None)
     rq_job.retries_left = 0
     with pytest.raises(RedisConnectionError):
-        run_job(ctx, store, "j3", _failing(RedisConnectionError("Connection refused")))
+        run_job(
+            ctx,
+            store,
+            "j3",
+            _failing(RedisConnectionError("Connection refused")),
+            job_type="train",
+            config=CONFIG,
+        )
     record = store.get("j3")
     assert record is not None and record["error"] is not None
     assert (record["status"], record["error"]["code"]) == ("failed", "REDIS_UNAVAILABLE")
@@ -227,7 +252,7 @@ def test_a_preempted_training_goes_back_to_the_queue_without_using_a_retry(
     ctx = job_context(redis, job_id="j4", user_id=1, queue=QUEUE_FOR_TYPE["train"])
     preempted = ModelTrainerError("TRAINING_PREEMPTED", "worker shutting down; back in the queue")
     with pytest.raises(ModelTrainerError):
-        run_job(ctx, store, "j4", _failing(preempted))
+        run_job(ctx, store, "j4", _failing(preempted), job_type="train", config=CONFIG)
     assert rq_job.retries_left == 3  # RQ's retry takes one back: the budget is unchanged
     record = store.get("j4")
     assert record is not None
@@ -243,6 +268,6 @@ def test_a_preempted_job_outside_rq_is_still_recorded_as_queued(redis: RedisClie
     ctx = job_context(redis, job_id="j5", user_id=1, queue=QUEUE_FOR_TYPE["train"])
     preempted = ModelTrainerError("TRAINING_PREEMPTED", "worker shutting down; back in the queue")
     with pytest.raises(ModelTrainerError):
-        run_job(ctx, store, "j5", _failing(preempted))
+        run_job(ctx, store, "j5", _failing(preempted), job_type="train", config=CONFIG)
     record = store.get("j5")
     assert record is not None and record["status"] == "queued"

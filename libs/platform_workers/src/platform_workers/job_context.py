@@ -1,7 +1,8 @@
 """What a running job needs from Redis: publish events, heartbeat, see cancellation, cheaply.
 
 Keys are named in ``platform_workers.keys``: each event goes to the domain's channel and to the
-job's stream (field ``event``; bounded by an approximate MAXLEN, expiring after a TTL);
+job's stream (field ``event``; bounded by an approximate MAXLEN, expiring after a TTL), and its
+log lines, while ``capture_logs`` runs, to its log list (same TTL);
 ``heartbeat_at`` is written into the job's record hash; the job stops once its cancel flag exists.
 
 The training loop calls ``heartbeat``, ``cancelled`` and ``publish_progress`` often; each reads
@@ -9,7 +10,8 @@ an injected clock and touches Redis at most once per its interval, so a step cos
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from platform_core.job_events import (
@@ -26,6 +28,7 @@ from platform_core.trainer_metrics_events import (
     encode_trainer_metrics_event,
 )
 from platform_workers.event_stream import EVENT_FIELD
+from platform_workers.job_logs import JobLogHandler, capture_job_logs
 from platform_workers.keys import cancel_key, event_stream_key, events_channel, record_key
 from platform_workers.redis_conn import RedisClient, as_text
 
@@ -70,6 +73,7 @@ class JobContext:
         if min(intervals) < 0:
             raise ValueError(f"throttle intervals must be >= 0 seconds, got {intervals}")
         self._redis = redis
+        self._domain = domain
         self.job_id = job_id
         self.user_id = user_id
         self.queue = queue
@@ -101,6 +105,20 @@ class JobContext:
         pipe.expire(self._stream, self._stream_ttl_s)
         _, entry_id, _ = pipe.execute()
         return as_text(entry_id)
+
+    def capture_logs(
+        self, *, attempt: int | None = None, loggers: Sequence[str] = ()
+    ) -> AbstractContextManager[None]:
+        """Keeps this thread's log records as the job's log lines while the block runs, expiring
+        with its event stream (see `job_logs.capture_job_logs`)."""
+        handler = JobLogHandler(
+            self._redis,
+            domain=self._domain,
+            job_id=self.job_id,
+            ttl_s=self._stream_ttl_s,
+            attempt=attempt,
+        )
+        return capture_job_logs(handler, loggers=loggers)
 
     def publish_started(self) -> str:
         """Announces that a worker picked the job up."""

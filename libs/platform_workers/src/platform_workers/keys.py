@@ -4,6 +4,7 @@ For a domain (``trainer`` for the model trainer), a job and a user:
 
 - ``{domain}:events``             pub/sub channel carrying every event of the domain
 - ``{domain}:events:{job_id}``    stream keeping the job's events for replay
+- ``{domain}:logs:{job_id}``      list keeping the job's newest log lines (JSON), oldest first
 - ``{domain}:job:{job_id}``       hash holding the job's record
 - ``{domain}:cancel:{job_id}``    flag whose existence asks the job to stop
 - ``{domain}:jobs:user:{user_id}`` sorted set indexing one user's jobs
@@ -20,6 +21,11 @@ def events_channel(domain: str) -> str:
 def event_stream_key(domain: str, job_id: str) -> str:
     """The stream that keeps one job's events for replay."""
     return f"{domain}:events:{job_id}"
+
+
+def logs_key(domain: str, job_id: str) -> str:
+    """The list that keeps one job's newest log lines."""
+    return f"{domain}:logs:{job_id}"
 
 
 def record_key(domain: str, job_id: str) -> str:

@@ -22,6 +22,7 @@ from model_trainer.backends.registry import get_backend
 from model_trainer.client import API_KEY_ENV, ApiError, StreamEnded, TrainerClient
 from model_trainer.contracts.defaults import make_generate_config
 from model_trainer.contracts.jobs import parse_queue
+from model_trainer.contracts.limits import DEFAULT_LOG_TAIL
 from model_trainer.contracts.model import StepMetrics, TrainingAlert, TrainOutcome
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions, make_train_config
 from model_trainer.contracts.validators import parse_model_family
@@ -34,6 +35,7 @@ from model_trainer.storage.corpora import build_default_corpus, read_corpus
 from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.worker.worker_entry import run_workers
+from platform_core.job_logs import JobLogLine
 from platform_core.json_types import JSONValue, PayloadError, load_json_object
 from platform_workers.redis_conn import redis_from_url
 
@@ -245,6 +247,19 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def logs(args: argparse.Namespace, settings: Settings) -> int:
+    for line in _client(args).job_logs(args.job_id, args.tail):
+        print(format_log_line(line))
+    return 0
+
+
+def format_log_line(line: JobLogLine) -> str:
+    """`ts level logger: message`, then the line's structured fields as compact JSON."""
+    text = f"{line['ts']} {line['level']} {line['logger']}: {line['message']}"
+    fields = line.get("fields")
+    return text if fields is None else f"{text} {orjson.dumps(fields).decode()}"
+
+
 def cancel(args: argparse.Namespace, settings: Settings) -> int:
     _print_json(_client(args).cancel(args.job_id))
     return 0
@@ -302,6 +317,9 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     jobs_cmd.add_argument("--type", default=None)
     jobs_cmd.add_argument("--limit", type=int, default=20)
     commands.add_parser("cancel", help="cancel a job").add_argument("job_id")
+    logs_cmd = commands.add_parser("logs", help="a job's log lines from its worker, oldest first")
+    logs_cmd.add_argument("job_id")
+    logs_cmd.add_argument("--tail", type=int, default=DEFAULT_LOG_TAIL, help="the newest N lines")
     keys = commands.add_parser("keys", help="API keys (talks to Redis directly)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key for a user; prints it once")
@@ -341,6 +359,7 @@ HANDLERS: dict[str, Handler] = {
     "follow": follow,
     "jobs": jobs,
     "cancel": cancel,
+    "logs": logs,
     "demo": demo,
     "keys create": keys_create,
     "keys list": keys_list,
@@ -354,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command = args.command if args.command != "keys" else f"keys {args.keys_command}"
         code = HANDLERS[command](args, settings)
-    except (ModelTrainerError, ApiError, StreamEnded, httpx.TransportError) as error:
+    except (ModelTrainerError, ApiError, StreamEnded, PayloadError, httpx.TransportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

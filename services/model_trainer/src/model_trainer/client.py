@@ -10,7 +10,9 @@ from typing import TypedDict
 import httpx
 
 from model_trainer.contracts.jobs import TERMINAL_STATUSES
+from model_trainer.contracts.limits import DEFAULT_LOG_TAIL
 from platform_core.job_events import TERMINAL_JOB_EVENT_TYPES
+from platform_core.job_logs import JobLogLine, log_lines_from_object
 from platform_core.json_types import JSONObject, JSONValue, load_json_object
 
 # The API sends a keepalive comment every 15 s: a longer silence means a dead connection.
@@ -121,6 +123,11 @@ class TrainerClient:
 
     def jobs(self, **filters: str | int) -> JSONObject:
         return self._json(self._http.get("/v1/jobs", params=filters))
+
+    def job_logs(self, job_id: str, tail: int = DEFAULT_LOG_TAIL) -> list[JobLogLine]:
+        """The job's newest `tail` log lines from its worker, oldest first, each validated."""
+        body = self._json(self._http.get(f"/v1/jobs/{job_id}/logs", params={"tail": tail}))
+        return log_lines_from_object(body)
 
     def cancel(self, job_id: str) -> JSONObject:
         return self._json(self._http.delete(f"/v1/jobs/{job_id}"))

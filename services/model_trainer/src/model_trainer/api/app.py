@@ -20,6 +20,7 @@ from model_trainer.api.routes.corpora import build_corpora_router
 from model_trainer.api.routes.events import build_events_router
 from model_trainer.api.routes.health import build_health_router
 from model_trainer.api.routes.jobs import build_jobs_router
+from model_trainer.api.routes.logs import build_logs_router
 from model_trainer.api.routes.runs import build_runs_router
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings, load_settings
@@ -65,6 +66,7 @@ def build_api(
     app.add_middleware(BodyLimit, limit=resolved["max_request_bytes"])
     app.include_router(build_jobs_router(ctx))
     app.include_router(build_events_router(ctx))
+    app.include_router(build_logs_router(ctx))
     app.include_router(build_corpora_router(ctx))
     app.include_router(build_runs_router(ctx))
     app.include_router(build_health_router(ctx))

@@ -42,3 +42,7 @@ MAX_TEXT_CHARS = 1 << 20
 # Every id we name things by (runs, tokenizers) is at most this long; corpus ids are sha256 hex.
 MAX_ID_CHARS = 128
 MAX_PATH_CHARS = 4096
+
+# `GET /v1/jobs/{id}/logs?tail=`: at most every line a job keeps (job_logs.LOG_LINES_KEPT).
+MAX_LOG_TAIL = 1000
+DEFAULT_LOG_TAIL = 100

@@ -233,5 +233,6 @@ def resume_latest(checkpoint_dir: Path, restore: Callable[[Path], None]) -> Path
                 raise
             logger.warning("not resuming from %s: %s", path.name, error.message)
             continue
+        logger.info("resuming from checkpoint %s", path.name)
         return path
     return None

@@ -18,10 +18,12 @@ from model_trainer.contracts.jobs import (
     DOMAIN,
     QUEUE_FOR_TYPE,
     ErrorKind,
+    EvalJobPayload,
+    GenerateJobPayload,
     JobError,
     JobType,
-    ModelJobPayload,
     QueueName,
+    ScoreJobPayload,
 )
 from model_trainer.contracts.model import PreparedLMModel, StopCheck
 from model_trainer.errors import ModelTrainerError
@@ -32,6 +34,7 @@ from model_trainer.worker.model_cache import load_run
 from platform_core.job_events import ErrorKind as EventErrorKind
 from platform_core.json_types import JSONObject, load_json_object
 from platform_workers.job_context import JobContext
+from platform_workers.job_logs import FIELDS_ATTR
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 if TYPE_CHECKING:
@@ -44,6 +47,11 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError)
 _OOM_SIGNS = ("out of memory", "can't allocate memory", "not enough memory")
 
+
+# Library loggers that keep their records from the root logger (transformers' does not
+# propagate): a job's log lines include their warnings too.
+LIBRARY_LOGGERS = ("transformers",)
+SUMMARY_TEXT_LIMIT = 200
 
 T = TypeVar("T")
 # How long a finished job keeps trying to record its result while Redis is away.
@@ -141,7 +149,13 @@ def _overflowed(error: Exception) -> bool:
 
 
 def run_job(
-    ctx: JobContext, store: JobStore, job_id: str, work: Callable[[], JSONObject]
+    ctx: JobContext,
+    store: JobStore,
+    job_id: str,
+    work: Callable[[], JSONObject],
+    *,
+    job_type: JobType,
+    config: Mapping[str, object] | None,
 ) -> JSONObject:
     """Run the work, then record and announce how it ended; errors are re-raised for RQ.
 
@@ -150,31 +164,82 @@ def run_job(
     its worker's shutdown goes back to the queue instead. Only a lost connection to
     Redis is left to RQ's retries (a dead worker is retried by RQ's abandoned-job handling); it
     is recorded only when no retry is left.
+
+    Meanwhile the job's log records are kept as its log lines (`GET /v1/jobs/{id}/logs`): how
+    it started (type and config) and how it ended come first and last, each written before the
+    record changes, so whoever sees the job ended can read its last line. `config` is the
+    payload's, taken with `.get`: a malformed payload still fails inside, coded and final.
     """
+    attempt = through_outage(lambda: _attempts(store, job_id), None)
+    with ctx.capture_logs(attempt=attempt, loggers=LIBRARY_LOGGERS):
+        logger.info(
+            "job started: %s", job_type, extra={FIELDS_ATTR: {"type": job_type, "config": config}}
+        )
+        return _run_and_record(ctx, store, job_id, work)
+
+
+def _attempts(store: JobStore, job_id: str) -> int | None:
+    """Which attempt this is, once the worker has marked the record running."""
+    record = store.get(job_id)
+    attempts = 0 if record is None else record["attempts"]
+    return attempts if attempts > 0 else None
+
+
+def _run_and_record(
+    ctx: JobContext, store: JobStore, job_id: str, work: Callable[[], JSONObject]
+) -> JSONObject:
+    began = time.monotonic()
     try:
         result = work()
     except TRANSIENT_ERRORS as error:
-        if not _will_retry():
-            record_failure(
-                ctx, store, job_id, code="REDIS_UNAVAILABLE", kind="system", message=repr(error)
-            )
+        if _will_retry():
+            logger.warning("job interrupted, RQ will retry it: %r", error)
+        else:
+            _fail(ctx, store, job_id, code="REDIS_UNAVAILABLE", kind="system", message=repr(error))
         raise
     except ModelTrainerError as error:
         if error.code == "TRAINING_PREEMPTED":
+            logger.warning("job preempted: %s", error.message)
             _requeue(ctx, store, job_id, error.message)
             raise
         _stop_retries()
-        record_failure(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
+        _fail(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
         raise
     except Exception as error:
         _stop_retries()
         failure = coded_failure(error)
-        record_failure(
-            ctx, store, job_id, code=failure.code, kind=failure.kind, message=failure.message
-        )
+        _fail(ctx, store, job_id, code=failure.code, kind=failure.kind, message=failure.message)
         raise
+    elapsed_s = time.monotonic() - began
+    logger.info("job completed in %.1f s", elapsed_s, extra={FIELDS_ATTR: outcome_summary(result)})
     patiently(lambda: record_completion(ctx, store, job_id, result))
     return result
+
+
+def outcome_summary(result: JSONObject) -> JSONObject:
+    """A result's scalar fields, for the completion log line; its lists (outputs, per-token
+    scores) stay in the job record."""
+    return {
+        name: value[:SUMMARY_TEXT_LIMIT] if isinstance(value, str) else value
+        for name, value in result.items()
+        if not isinstance(value, dict | list)
+    }
+
+
+def _fail(
+    ctx: JobContext, store: JobStore, job_id: str, *, code: str, kind: ErrorKind, message: str
+) -> None:
+    """Log how the job ended, then record and announce it."""
+    cancelled = code == "TRAINING_CANCELLED"
+    logger.log(
+        logging.WARNING if cancelled else logging.ERROR,
+        "job %s: %s: %s",
+        "cancelled" if cancelled else "failed",
+        code,
+        message,
+        extra={FIELDS_ATTR: {"code": code, "kind": kind, "message": message}},
+    )
+    record_failure(ctx, store, job_id, code=code, kind=kind, message=message)
 
 
 def record_completion(ctx: JobContext, store: JobStore, job_id: str, result: JSONObject) -> None:
@@ -204,12 +269,13 @@ def record_failure(
     ctx.publish_failed(_v1_event_kind(kind), code, message)
 
 
+InferenceJobPayload = EvalJobPayload | ScoreJobPayload | GenerateJobPayload
 # A backend function applied to a loaded run; it stops (TRAINING_CANCELLED) once the check says so.
 InferenceCall = Callable[["CausalLMBackend", PreparedLMModel, StopCheck], Mapping[str, object]]
 
 
 def run_inference_job(
-    payload: ModelJobPayload,
+    payload: InferenceJobPayload,
     job_type: JobType,
     call: InferenceCall,
     *,
@@ -228,4 +294,6 @@ def run_inference_job(
         backend, prepared = load_run(payload["run_id"], settings, step=payload["step"])
         return to_json_object(call(backend, prepared, cancelled))
 
-    return run_job(ctx, JobStore(redis), job_id, work)
+    return run_job(
+        ctx, JobStore(redis), job_id, work, job_type=job_type, config=payload.get("config")
+    )

@@ -36,6 +36,8 @@ def run_tokenizer_job(
         JobStore(redis),
         job_id,
         lambda: to_json_object(train_tokenizer(payload["config"], settings, ctx)),
+        job_type="tokenizer",
+        config=payload.get("config"),
     )
 
 

@@ -53,7 +53,14 @@ def run_train_job(
     ctx = job_context(redis, job_id=job_id, user_id=user_id, queue=QUEUE_FOR_TYPE["train"])
     store = JobStore(redis)
     shutdown = ShutdownWatch.for_this_horse(redis)
-    return run_job(ctx, store, job_id, lambda: _train(payload, settings, ctx, store, shutdown))
+    return run_job(
+        ctx,
+        store,
+        job_id,
+        lambda: _train(payload, settings, ctx, store, shutdown),
+        job_type="train",
+        config=payload.get("config"),
+    )
 
 
 def _train(
