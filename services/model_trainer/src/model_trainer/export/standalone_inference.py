@@ -29,6 +29,13 @@ EOS_ID, UNK_ID = 1, 2
 UNKNOWN_CHAR = "\ufffd"
 
 Logits = npt.NDArray[np.float32]
+TokenIds = npt.NDArray[np.int64]
+
+
+class Session(Protocol):
+    """What generation needs of an onnxruntime.InferenceSession."""
+
+    def run(self, output_names: list[str], input_feed: dict[str, TokenIds]) -> Sequence[object]: ...
 
 
 class Codec(Protocol):
@@ -98,7 +105,7 @@ def context_of(model_dir: Path) -> int | None:
     return n_positions if isinstance(n_positions, int) else None
 
 
-def next_logits(session: ort.InferenceSession, ids: list[int]) -> Logits:
+def next_logits(session: Session, ids: list[int]) -> Logits:
     """The logits after the last of `ids` (the graph computes every position; one is kept)."""
     outputs = session.run(["logits"], {"input_ids": np.array([ids], dtype=np.int64)})
     logits = outputs[0]
@@ -121,7 +128,7 @@ def sample(logits: Logits, *, temperature: float, top_k: int, rng: np.random.Gen
 
 
 def generate(
-    session: ort.InferenceSession,
+    session: Session,
     prompt_ids: list[int],
     *,
     max_new_tokens: int,
