@@ -47,8 +47,9 @@ def test_the_api_process_never_imports_torch_tokenizers_or_a_backend(tmp_path: P
         "client = TestClient(create_app())\n"
         "assert client.get('/openapi.json').status_code == 200\n"
         "heavy = [m for m in sys.modules"
-        " if m.split('.')[0] in ('torch', 'transformers', 'numpy', 'tokenizers')"
-        " or m.startswith('model_trainer.backends.char_lstm')]\n"
+        " if m.split('.')[0] in ('torch', 'transformers', 'numpy', 'tokenizers', 'onnx',"
+        " 'onnxruntime', 'onnxscript')"
+        " or m.startswith(('model_trainer.backends.char_lstm', 'model_trainer.export'))]\n"
         "print(heavy)\n"
     )
     done = subprocess.run(
@@ -69,10 +70,12 @@ def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -
         "/v1/jobs/score",
         "/v1/jobs/generate",
         "/v1/jobs/tokenizer",
+        "/v1/jobs/export",
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/events",
         "/v1/jobs/{job_id}/logs",
+        "/v1/jobs/{job_id}/bundle",
         "/v1/corpora",
         "/v1/runs",
         "/v1/runs/{run_id}",
@@ -83,6 +86,8 @@ def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -
     assert "202" in train["responses"]
     assert "4XX" in train["responses"]
     assert "text/plain" in document["paths"]["/v1/corpora"]["post"]["requestBody"]["content"]
+    bundle = document["paths"]["/v1/jobs/{job_id}/bundle"]["get"]["responses"]["200"]
+    assert "application/gzip" in bundle["content"]
     assert client.get("/docs").status_code == 200
 
 

@@ -33,6 +33,7 @@ BASE: dict[str, JSONObject] = {
     "score": {"run_id": "r1", "text": "To be"},
     "generate": {"run_id": "r1", "prompt_text": "To"},
     "tokenizer": {"corpus_path": "corpus.txt", "vocab_size": 300},
+    "export": {"run_id": "r1"},
 }
 # Over MAX_TEXT_BYTES (1 MiB in the test settings) in UTF-8, under it in characters.
 WIDE_TEXT = "é" * 600_000
@@ -164,6 +165,18 @@ CASES: dict[str, Hostile] = {
     "tokenizer-corpus-nul": submit("tokenizer", 400, "INVALID_PATH", corpus_path=NUL),
     "tokenizer-id-dotdot": submit("tokenizer", 422, BAD, tokenizer_id="../x"),
     "tokenizer-kind-unknown": submit("tokenizer", 422, BAD, kind="wordpiece"),
+    # export
+    "export-run-unknown": submit("export", 404, "MODEL_NOT_FOUND", run_id="nope"),
+    "export-run-dotdot": submit("export", 422, BAD, run_id="../r1"),
+    "export-run-huge": submit("export", 422, BAD, run_id="r" * 100_000),
+    "export-run-missing": without("export", "run_id", 422, BAD),
+    "export-run-as-number": submit("export", 422, BAD, run_id=1),
+    "export-timeout-huge": submit("export", 422, BAD, timeout_s=10**9),
+    "export-unknown-field": submit("export", 422, BAD, step=3, opset=7),
+    "bundle-job-unknown": get("/v1/jobs/" + "0" * 32 + "/bundle", 404, "JOB_NOT_FOUND"),
+    "bundle-job-id-huge": get("/v1/jobs/" + "j" * 5000 + "/bundle", 404, "JOB_NOT_FOUND"),
+    "bundle-job-id-dotdot": get("/v1/jobs/%2E%2E/bundle", 404, "JOB_NOT_FOUND"),
+    "bundle-post": Hostile("POST", "/v1/jobs/x/bundle", None, 405, "METHOD_NOT_ALLOWED"),
     # reads and other routes
     "job-id-huge": get("/v1/jobs/" + "j" * 5000, 404, "JOB_NOT_FOUND"),
     "jobs-limit-huge": get("/v1/jobs?limit=1000000", 422, BAD),

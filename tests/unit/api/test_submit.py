@@ -48,6 +48,7 @@ BASE: dict[str, JSONObject] = {
     "score": SCORE,
     "generate": GENERATE,
     "tokenizer": TOKENIZER,
+    "export": {"run_id": "r1"},
 }
 DROP = object()
 
@@ -465,7 +466,7 @@ def test_invalid_request_is_refused_and_leaves_no_trace(
     assert_no_trace()
 
 
-@pytest.mark.parametrize("job_type", ["train", "eval", "score", "generate", "tokenizer"])
+@pytest.mark.parametrize("job_type", JOB_TYPES)
 @pytest.mark.parametrize(
     "body",
     [

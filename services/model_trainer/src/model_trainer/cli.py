@@ -19,9 +19,15 @@ from model_trainer.api.app import build_api
 from model_trainer.api.schemas import train_options
 from model_trainer.backends.presets import check_model_size
 from model_trainer.backends.registry import get_backend
-from model_trainer.client import API_KEY_ENV, ApiError, StreamEnded, TrainerClient
+from model_trainer.client import (
+    API_KEY_ENV,
+    ApiError,
+    BundleMismatch,
+    StreamEnded,
+    TrainerClient,
+)
 from model_trainer.contracts.defaults import make_generate_config
-from model_trainer.contracts.jobs import parse_queue
+from model_trainer.contracts.jobs import JOB_TYPES, parse_queue
 from model_trainer.contracts.limits import DEFAULT_LOG_TAIL
 from model_trainer.contracts.model import StepMetrics, TrainingAlert, TrainOutcome
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions, make_train_config
@@ -233,6 +239,30 @@ def submit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def export(args: argparse.Namespace, settings: Settings) -> int:
+    """Submit an export of a run, wait for it (showing progress with --follow), download it."""
+    client = _client(args)
+    accepted = client.submit("export", {"run_id": args.run_id})
+    _print_json(accepted)
+    job_id = str(accepted["job_id"])
+    if args.no_wait:
+        return 0
+    if args.follow:
+        render(client.events(job_id))
+        record = client.job(job_id)
+    else:
+        record = client.wait(job_id)
+    if record.get("status") != "completed":
+        print(f"error: export job {job_id} ended {record.get('status')}", file=sys.stderr)
+        return 1
+    out = Path(args.out or f"{args.run_id}-{job_id}.tar.gz")
+    sha256 = client.download_bundle(job_id, out)
+    _print_json(
+        {"job_id": job_id, "bundle": str(out), "bytes": out.stat().st_size, "sha256": sha256}
+    )
+    return 0
+
+
 def follow(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if render(_client(args).events(args.job_id)) else 1
 
@@ -308,9 +338,16 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     worker_cmd.add_argument("--queues", default="train,infer")
     commands.add_parser("upload", help="upload a corpus file").add_argument("path")
     submit_cmd = commands.add_parser("submit", help="submit a job: submit train key=value ...")
-    submit_cmd.add_argument("job_type", choices=["train", "eval", "score", "generate", "tokenizer"])
+    submit_cmd.add_argument("job_type", choices=JOB_TYPES)
     submit_cmd.add_argument("fields", nargs="*", help="request fields as key=value")
     submit_cmd.add_argument("--follow", action="store_true", help="then follow its progress")
+    export_cmd = commands.add_parser(
+        "export", help="export a run as a .tar.gz bundle (HF files, ONNX, inference.py)"
+    )
+    export_cmd.add_argument("run_id")
+    export_cmd.add_argument("--out", default=None, help="default: RUN_ID-JOB_ID.tar.gz here")
+    export_cmd.add_argument("--follow", action="store_true", help="show progress while waiting")
+    export_cmd.add_argument("--no-wait", action="store_true", help="only submit the job")
     commands.add_parser("follow", help="follow a job's events").add_argument("job_id")
     jobs_cmd = commands.add_parser("jobs", help="list your jobs, newest first")
     jobs_cmd.add_argument("--status", default=None)
@@ -356,6 +393,7 @@ HANDLERS: dict[str, Handler] = {
     "worker": worker,
     "upload": upload,
     "submit": submit,
+    "export": export,
     "follow": follow,
     "jobs": jobs,
     "cancel": cancel,
@@ -373,7 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command = args.command if args.command != "keys" else f"keys {args.keys_command}"
         code = HANDLERS[command](args, settings)
-    except (ModelTrainerError, ApiError, StreamEnded, PayloadError, httpx.TransportError) as error:
+    except (
+        ModelTrainerError,
+        ApiError,
+        StreamEnded,
+        PayloadError,
+        BundleMismatch,
+        httpx.TransportError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypedDict
 
 import httpx
 
+from model_trainer.contracts.export import BUNDLE_SHA256_HEADER
 from model_trainer.contracts.jobs import TERMINAL_STATUSES
 from model_trainer.contracts.limits import DEFAULT_LOG_TAIL
 from platform_core.job_events import TERMINAL_JOB_EVENT_TYPES
@@ -74,6 +77,10 @@ class _Backoff:
 
 class StreamEnded(Exception):
     """The API ended a job's event stream before its terminal event."""
+
+
+class BundleMismatch(Exception):
+    """A downloaded bundle's bytes differ from the sha256 the API announced for it."""
 
 
 # Where the CLI and TrainerClient find the API key when none is passed.
@@ -172,6 +179,36 @@ class TrainerClient:
                 response.read()
                 raise ApiError(response.status_code, load_json_object(response.content))
             yield from parse_sse(response.iter_lines())
+
+    def wait(self, job_id: str) -> JSONObject:
+        """Read the job's events to its terminal one, then return its record."""
+        for _ in self.events(job_id):
+            pass
+        return self.job(job_id)
+
+    def download_bundle(self, job_id: str, out: Path) -> str:
+        """Stream an export job's bundle to `out` (whole or not at all) and return its sha256,
+        refused (BundleMismatch) when it differs from the digest the API sent with it."""
+        partial = out.with_name(f".{out.name}.partial")
+        digest = hashlib.sha256()
+        try:
+            with self._http.stream(
+                "GET", f"/v1/jobs/{job_id}/bundle", timeout=self._stream_timeout
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError(response.status_code, load_json_object(response.content))
+                expected = response.headers.get(BUNDLE_SHA256_HEADER)
+                with partial.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        digest.update(chunk)
+                        handle.write(chunk)
+            if expected is not None and expected != digest.hexdigest():
+                raise BundleMismatch(f"bundle of job {job_id} does not match its sha256")
+            partial.replace(out)
+        finally:
+            partial.unlink(missing_ok=True)
+        return digest.hexdigest()
 
     def _job_over(self, job_id: str) -> bool:
         return self.job(job_id).get("status") in TERMINAL_STATUSES

@@ -17,6 +17,7 @@ ModelTrainerErrorCode = Literal[
     "UNSUPPORTED_VALUE",
     "JOB_NOT_FOUND",
     "JOB_ALREADY_FINISHED",
+    "JOB_NOT_COMPLETED",
     "JOB_TIMEOUT",
     "REQUEST_TOO_LARGE",
     "ROUTE_NOT_FOUND",
@@ -37,6 +38,7 @@ ModelTrainerErrorCode = Literal[
     "MODEL_LOAD_FAILED",
     "MODEL_INCOMPATIBLE",
     "ARTIFACT_CORRUPT",
+    "EXPORT_FAILED",
     "INVALID_MODEL_SIZE",
     "UNKNOWN_MODEL_FAMILY",
     # Tokenizers
@@ -76,6 +78,9 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     # A value the validators let through but the worker could not compute with (an overflow).
     "UNSUPPORTED_VALUE": ErrorSpec(422, "user"),
     "JOB_ALREADY_FINISHED": ErrorSpec(409, "user"),
+    # What only a completed job has (an export's bundle) was asked of one still under way or
+    # ended otherwise.
+    "JOB_NOT_COMPLETED": ErrorSpec(409, "user"),
     # The job ran past its wall-clock limit (per type in settings, or lower per request).
     "JOB_TIMEOUT": ErrorSpec(504, "resource"),
     # No route has this path, or the path has no such method.
@@ -106,6 +111,8 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     # An artifact whose bytes differ from the sha256 its manifest recorded (tampered, truncated):
     # never loaded.
     "ARTIFACT_CORRUPT": ErrorSpec(500, "system"),
+    # A trained model the ONNX exporter could not trace or whose graph failed its check.
+    "EXPORT_FAILED": ErrorSpec(500, "system"),
     "INVALID_MODEL_SIZE": ErrorSpec(400, "user"),
     "UNKNOWN_MODEL_FAMILY": ErrorSpec(400, "user"),
     "TOKENIZER_NOT_FOUND": ErrorSpec(404, "user"),

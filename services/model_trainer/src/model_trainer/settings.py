@@ -31,7 +31,7 @@ class Settings(TypedDict):
     max_queue_depth: int
 
 
-# Inference answers a person waiting on it: a minute. Training and tokenizers run long.
+# Inference answers a person waiting on it: a minute. Training, tokenizers and exports run long.
 # Trainings hold a GPU each, so a user gets a few; inference jobs are short.
 DEFAULT_MAX_ACTIVE_JOBS: dict[QueueName, int] = {"train": 8, "infer": 64}
 _MIB = 1024 * 1024
@@ -39,6 +39,7 @@ _MIB = 1024 * 1024
 DEFAULT_JOB_TIMEOUT_S: dict[JobType, int] = {
     "train": 24 * 3600,
     "tokenizer": 3600,
+    "export": 3600,
     "eval": 600,
     "score": 60,
     "generate": 60,

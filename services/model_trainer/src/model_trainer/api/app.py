@@ -18,6 +18,7 @@ from model_trainer.api.errors import install_error_handlers
 from model_trainer.api.event_hub import EventHub
 from model_trainer.api.routes.corpora import build_corpora_router
 from model_trainer.api.routes.events import build_events_router
+from model_trainer.api.routes.exports import build_exports_router
 from model_trainer.api.routes.health import build_health_router
 from model_trainer.api.routes.jobs import build_jobs_router
 from model_trainer.api.routes.logs import build_logs_router
@@ -69,6 +70,7 @@ def build_api(
     app.include_router(build_logs_router(ctx))
     app.include_router(build_corpora_router(ctx))
     app.include_router(build_runs_router(ctx))
+    app.include_router(build_exports_router(ctx))
     app.include_router(build_health_router(ctx))
     return app, hub
 

@@ -267,6 +267,15 @@ class GenerateJobRequest:
 
 
 @dataclass(frozen=True, config=_REQUEST)
+class ExportJobRequest:
+    """`POST /v1/jobs/export`: a finished run as a .tar.gz bundle (Hugging Face files, ONNX,
+    a standalone inference.py), downloaded from `GET /v1/jobs/{job_id}/bundle`."""
+
+    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+
+
+@dataclass(frozen=True, config=_REQUEST)
 class TokenizerJobRequest:
     """`POST /v1/jobs/tokenizer`: train a tokenizer on one corpus; its id is in the result."""
 

@@ -21,6 +21,7 @@ from model_trainer.api import ApiContext
 from model_trainer.api.admission import active_key, admit
 from model_trainer.api.schemas import (
     EvalJobRequest,
+    ExportJobRequest,
     GenerateJobRequest,
     ScoreJobRequest,
     TokenizerJobRequest,
@@ -35,10 +36,12 @@ from model_trainer.contracts.defaults import (
     make_score_config,
     make_tokenizer_config,
 )
+from model_trainer.contracts.export import make_export_config
 from model_trainer.contracts.jobs import (
     QUEUE_FOR_TYPE,
     WORKER_FUNCTIONS,
     EvalJobPayload,
+    ExportJobPayload,
     GenerateJobPayload,
     JobRecord,
     JobStatus,
@@ -73,7 +76,12 @@ from platform_core.json_types import (
 )
 
 JobPayload = (
-    TrainJobPayload | EvalJobPayload | ScoreJobPayload | GenerateJobPayload | TokenizerJobPayload
+    TrainJobPayload
+    | EvalJobPayload
+    | ScoreJobPayload
+    | GenerateJobPayload
+    | TokenizerJobPayload
+    | ExportJobPayload
 )
 
 _CORPUS_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -257,6 +265,18 @@ def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest
         "config": config,
     }
     return record_and_enqueue(ctx, caller, "generate", payload, timeout_s=body.timeout_s)
+
+
+def submit_export(ctx: ApiContext, caller: Principal, body: ExportJobRequest) -> SubmittedJob:
+    owned_manifest(ctx, caller, body.run_id)
+    payload: ExportJobPayload = {
+        "job_id": uuid.uuid4().hex,
+        "user_id": caller["user_id"],
+        "run_id": body.run_id,
+        "step": None,
+        "config": make_export_config(),
+    }
+    return record_and_enqueue(ctx, caller, "export", payload, timeout_s=body.timeout_s)
 
 
 def record_and_enqueue(

@@ -6,6 +6,7 @@ from typing import Literal
 
 from typing_extensions import TypedDict
 
+from model_trainer.contracts.export import ExportConfig
 from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
 from model_trainer.contracts.tokenizer import TokenizerTrainConfig
 from model_trainer.contracts.train_config import ModelTrainConfig
@@ -15,21 +16,23 @@ from platform_core.json_types import JSONObject
 # The domain this service's Redis keys and channels are named under (platform_workers.keys).
 DOMAIN = "trainer"
 
-JobType = Literal["train", "eval", "score", "generate", "tokenizer"]
+JobType = Literal["train", "eval", "score", "generate", "tokenizer", "export"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 # Whose fault a failure is: the request's, ours, or the machine's (out of memory, no GPU).
 ErrorKind = Literal["user", "system", "resource"]
 QueueName = Literal["train", "infer"]
 
 ERROR_KINDS: tuple[ErrorKind, ...] = ("user", "system", "resource")
-JOB_TYPES: tuple[JobType, ...] = ("train", "eval", "score", "generate", "tokenizer")
+JOB_TYPES: tuple[JobType, ...] = ("train", "eval", "score", "generate", "tokenizer", "export")
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
 TERMINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
 
-# Long jobs on `train`, short ones on `infer`, so a training never delays a generate request.
+# Long jobs on `train` (training, tokenizers, exports), short ones on `infer`, so a training
+# never delays a generate request.
 QUEUE_FOR_TYPE: dict[JobType, QueueName] = {
     "train": "train",
     "tokenizer": "train",
+    "export": "train",
     "eval": "infer",
     "score": "infer",
     "generate": "infer",
@@ -61,6 +64,7 @@ WORKER_FUNCTIONS: dict[JobType, str] = {
     "score": "model_trainer.worker.score_job.process_score_job",
     "generate": "model_trainer.worker.generate_job.process_generate_job",
     "tokenizer": "model_trainer.worker.tokenizer_job.process_tokenizer_job",
+    "export": "model_trainer.worker.export_job.process_export_job",
 }
 
 
@@ -119,6 +123,13 @@ class ScoreJobPayload(ModelJobPayload):
 
 class GenerateJobPayload(ModelJobPayload):
     config: GenerateConfig
+
+
+class ExportJobPayload(ModelJobPayload):
+    """The run to export (its final model: `step` is None until bundles carry checkpoint
+    weights in their `model/` directory too)."""
+
+    config: ExportConfig
 
 
 class TokenizerJobPayload(TypedDict):

@@ -19,6 +19,7 @@ from model_trainer.contracts.jobs import (
     QUEUE_FOR_TYPE,
     ErrorKind,
     EvalJobPayload,
+    ExportJobPayload,
     GenerateJobPayload,
     JobError,
     JobType,
@@ -269,7 +270,7 @@ def record_failure(
     ctx.publish_failed(_v1_event_kind(kind), code, message)
 
 
-InferenceJobPayload = EvalJobPayload | ScoreJobPayload | GenerateJobPayload
+InferenceJobPayload = EvalJobPayload | ScoreJobPayload | GenerateJobPayload | ExportJobPayload
 # A backend function applied to a loaded run; it stops (TRAINING_CANCELLED) once the check says so.
 InferenceCall = Callable[["CausalLMBackend", PreparedLMModel, StopCheck], Mapping[str, object]]
 
