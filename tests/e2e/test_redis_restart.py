@@ -102,6 +102,7 @@ def test_a_redis_restart_mid_training_is_survived(
             "job_id": "g1",
             "user_id": 1,
             "run_id": "run-t1",
+            "step": None,
             "config": make_generate_config(prompt_text="To", max_new_tokens=5, seed=1),
         }
         store.create(queued_record("g1", "generate", "run-t1"))

@@ -82,19 +82,32 @@ def _generate(job_id: str, redis: RedisClient, settings: Settings, corpus: Path)
         "user_id": 1,
         "run_id": RUN_ID,
         "config": config,
+        "step": None,
     }
     return run_generate_job(payload, settings=settings, redis=redis)
 
 
 def _score(job_id: str, redis: RedisClient, settings: Settings, corpus: Path) -> JSONObject:
     config = make_score_config(text="To be")
-    payload: ScoreJobPayload = {"job_id": job_id, "user_id": 1, "run_id": RUN_ID, "config": config}
+    payload: ScoreJobPayload = {
+        "job_id": job_id,
+        "user_id": 1,
+        "run_id": RUN_ID,
+        "config": config,
+        "step": None,
+    }
     return run_score_job(payload, settings=settings, redis=redis)
 
 
 def _eval(job_id: str, redis: RedisClient, settings: Settings, corpus: Path) -> JSONObject:
     config = make_eval_config(corpus_path=str(corpus), max_seq_len=16, batch_size=8)
-    payload: EvalJobPayload = {"job_id": job_id, "user_id": 1, "run_id": RUN_ID, "config": config}
+    payload: EvalJobPayload = {
+        "job_id": job_id,
+        "user_id": 1,
+        "run_id": RUN_ID,
+        "config": config,
+        "step": None,
+    }
     return run_eval_job(payload, settings=settings, redis=redis)
 
 

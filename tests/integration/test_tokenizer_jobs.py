@@ -159,6 +159,7 @@ def test_training_with_a_stored_bpe_tokenizer_then_generating(
             "job_id": "g6",
             "user_id": 1,
             "run_id": "run-t6",
+            "step": None,
             "config": make_generate_config(prompt_text="To be", max_new_tokens=8, seed=1),
         },
         settings=settings,

@@ -75,6 +75,13 @@ def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -
         "/v1/corpora",
         "/v1/runs",
         "/v1/runs/{run_id}",
+        "/v1/models",
+        "/v1/models/{name}",
+        "/v1/models/{name}/versions",
+        "/v1/models/{name}/versions/{version}",
+        "/v1/models/{name}/compare",
+        "/v1/models/{name}/aliases/{alias}",
+        "/v1/models/{name}/aliases/{alias}/rollback",
         "/healthz",
         "/readyz",
     }

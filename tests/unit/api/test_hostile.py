@@ -176,6 +176,43 @@ CASES: dict[str, Hostile] = {
     "corpus-not-utf8": raw("/v1/corpora", b"\xff\xfe bad", 422, BAD),
     "corpus-blank": raw("/v1/corpora", b"   \n", 400, "CORPUS_EMPTY"),
     "corpus-too-big": raw("/v1/corpora", b"x" * 1_000_001, 413, "CORPUS_TOO_LARGE"),
+    # the model registry, and inference by model reference
+    "model-name-bad": Hostile("POST", "/v1/models", {"name": "Bad Name"}, 422, BAD),
+    "model-name-huge": Hostile("POST", "/v1/models", {"name": "x" * 100_000}, 422, BAD),
+    "model-description-huge": Hostile(
+        "POST", "/v1/models", {"name": "m", "description": "x" * 100_000}, 422, BAD
+    ),
+    "model-unknown-field": Hostile("POST", "/v1/models", {"name": "m", "user_id": 2}, 422, BAD),
+    "model-unknown": get("/v1/models/nope", 404, "MODEL_NOT_FOUND"),
+    "model-name-dotdot": get("/v1/models/%2E%2E", 422, BAD),
+    "model-versions-limit-huge": get("/v1/models/nope/versions?limit=100000", 422, BAD),
+    "model-version-zero": get("/v1/models/nope/versions/0", 422, BAD),
+    "model-version-huge": get("/v1/models/nope/versions/" + "9" * 30, 422, BAD),
+    "model-compare-eleven": get(
+        "/v1/models/nope/compare?versions=" + ",".join(["1"] * 11), 422, BAD
+    ),
+    "model-compare-huge-number": get("/v1/models/nope/compare?versions=1," + "9" * 30, 422, BAD),
+    "model-register-unknown": Hostile(
+        "POST", "/v1/models/nope/versions", {"run_id": "r1"}, 404, "MODEL_NOT_FOUND"
+    ),
+    "model-register-step-huge": Hostile(
+        "POST", "/v1/models/nope/versions", {"run_id": "r1", "step": 10**12}, 422, BAD
+    ),
+    "model-promote-version-bool": Hostile(
+        "PUT", "/v1/models/nope/aliases/production", {"version": True}, 422, BAD
+    ),
+    "model-promote-alias-bad": Hostile(
+        "PUT", "/v1/models/nope/aliases/Prod", {"version": 1}, 422, BAD
+    ),
+    "model-rollback-unknown": Hostile(
+        "POST", "/v1/models/nope/aliases/production/rollback", None, 404, "MODEL_NOT_FOUND"
+    ),
+    "generate-model-and-run": submit("generate", 422, BAD, model="m/1"),
+    "generate-model-unknown": submit(
+        "generate", 404, "MODEL_NOT_FOUND", run_id=None, model="nope@production"
+    ),
+    "eval-model-malformed": submit("eval", 422, BAD, run_id=None, model="nope"),
+    "score-model-huge": submit("score", 422, BAD, run_id=None, model="x" * 100_000),
 }
 
 

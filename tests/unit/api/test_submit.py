@@ -170,6 +170,7 @@ def test_eval_defaults_to_the_runs_training_corpus(
         "job_id": job_id,
         "user_id": 1,
         "run_id": "r1",
+        "step": None,
         "config": make_eval_config(
             corpus_path=trained_run["config"]["corpus_path"], split="all", max_batches=3
         ),
@@ -209,6 +210,7 @@ def test_score_is_enqueued_with_its_config(
         "job_id": job_id,
         "user_id": 1,
         "run_id": "r1",
+        "step": None,
         "config": make_score_config(text="To be", detail_level="per_char", top_k=3),
     }
     assert list(job.args) == [expected]
@@ -243,6 +245,7 @@ def test_generate_is_enqueued_with_its_config(
         "job_id": job_id,
         "user_id": 1,
         "run_id": "r1",
+        "step": None,
         "config": make_generate_config(
             prompt_text="To", seed=7, num_return_sequences=2, top_p=0.9, stop_on_eos=False
         ),

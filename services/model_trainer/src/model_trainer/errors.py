@@ -33,6 +33,9 @@ ModelTrainerErrorCode = Literal[
     "TRAINING_DIVERGED",
     # Models and runs
     "MODEL_NOT_FOUND",
+    "MODEL_EXISTS",
+    "PROMOTION_REFUSED",
+    "ALIAS_NO_HISTORY",
     "MODEL_LOAD_FAILED",
     "MODEL_INCOMPATIBLE",
     "ARTIFACT_CORRUPT",
@@ -97,6 +100,11 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "TRAINING_NAN_LOSS": ErrorSpec(500, "user"),
     "TRAINING_DIVERGED": ErrorSpec(500, "user"),
     "MODEL_NOT_FOUND": ErrorSpec(404, "user"),
+    # The registry: a model name the caller already uses; a promotion the val-loss gate
+    # refused (force overrides it); a rollback of an alias that never moved.
+    "MODEL_EXISTS": ErrorSpec(409, "user"),
+    "PROMOTION_REFUSED": ErrorSpec(409, "user"),
+    "ALIAS_NO_HISTORY": ErrorSpec(409, "user"),
     "MODEL_LOAD_FAILED": ErrorSpec(500, "system"),
     "MODEL_INCOMPATIBLE": ErrorSpec(400, "user"),
     # An artifact whose bytes differ from the sha256 its manifest recorded (tampered, truncated):

@@ -20,6 +20,7 @@ from model_trainer.api.routes.corpora import build_corpora_router
 from model_trainer.api.routes.events import build_events_router
 from model_trainer.api.routes.health import build_health_router
 from model_trainer.api.routes.jobs import build_jobs_router
+from model_trainer.api.routes.models import build_models_router
 from model_trainer.api.routes.runs import build_runs_router
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings, load_settings
@@ -67,6 +68,7 @@ def build_api(
     app.include_router(build_events_router(ctx))
     app.include_router(build_corpora_router(ctx))
     app.include_router(build_runs_router(ctx))
+    app.include_router(build_models_router(ctx))
     app.include_router(build_health_router(ctx))
     return app, hub
 

@@ -53,8 +53,10 @@ from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.corpora import confine, corpus_roots
+from model_trainer.storage.models import ModelStore
 from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
 from model_trainer.storage.owners import claim as claim_id
+from model_trainer.storage.provenance import checkpoint_dir
 from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir, unreadable_manifest
 from model_trainer.tokenizers.store import (
     read_meta,
@@ -171,12 +173,13 @@ def submit_tokenizer(ctx: ApiContext, caller: Principal, body: TokenizerJobReque
 
 def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    manifest = owned_manifest(ctx, caller, body.run_id)
-    check_fits_run(manifest, body.run_id, body.max_seq_len)
+    run_id, step = target_run(ctx, caller, body.run_id, body.model)
+    manifest = owned_manifest(ctx, caller, run_id)
+    check_fits_run(manifest, run_id, body.max_seq_len)
     check_step_tokens(settings, body.batch_size * body.max_seq_len)
     corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
     if corpus is None:
-        corpus = _training_corpus(settings, body.run_id, manifest)
+        corpus = _training_corpus(settings, run_id, manifest)
     config = make_eval_config(
         corpus_path=str(corpus),
         split=body.split,
@@ -188,15 +191,17 @@ def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> Sub
     payload: EvalJobPayload = {
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
-        "run_id": body.run_id,
+        "run_id": run_id,
         "config": config,
+        "step": step,
     }
     return record_and_enqueue(ctx, caller, "eval", payload, timeout_s=body.timeout_s)
 
 
 def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    owned_manifest(ctx, caller, body.run_id)
+    run_id, step = target_run(ctx, caller, body.run_id, body.model)
+    owned_manifest(ctx, caller, run_id)
     config = make_score_config(
         text=body.text,
         path=body.path,
@@ -211,15 +216,17 @@ def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> S
     payload: ScoreJobPayload = {
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
-        "run_id": body.run_id,
+        "run_id": run_id,
         "config": config,
+        "step": step,
     }
     return record_and_enqueue(ctx, caller, "score", payload, timeout_s=body.timeout_s)
 
 
 def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    owned_manifest(ctx, caller, body.run_id)
+    run_id, step = target_run(ctx, caller, body.run_id, body.model)
+    owned_manifest(ctx, caller, run_id)
     config = make_generate_config(
         prompt_text=body.prompt_text,
         prompt_path=body.prompt_path,
@@ -238,8 +245,9 @@ def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest
     payload: GenerateJobPayload = {
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
-        "run_id": body.run_id,
+        "run_id": run_id,
         "config": config,
+        "step": step,
     }
     return record_and_enqueue(ctx, caller, "generate", payload, timeout_s=body.timeout_s)
 
@@ -496,6 +504,28 @@ def _may_fine_tune(ctx: ApiContext, caller: Principal, directory: Path) -> bool:
         return False
     run_id = directory.relative_to(runs).parts[0]
     return owns(ctx["redis"], "run", run_id, caller)
+
+
+def target_run(
+    ctx: ApiContext, caller: Principal, run_id: str | None, model: str | None
+) -> tuple[str, int | None]:
+    """The run (and checkpoint step) an inference job uses: its run_id, or the registered
+    version `model` names in the caller's registry; exactly one of the two."""
+    if model is None:
+        if run_id is None:
+            raise _invalid("run_id", "run_id or model is required")
+        return run_id, None
+    if run_id is not None:
+        raise _invalid("model", "give run_id or model, not both")
+    version = ModelStore(ctx["redis"]).resolve(caller["user_id"], model)
+    step = version["step"]
+    if step is not None and not checkpoint_dir(ctx["settings"], version["run_id"], step).is_dir():
+        raise ModelTrainerError(
+            "MODEL_NOT_FOUND",
+            f"model {model}: checkpoint {step} of run {version['run_id']} no longer exists",
+            details={"field": "model", "run_id": version["run_id"], "step": step},
+        )
+    return version["run_id"], step
 
 
 def owned_manifest(ctx: ApiContext, caller: Principal, run_id: str) -> JSONObject:

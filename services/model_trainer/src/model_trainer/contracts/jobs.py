@@ -105,14 +105,17 @@ class TrainJobPayload(RunJobPayload):
 
 class EvalJobPayload(RunJobPayload):
     config: EvalConfig
+    step: int | None
 
 
 class ScoreJobPayload(RunJobPayload):
     config: ScoreConfig
+    step: int | None
 
 
 class GenerateJobPayload(RunJobPayload):
     config: GenerateConfig
+    step: int | None
 
 
 class TokenizerJobPayload(TypedDict):

@@ -38,3 +38,16 @@ MAX_TEXT_CHARS = 1 << 20
 # Every id we name things by (runs, tokenizers) is at most this long; corpus ids are sha256 hex.
 MAX_ID_CHARS = 128
 MAX_PATH_CHARS = 4096
+
+# The model registry (storage/models.py): each user's names, versions and aliases stay bounded.
+# Model and alias names; a reference is `name@alias` or `name/version`.
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+MAX_MODEL_REF_CHARS = 64 + 1 + 64
+MAX_MODELS_PER_USER = 1000
+MAX_VERSIONS_PER_MODEL = 10_000
+MAX_ALIASES_PER_MODEL = 64
+# Previous holders an alias remembers for rollback (older ones are forgotten).
+MAX_ALIAS_HISTORY = 100
+MAX_DESCRIPTION_CHARS = 2000
+MAX_VERSIONS_PAGE = 200
+MAX_COMPARE_VERSIONS = 10

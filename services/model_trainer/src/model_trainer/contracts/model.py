@@ -7,7 +7,9 @@ JSON, so they stay plain data.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, Self, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, Self
+
+from typing_extensions import TypedDict
 
 from model_trainer.contracts.tokenizer import TokenizerHandle
 
