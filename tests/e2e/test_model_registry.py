@@ -4,12 +4,10 @@ then generated from by `name@production`; the registry commands are the CLI's.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 from tests.conftest import SAMPLE_TEXT
-from tests.support.processes import cli_process, start_api, stop
+from tests.support.jobs import finished
 
 from model_trainer import cli
 from model_trainer.client import ApiError, TrainerClient
@@ -18,25 +16,6 @@ from model_trainer.storage.provenance import checkpoint_dir
 from platform_core.json_types import JSONObject, load_json_object
 
 MODEL = "shakespeare"
-
-
-@pytest.fixture
-def url(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name in ("REDIS_URL", "ARTIFACTS_ROOT", "DATA_ROOT"):
-        monkeypatch.setenv(name, service_env[name])
-    api, base_url = start_api(service_env)
-    worker = cli_process(["worker", "--queues", "train,infer"], service_env)
-    yield base_url
-    stop(worker)
-    stop(api)
-
-
-def finished(client: TrainerClient, job_id: str) -> JSONObject:
-    for _ in client.events(job_id):
-        pass
-    record = client.job(job_id)
-    assert record["status"] == "completed", record
-    return record
 
 
 class Cli:
@@ -69,8 +48,7 @@ def train_with_a_checkpoint(client: TrainerClient) -> tuple[str, float]:
             "device": "cpu",
         },
     )
-    result = finished(client, str(accepted["job_id"]))["result"]
-    assert isinstance(result, dict)
+    result = finished(client, str(accepted["job_id"]))
     val_loss = result["val_loss"]
     assert isinstance(val_loss, float)
     return str(accepted["run_id"]), val_loss
@@ -132,8 +110,7 @@ def test_register_promote_gate_force_rollback_then_generate_by_alias(
         {"model": f"{MODEL}@production", "prompt_text": "To be", "max_new_tokens": 20, "seed": 3},
     )
     assert generated["run_id"] == run_id
-    outputs = finished(client, str(generated["job_id"]))["result"]
-    assert isinstance(outputs, dict)
+    outputs = finished(client, str(generated["job_id"]))
     texts = outputs["outputs"]
     assert isinstance(texts, list) and len(texts) == 1
     assert isinstance(texts[0], str) and texts[0].startswith("To be")
