@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from tests.conftest import SAMPLE_TEXT
-from tests.support.processes import cli_process, start_api, stop
 
 from model_trainer import cli
 from platform_core.json_types import load_json_object
-
-
-@pytest.fixture
-def url(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name in ("REDIS_URL", "ARTIFACTS_ROOT", "DATA_ROOT"):
-        monkeypatch.setenv(name, service_env[name])
-    api, base_url = start_api(service_env)
-    worker = cli_process(["worker", "--queues", "train,infer"], service_env)
-    yield base_url
-    stop(worker)
-    stop(api)
 
 
 def _json(text: str) -> dict[str, object]:

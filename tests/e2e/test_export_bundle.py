@@ -27,6 +27,7 @@ FILES = [
     "manifest.json",
     "model.onnx",
     "model/config.json",
+    "model/metrics.jsonl",
     "model/model.safetensors",
     "model/special_tokens_map.json",
     "model/tokenizer.json",

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 import torch
 from tests.conftest import SAMPLE_TEXT
+from tests.support.jobs import finished
 from tests.support.processes import cli_process, start_api, stop
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from model_trainer.client import ApiError, TrainerClient
 from model_trainer.settings import Settings
-from platform_core.json_types import JSONObject
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ def client(service_env: dict[str, str]) -> Iterator[TrainerClient]:
     trainer_client.close()
     stop(worker)
     stop(api)
-
-
-def finished(client: TrainerClient, job_id: str) -> JSONObject:
-    for _ in client.events(job_id):
-        pass
-    record = client.job(job_id)
-    assert record["status"] == "completed", record
-    result = record["result"]
-    assert isinstance(result, dict)
-    return result
 
 
 def test_train_a_tiny_gpt2_then_score_and_sample_it(

@@ -89,7 +89,7 @@ def test_an_export_of_the_callers_run_is_recorded_and_enqueued_on_the_train_queu
     job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
     assert job.func_name == WORKER_FUNCTIONS["export"]
     assert list(job.args) == [
-        {"job_id": job_id, "user_id": 1, "run_id": "r1", "config": {"onnx_opset": 18}}
+        {"job_id": job_id, "user_id": 1, "run_id": "r1", "step": None, "config": {"onnx_opset": 18}}
     ]
     assert job.timeout == 120
     record = JobStore(redis).get(job_id)

@@ -195,9 +195,75 @@ CASES: dict[str, Hostile] = {
     "logs-job-id-with-slash": get("/v1/jobs/a%2Fb/logs", 404, "ROUTE_NOT_FOUND"),
     "logs-post": Hostile("POST", "/v1/jobs/j1/logs", None, 405, "METHOD_NOT_ALLOWED"),
     "jobs-put": Hostile("PUT", "/v1/jobs/train", None, 405, "METHOD_NOT_ALLOWED"),
+    # run views, checkpoints and continuation
+    "runs-sort-unknown": get("/v1/runs?sort=color", 422, BAD),
+    "runs-limit-huge": get("/v1/runs?limit=100000", 422, BAD),
+    "runs-filter-nan": get("/v1/runs?metric=loss&max=nan", 422, BAD),
+    "runs-filter-inf": get("/v1/runs?metric=loss&min=-inf", 422, BAD),
+    "runs-compare-none": get("/v1/runs/compare", 422, BAD),
+    "runs-compare-huge": get("/v1/runs/compare?ids=" + "r," * 5000, 422, BAD),
+    "runs-compare-eleven": get(
+        "/v1/runs/compare?ids=" + ",".join(f"r{i}" for i in range(11)), 422, BAD
+    ),
+    "run-metrics-limit-huge": get("/v1/runs/r1/metrics?limit=100000000", 422, BAD),
+    "run-metrics-offset-negative": get("/v1/runs/r1/metrics?offset=-1", 422, BAD),
+    "run-metrics-points-one": get("/v1/runs/r1/metrics?points=1", 422, BAD),
+    "run-metrics-unknown": get("/v1/runs/nope/metrics", 404, "MODEL_NOT_FOUND"),
+    "run-checkpoints-dotdot": get("/v1/runs/%2E%2E/checkpoints", 422, BAD),
+    "generate-step-negative": submit("generate", 422, BAD, step=-1),
+    "generate-step-huge": submit("generate", 422, BAD, step=2**64),
+    "generate-step-missing": submit("generate", 404, "CHECKPOINT_NOT_FOUND", step=5),
+    "train-continue-huge": submit("train", 422, BAD, continue_from="r" * 100_000),
+    "train-continue-step-huge": submit("train", 422, BAD, continue_from="r1@" + "9" * 40),
+    "train-continue-unknown": submit("train", 404, "MODEL_NOT_FOUND", continue_from="nope@1"),
+    "train-patience-zero": submit("train", 422, BAD, early_stopping_patience=0),
+    "train-patience-no-val": submit("train", 422, BAD, early_stopping_patience=2, val_fraction=0.0),
+    "train-min-delta-negative": submit("train", 422, BAD, early_stopping_min_delta=-1.0),
+    "train-grad-alert-order": submit(
+        "train", 422, BAD, grad_norm_alert_min=10.0, grad_norm_alert_max=1.0
+    ),
+    "train-spike-ratio-zero": submit("train", 422, BAD, val_loss_spike_ratio=0.0),
+    "train-keep-best-zero": submit("train", 422, BAD, keep_best_checkpoints=0),
     "corpus-not-utf8": raw("/v1/corpora", b"\xff\xfe bad", 422, BAD),
     "corpus-blank": raw("/v1/corpora", b"   \n", 400, "CORPUS_EMPTY"),
     "corpus-too-big": raw("/v1/corpora", b"x" * 1_000_001, 413, "CORPUS_TOO_LARGE"),
+    # the model registry, and inference by model reference
+    "model-name-bad": Hostile("POST", "/v1/models", {"name": "Bad Name"}, 422, BAD),
+    "model-name-huge": Hostile("POST", "/v1/models", {"name": "x" * 100_000}, 422, BAD),
+    "model-description-huge": Hostile(
+        "POST", "/v1/models", {"name": "m", "description": "x" * 100_000}, 422, BAD
+    ),
+    "model-unknown-field": Hostile("POST", "/v1/models", {"name": "m", "user_id": 2}, 422, BAD),
+    "model-unknown": get("/v1/models/nope", 404, "MODEL_NOT_FOUND"),
+    "model-name-dotdot": get("/v1/models/%2E%2E", 422, BAD),
+    "model-versions-limit-huge": get("/v1/models/nope/versions?limit=100000", 422, BAD),
+    "model-version-zero": get("/v1/models/nope/versions/0", 422, BAD),
+    "model-version-huge": get("/v1/models/nope/versions/" + "9" * 30, 422, BAD),
+    "model-compare-eleven": get(
+        "/v1/models/nope/compare?versions=" + ",".join(["1"] * 11), 422, BAD
+    ),
+    "model-compare-huge-number": get("/v1/models/nope/compare?versions=1," + "9" * 30, 422, BAD),
+    "model-register-unknown": Hostile(
+        "POST", "/v1/models/nope/versions", {"run_id": "r1"}, 404, "MODEL_NOT_FOUND"
+    ),
+    "model-register-step-huge": Hostile(
+        "POST", "/v1/models/nope/versions", {"run_id": "r1", "step": 10**12}, 422, BAD
+    ),
+    "model-promote-version-bool": Hostile(
+        "PUT", "/v1/models/nope/aliases/production", {"version": True}, 422, BAD
+    ),
+    "model-promote-alias-bad": Hostile(
+        "PUT", "/v1/models/nope/aliases/Prod", {"version": 1}, 422, BAD
+    ),
+    "model-rollback-unknown": Hostile(
+        "POST", "/v1/models/nope/aliases/production/rollback", None, 404, "MODEL_NOT_FOUND"
+    ),
+    "generate-model-and-run": submit("generate", 422, BAD, model="m/1"),
+    "generate-model-unknown": submit(
+        "generate", 404, "MODEL_NOT_FOUND", run_id=None, model="nope@production"
+    ),
+    "eval-model-malformed": submit("eval", 422, BAD, run_id=None, model="nope"),
+    "score-model-huge": submit("score", 422, BAD, run_id=None, model="x" * 100_000),
 }
 
 

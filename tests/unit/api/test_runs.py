@@ -39,6 +39,10 @@ def test_runs_are_listed_newest_first_as_summaries(
         "corpus_sha256": newest["corpus_sha256"],
         "loss": 1.5,
         "val_loss": 1.75,
+        "best_val_loss": None,
+        "steps": 10,
+        "elapsed_s": 1.28,
+        "stop_reason": "completed",
         "created_at": "2026-03-01T00:00:00+00:00",
         "completed_at": "2026-03-01T00:00:00+00:00",
     }

@@ -29,6 +29,9 @@ def test_every_code_has_a_known_kind() -> None:
     [
         ("INVALID_CONFIG", 422),
         ("MODEL_NOT_FOUND", 404),
+        ("MODEL_EXISTS", 409),
+        ("PROMOTION_REFUSED", 409),
+        ("ALIAS_NO_HISTORY", 409),
         ("CORPUS_TOO_LARGE", 413),
         ("PATH_OUTSIDE_ROOT", 400),
         ("TRAINING_NAN_LOSS", 500),

@@ -45,6 +45,7 @@ BUNDLE_FILES = [
     "manifest.json",
     "model.onnx",
     "model/config.json",
+    "model/metrics.jsonl",
     "model/model.safetensors",
     "model/special_tokens_map.json",
     "model/tokenizer.json",

@@ -10,6 +10,15 @@ For a domain (``trainer`` for the model trainer), a job and a user:
 - ``{domain}:jobs:user:{user_id}`` sorted set indexing one user's jobs
 - ``{domain}:jobs:active``        sorted set of the jobs not yet ended (what reconciliation checks)
 - ``{domain}:user:{user_id}:active:{queue}`` sorted set of one user's unended jobs on a queue
+
+A user's model registry (model names never hold ``:``):
+
+- ``{domain}:user:{user_id}:models``                         sorted set of the user's model names
+- ``{domain}:user:{user_id}:model:{name}``                   hash holding the model's record
+- ``{domain}:user:{user_id}:model:{name}:version:{n}``       hash holding version n (immutable)
+- ``{domain}:user:{user_id}:model:{name}:aliases``           hash alias -> version
+- ``{domain}:user:{user_id}:model:{name}:alias:{alias}:history`` list of the alias's previous
+  holders, newest first
 """
 
 
@@ -51,3 +60,28 @@ def user_active_key(domain: str, user_id: int, queue: str) -> str:
 def user_index_key(domain: str, user_id: int) -> str:
     """The sorted set listing one user's jobs."""
     return f"{domain}:jobs:user:{user_id}"
+
+
+def user_models_key(domain: str, user_id: int) -> str:
+    """The sorted set of one user's model names, scored by creation time."""
+    return f"{domain}:user:{user_id}:models"
+
+
+def model_key(domain: str, user_id: int, name: str) -> str:
+    """The hash holding one of a user's models."""
+    return f"{domain}:user:{user_id}:model:{name}"
+
+
+def model_version_key(domain: str, user_id: int, name: str, version: int) -> str:
+    """The hash holding one immutable version of a model."""
+    return f"{model_key(domain, user_id, name)}:version:{version}"
+
+
+def model_aliases_key(domain: str, user_id: int, name: str) -> str:
+    """The hash naming which version each of a model's aliases points at."""
+    return f"{model_key(domain, user_id, name)}:aliases"
+
+
+def alias_history_key(domain: str, user_id: int, name: str, alias: str) -> str:
+    """The list of an alias's previous versions, newest first (what rollback returns to)."""
+    return f"{model_key(domain, user_id, name)}:alias:{alias}:history"

@@ -231,6 +231,8 @@ def upload(args: argparse.Namespace, settings: Settings) -> int:
 
 def submit(args: argparse.Namespace, settings: Settings) -> int:
     body = dict(_field(item) for item in args.fields)
+    if args.model is not None:
+        body["model"] = args.model
     accepted = _client(args).submit(args.job_type, body)
     _print_json(accepted)
     job_id = accepted.get("job_id")
@@ -295,6 +297,74 @@ def cancel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def models_create(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).create_model(args.name, args.description))
+    return 0
+
+
+def runs_list(args: argparse.Namespace, settings: Settings) -> int:
+    query: dict[str, str | int | float] = {"sort": args.sort, "limit": args.limit}
+    options = {"order": args.order, "model_family": args.family, "metric": args.metric}
+    query.update({name: value for name, value in options.items() if value is not None})
+    bounds = {"min": args.min, "max": args.max}
+    query.update({name: value for name, value in bounds.items() if value is not None})
+    _print_json(_client(args).runs(**query))
+    return 0
+
+
+def runs_metrics(args: argparse.Namespace, settings: Settings) -> int:
+    query = {"offset": args.offset, "limit": args.limit}
+    if args.points is not None:
+        query = {"points": args.points}
+    _print_json(_client(args).run_metrics(args.run_id, **query))
+    return 0
+
+
+def runs_checkpoints(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).run_checkpoints(args.run_id))
+    return 0
+
+
+def runs_compare(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).compare_runs(args.run_ids))
+    return 0
+
+
+def models_list(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).models())
+    return 0
+
+
+def models_show(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).model(args.name))
+    return 0
+
+
+def models_register(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).register_version(args.name, args.run, args.step))
+    return 0
+
+
+def models_versions(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).versions(args.name, after=args.after, limit=args.limit))
+    return 0
+
+
+def models_promote(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).promote(args.name, args.alias, args.version, force=args.force))
+    return 0
+
+
+def models_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).rollback(args.name, args.alias))
+    return 0
+
+
+def models_compare(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).compare(args.name, args.versions))
+    return 0
+
+
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, size=args.size, max_steps=args.max_steps)
 
@@ -348,6 +418,12 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     export_cmd.add_argument("--out", default=None, help="default: RUN_ID-JOB_ID.tar.gz here")
     export_cmd.add_argument("--follow", action="store_true", help="show progress while waiting")
     export_cmd.add_argument("--no-wait", action="store_true", help="only submit the job")
+    submit_cmd.add_argument(
+        "--model",
+        default=None,
+        help="eval/score/generate: a registered model (name@alias or name/version) "
+        "instead of run_id",
+    )
     commands.add_parser("follow", help="follow a job's events").add_argument("job_id")
     jobs_cmd = commands.add_parser("jobs", help="list your jobs, newest first")
     jobs_cmd.add_argument("--status", default=None)
@@ -364,9 +440,64 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     create.add_argument("--admin", action="store_true", help="sees and acts on every user's")
     key_commands.add_parser("list", help="every key's id, user and role (never the key)")
     key_commands.add_parser("revoke", help="revoke a key by its id").add_argument("key_id")
+    _models_parsers(commands)
+    _runs_parsers(commands)
     demo_cmd = commands.add_parser("demo", help="start everything, train, sample (make run)")
     demo_cmd.add_argument("--size", default="small")
     demo_cmd.add_argument("--max-steps", type=int, default=300)
+
+
+def _runs_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    runs = commands.add_parser("runs", help="your finished runs: metrics, checkpoints, compare")
+    run_commands = runs.add_subparsers(dest="runs_command", required=True)
+    listing = run_commands.add_parser("list", help="runs, sorted and filtered by a metric")
+    listing.add_argument("--sort", default="created_at", help="created_at, loss, val_loss, ...")
+    listing.add_argument("--order", choices=("asc", "desc"), default=None)
+    listing.add_argument("--family", default=None, help="char_lstm or gpt2")
+    listing.add_argument("--metric", default=None, help="filter: keep this metric in [min, max]")
+    listing.add_argument("--min", type=float, default=None)
+    listing.add_argument("--max", type=float, default=None)
+    listing.add_argument("--limit", type=int, default=100)
+    metrics = run_commands.add_parser("metrics", help="a run's step-by-step metrics")
+    metrics.add_argument("run_id")
+    metrics.add_argument("--offset", type=int, default=0)
+    metrics.add_argument("--limit", type=int, default=1000)
+    metrics.add_argument("--points", type=int, default=None, help="down-sample to N points")
+    checkpoints = run_commands.add_parser("checkpoints", help="a run's kept checkpoints")
+    checkpoints.add_argument("run_id")
+    compare = run_commands.add_parser("compare", help="runs side by side")
+    compare.add_argument("run_ids", nargs="+")
+
+
+def _models_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    models = commands.add_parser("models", help="your model registry: versions and aliases")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    create = model_commands.add_parser("create", help="create a model name")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    model_commands.add_parser("list", help="your models with their aliases")
+    model_commands.add_parser("show", help="one model").add_argument("name")
+    register = model_commands.add_parser("register", help="add a version from a finished run")
+    register.add_argument("name")
+    register.add_argument("--run", required=True, help="the run id")
+    register.add_argument("--step", type=int, default=None, help="a checkpoint's step")
+    versions = model_commands.add_parser("versions", help="a model's versions, oldest first")
+    versions.add_argument("name")
+    versions.add_argument("--after", type=int, default=0)
+    versions.add_argument("--limit", type=int, default=50)
+    promote = model_commands.add_parser("promote", help="point an alias at a version")
+    promote.add_argument("name")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--alias", required=True)
+    promote.add_argument(
+        "--force", action="store_true", help="even if its val_loss is worse than the holder's"
+    )
+    rollback = model_commands.add_parser("rollback", help="move an alias back one promotion")
+    rollback.add_argument("name")
+    rollback.add_argument("--alias", required=True)
+    compare = model_commands.add_parser("compare", help="config differences and metrics")
+    compare.add_argument("name")
+    compare.add_argument("versions", type=int, nargs="+")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,14 +533,29 @@ HANDLERS: dict[str, Handler] = {
     "keys create": keys_create,
     "keys list": keys_list,
     "keys revoke": keys_revoke,
+    "runs list": runs_list,
+    "runs metrics": runs_metrics,
+    "runs checkpoints": runs_checkpoints,
+    "runs compare": runs_compare,
+    "models create": models_create,
+    "models list": models_list,
+    "models show": models_show,
+    "models register": models_register,
+    "models versions": models_versions,
+    "models promote": models_promote,
+    "models rollback": models_rollback,
+    "models compare": models_compare,
 }
+# Commands with subcommands, and the attribute naming the chosen one.
+_GROUPS = {"keys": "keys_command", "models": "models_command", "runs": "runs_command"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     try:
-        command = args.command if args.command != "keys" else f"keys {args.keys_command}"
+        group = _GROUPS.get(args.command)
+        command = args.command if group is None else f"{args.command} {getattr(args, group)}"
         code = HANDLERS[command](args, settings)
     except (
         ModelTrainerError,

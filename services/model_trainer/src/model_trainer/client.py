@@ -139,6 +139,50 @@ class TrainerClient:
     def cancel(self, job_id: str) -> JSONObject:
         return self._json(self._http.delete(f"/v1/jobs/{job_id}"))
 
+    def runs(self, **query: str | int | float) -> JSONObject:
+        """Finished runs; `sort`, `order`, `metric`, `min`, `max`, `model_family`, `limit`."""
+        return self._json(self._http.get("/v1/runs", params=query))
+
+    def run_metrics(self, run_id: str, **query: int) -> JSONObject:
+        """A run's metrics history: `offset`/`limit` pages, or `points` to down-sample."""
+        return self._json(self._http.get(f"/v1/runs/{run_id}/metrics", params=query))
+
+    def run_checkpoints(self, run_id: str) -> JSONObject:
+        return self._json(self._http.get(f"/v1/runs/{run_id}/checkpoints"))
+
+    def compare_runs(self, run_ids: list[str]) -> JSONObject:
+        params = {"ids": ",".join(run_ids)}
+        return self._json(self._http.get("/v1/runs/compare", params=params))
+
+    def create_model(self, name: str, description: str = "") -> JSONObject:
+        body = {"name": name, "description": description}
+        return self._json(self._http.post("/v1/models", json=body))
+
+    def models(self) -> JSONObject:
+        return self._json(self._http.get("/v1/models"))
+
+    def model(self, name: str) -> JSONObject:
+        return self._json(self._http.get(f"/v1/models/{name}"))
+
+    def register_version(self, name: str, run_id: str, step: int | None = None) -> JSONObject:
+        body: dict[str, JSONValue] = {"run_id": run_id, "step": step}
+        return self._json(self._http.post(f"/v1/models/{name}/versions", json=body))
+
+    def versions(self, name: str, *, after: int = 0, limit: int = 50) -> JSONObject:
+        params = {"after": after, "limit": limit}
+        return self._json(self._http.get(f"/v1/models/{name}/versions", params=params))
+
+    def promote(self, name: str, alias: str, version: int, *, force: bool = False) -> JSONObject:
+        body = {"version": version, "force": force}
+        return self._json(self._http.put(f"/v1/models/{name}/aliases/{alias}", json=body))
+
+    def rollback(self, name: str, alias: str) -> JSONObject:
+        return self._json(self._http.post(f"/v1/models/{name}/aliases/{alias}/rollback"))
+
+    def compare(self, name: str, versions: list[int]) -> JSONObject:
+        params = {"versions": ",".join(str(version) for version in versions)}
+        return self._json(self._http.get(f"/v1/models/{name}/compare", params=params))
+
     def events(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[ServerEvent]:
         """The job's Server-Sent Events, replayed then live, until its terminal event.
 

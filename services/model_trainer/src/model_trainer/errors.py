@@ -35,6 +35,9 @@ ModelTrainerErrorCode = Literal[
     # Models and runs
     "MODEL_NOT_FOUND",
     "CHECKPOINT_NOT_FOUND",
+    "MODEL_EXISTS",
+    "PROMOTION_REFUSED",
+    "ALIAS_NO_HISTORY",
     "MODEL_LOAD_FAILED",
     "MODEL_INCOMPATIBLE",
     "ARTIFACT_CORRUPT",
@@ -106,6 +109,11 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     # `run@step` names a step the run kept no checkpoint of (never taken, or retired by
     # retention).
     "CHECKPOINT_NOT_FOUND": ErrorSpec(404, "user"),
+    # The registry: a model name the caller already uses; a promotion the val-loss gate
+    # refused (force overrides it); a rollback of an alias that never moved.
+    "MODEL_EXISTS": ErrorSpec(409, "user"),
+    "PROMOTION_REFUSED": ErrorSpec(409, "user"),
+    "ALIAS_NO_HISTORY": ErrorSpec(409, "user"),
     "MODEL_LOAD_FAILED": ErrorSpec(500, "system"),
     "MODEL_INCOMPATIBLE": ErrorSpec(400, "user"),
     # An artifact whose bytes differ from the sha256 its manifest recorded (tampered, truncated):

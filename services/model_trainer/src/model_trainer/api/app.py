@@ -22,6 +22,7 @@ from model_trainer.api.routes.exports import build_exports_router
 from model_trainer.api.routes.health import build_health_router
 from model_trainer.api.routes.jobs import build_jobs_router
 from model_trainer.api.routes.logs import build_logs_router
+from model_trainer.api.routes.models import build_models_router
 from model_trainer.api.routes.runs import build_runs_router
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings, load_settings
@@ -71,6 +72,7 @@ def build_api(
     app.include_router(build_corpora_router(ctx))
     app.include_router(build_runs_router(ctx))
     app.include_router(build_exports_router(ctx))
+    app.include_router(build_models_router(ctx))
     app.include_router(build_health_router(ctx))
     return app, hub
 

@@ -69,6 +69,11 @@ _STEP = (
     "a checkpoint of the run (`GET /v1/runs/{run_id}/checkpoints`) to use instead of its "
     "final model"
 )
+_RUN_ID = "a finished run of yours; give this or model"
+_MODEL_REF = (
+    "a registered model version instead of run_id: `name@alias` or `name/version` "
+    "(`/v1/models`); its run (and checkpoint) is used"
+)
 _TOKENIZER_ID = (
     "a stored tokenizer (`POST /v1/jobs/tokenizer`); default: a character tokenizer of the corpus"
 )
@@ -214,7 +219,10 @@ def train_request_options(body: TrainJobRequest) -> TrainOptions:
 class EvalJobRequest:
     """`POST /v1/jobs/eval`: a trained run's loss on a corpus (default: its training corpus)."""
 
-    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    run_id: StrictStr | None = Field(default=None, max_length=L.MAX_ID_CHARS, description=_RUN_ID)
+    model: StrictStr | None = Field(
+        default=None, max_length=L.MAX_MODEL_REF_CHARS, description=_MODEL_REF
+    )
     step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     corpus_id: StrictStr | None = Field(default=None, max_length=64, description=_CORPUS_ID)
     corpus_path: StrictStr | None = Field(
@@ -232,7 +240,10 @@ class EvalJobRequest:
 class ScoreJobRequest:
     """`POST /v1/jobs/score`: per-token probabilities of a text (inline or a file)."""
 
-    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    run_id: StrictStr | None = Field(default=None, max_length=L.MAX_ID_CHARS, description=_RUN_ID)
+    model: StrictStr | None = Field(
+        default=None, max_length=L.MAX_MODEL_REF_CHARS, description=_MODEL_REF
+    )
     step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     text: StrictStr | None = Field(default=None, max_length=L.MAX_TEXT_CHARS, description=_TEXT)
     path: StrictStr | None = Field(
@@ -248,7 +259,10 @@ class ScoreJobRequest:
 class GenerateJobRequest:
     """`POST /v1/jobs/generate`: sample continuations of a prompt (inline or a file)."""
 
-    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    run_id: StrictStr | None = Field(default=None, max_length=L.MAX_ID_CHARS, description=_RUN_ID)
+    model: StrictStr | None = Field(
+        default=None, max_length=L.MAX_MODEL_REF_CHARS, description=_MODEL_REF
+    )
     step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     prompt_text: StrictStr | None = Field(
         default=None, max_length=L.MAX_TEXT_CHARS, description=_TEXT
@@ -298,3 +312,33 @@ class TokenizerJobRequest:
         ),
     )
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+
+
+@dataclass(frozen=True, config=_REQUEST)
+class CreateModelRequest:
+    """`POST /v1/models`: a new name in the caller's model registry."""
+
+    name: StrictStr = Field(pattern=L.MODEL_NAME_PATTERN)
+    description: StrictStr = Field(default="", max_length=L.MAX_DESCRIPTION_CHARS)
+
+
+@dataclass(frozen=True, config=_REQUEST)
+class RegisterVersionRequest:
+    """`POST /v1/models/{name}/versions`: the next version, pointing at a finished run of the
+    caller's (its final model, or the checkpoint at `step`)."""
+
+    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    step: StrictInt | None = Field(
+        default=None, ge=0, le=L.MAX_STEPS, description="a checkpoint's step; default: final"
+    )
+
+
+@dataclass(frozen=True, config=_REQUEST)
+class PromoteRequest:
+    """`PUT /v1/models/{name}/aliases/{alias}`: point the alias at a version."""
+
+    version: StrictInt = Field(ge=1, le=L.MAX_VERSIONS_PER_MODEL)
+    force: StrictBool = Field(
+        default=False,
+        description="promote even when its val_loss is worse than the current holder's",
+    )

@@ -58,8 +58,10 @@ from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.checkpoints import CHECKPOINTS_DIR, find_checkpoint
 from model_trainer.storage.corpora import confine, corpus_roots
+from model_trainer.storage.models import ModelStore
 from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
 from model_trainer.storage.owners import claim as claim_id
+from model_trainer.storage.provenance import checkpoint_dir
 from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir, unreadable_manifest
 from model_trainer.tokenizers.store import (
     read_meta,
@@ -122,7 +124,10 @@ def submit_train(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> S
     if body.init_from is None:  # a checkpoint's context is checked when it is loaded
         check_fits_preset(family, body.model_size, body.max_seq_len)
     check_step_tokens(settings, body.batch_size * body.max_seq_len * body.grad_accum_steps)
-    if body.tokenizer_id is not None:
+    parent, tokenizer_id = None, body.tokenizer_id
+    if body.continue_from is not None:
+        parent, tokenizer_id = checked_parent(ctx, caller, body, body.continue_from)
+    elif body.tokenizer_id is not None:
         owned_tokenizer(ctx, caller, body.tokenizer_id)
     corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
     if corpus is None:
@@ -130,9 +135,6 @@ def submit_train(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> S
     options = train_request_options(body)
     if body.init_from is not None:
         options["init_from"] = checked_init_from(ctx, caller, body)
-    parent, tokenizer_id = None, body.tokenizer_id
-    if body.continue_from is not None:
-        parent, tokenizer_id = checked_parent(ctx, caller, body, body.continue_from)
     config = make_train_config(
         model_family=family,
         model_size=body.model_size,
@@ -188,13 +190,14 @@ def submit_tokenizer(ctx: ApiContext, caller: Principal, body: TokenizerJobReque
 
 def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    manifest = owned_manifest(ctx, caller, body.run_id)
-    step = checked_step(ctx, body.run_id, body.step)
-    check_fits_run(manifest, body.run_id, body.max_seq_len)
+    run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
+    manifest = owned_manifest(ctx, caller, run_id)
+    checked_step(ctx, run_id, step)
+    check_fits_run(manifest, run_id, body.max_seq_len)
     check_step_tokens(settings, body.batch_size * body.max_seq_len)
     corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
     if corpus is None:
-        corpus = _training_corpus(settings, body.run_id, manifest)
+        corpus = _training_corpus(settings, run_id, manifest)
     config = make_eval_config(
         corpus_path=str(corpus),
         split=body.split,
@@ -206,17 +209,18 @@ def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> Sub
     payload: EvalJobPayload = {
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
-        "run_id": body.run_id,
-        "step": step,
+        "run_id": run_id,
         "config": config,
+        "step": step,
     }
     return record_and_enqueue(ctx, caller, "eval", payload, timeout_s=body.timeout_s)
 
 
 def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    owned_manifest(ctx, caller, body.run_id)
-    step = checked_step(ctx, body.run_id, body.step)
+    run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
+    owned_manifest(ctx, caller, run_id)
+    checked_step(ctx, run_id, step)
     config = make_score_config(
         text=body.text,
         path=body.path,
@@ -231,17 +235,18 @@ def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> S
     payload: ScoreJobPayload = {
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
-        "run_id": body.run_id,
-        "step": step,
+        "run_id": run_id,
         "config": config,
+        "step": step,
     }
     return record_and_enqueue(ctx, caller, "score", payload, timeout_s=body.timeout_s)
 
 
 def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest) -> SubmittedJob:
     settings = ctx["settings"]
-    owned_manifest(ctx, caller, body.run_id)
-    step = checked_step(ctx, body.run_id, body.step)
+    run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
+    owned_manifest(ctx, caller, run_id)
+    checked_step(ctx, run_id, step)
     config = make_generate_config(
         prompt_text=body.prompt_text,
         prompt_path=body.prompt_path,
@@ -260,9 +265,9 @@ def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest
     payload: GenerateJobPayload = {
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
-        "run_id": body.run_id,
-        "step": step,
+        "run_id": run_id,
         "config": config,
+        "step": step,
     }
     return record_and_enqueue(ctx, caller, "generate", payload, timeout_s=body.timeout_s)
 
@@ -574,6 +579,30 @@ def checked_parent(
             "tokenizer_id", f"run {parent['run_id']} uses tokenizer {tokenizer_id}; omit it"
         )
     return parent, tokenizer_id
+
+
+def target_run(
+    ctx: ApiContext, caller: Principal, run_id: str | None, model: str | None, step: int | None
+) -> tuple[str, int | None]:
+    """The run (and checkpoint step) an inference job uses: its run_id (and the step asked
+    for), or the registered version `model` names in the caller's registry (and its step)."""
+    if model is None:
+        if run_id is None:
+            raise _invalid("run_id", "run_id or model is required")
+        return run_id, step
+    if run_id is not None:
+        raise _invalid("model", "give run_id or model, not both")
+    if step is not None:
+        raise _invalid("step", "a model version names its own step; omit step")
+    version = ModelStore(ctx["redis"]).resolve(caller["user_id"], model)
+    step = version["step"]
+    if step is not None and not checkpoint_dir(ctx["settings"], version["run_id"], step).is_dir():
+        raise ModelTrainerError(
+            "MODEL_NOT_FOUND",
+            f"model {model}: checkpoint {step} of run {version['run_id']} no longer exists",
+            details={"field": "model", "run_id": version["run_id"], "step": step},
+        )
+    return version["run_id"], step
 
 
 def owned_manifest(ctx: ApiContext, caller: Principal, run_id: str) -> JSONObject:

@@ -115,14 +115,17 @@ class ModelJobPayload(RunJobPayload):
 
 class EvalJobPayload(ModelJobPayload):
     config: EvalConfig
+    step: int | None
 
 
 class ScoreJobPayload(ModelJobPayload):
     config: ScoreConfig
+    step: int | None
 
 
 class GenerateJobPayload(ModelJobPayload):
     config: GenerateConfig
+    step: int | None
 
 
 class ExportJobPayload(ModelJobPayload):

@@ -23,6 +23,11 @@ MAX_GRAD_CLIP = 1e6
 MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
 MAX_KEEP_CHECKPOINTS = 100
 MAX_PATIENCE = 1000
+# Reading runs: a listing, a comparison, and one page (or down-sampling) of a metrics history.
+MAX_LISTED_RUNS = 1000
+MAX_COMPARED_RUNS = 10
+DEFAULT_METRIC_POINTS = 1000
+MAX_METRIC_POINTS = 10_000
 MAX_MIN_DELTA = 10.0
 MAX_GRAD_NORM_ALERT = 1e12
 MAX_SPIKE_RATIO = 100.0
@@ -46,3 +51,15 @@ MAX_PATH_CHARS = 4096
 # `GET /v1/jobs/{id}/logs?tail=`: at most every line a job keeps (job_logs.LOG_LINES_KEPT).
 MAX_LOG_TAIL = 1000
 DEFAULT_LOG_TAIL = 100
+# The model registry (storage/models.py): each user's names, versions and aliases stay bounded.
+# Model and alias names; a reference is `name@alias` or `name/version`.
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+MAX_MODEL_REF_CHARS = 64 + 1 + 64
+MAX_MODELS_PER_USER = 1000
+MAX_VERSIONS_PER_MODEL = 10_000
+MAX_ALIASES_PER_MODEL = 64
+# Previous holders an alias remembers for rollback (older ones are forgotten).
+MAX_ALIAS_HISTORY = 100
+MAX_DESCRIPTION_CHARS = 2000
+MAX_VERSIONS_PAGE = 200
+MAX_COMPARE_VERSIONS = 10

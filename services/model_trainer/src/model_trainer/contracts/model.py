@@ -7,7 +7,9 @@ JSON, so they stay plain data.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, Self, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, Self
+
+from typing_extensions import TypedDict
 
 from model_trainer.contracts.tokenizer import TokenizerHandle
 
@@ -24,6 +26,7 @@ EvalSplit = Literal["validation", "all"]
 # Why a training ended: its planned steps ran, its time budget ran out, or validation loss
 # stopped improving for `early_stopping_patience` evaluations.
 StopReason = Literal["completed", "time_budget", "early_stopping"]
+STOP_REASONS: tuple[StopReason, ...] = ("completed", "time_budget", "early_stopping")
 AlertKind = Literal["exploding_gradients", "vanishing_gradients", "val_loss_spike"]
 
 MODEL_FAMILIES: tuple[ModelFamily, ...] = ("char_lstm", "gpt2")

@@ -35,6 +35,7 @@ from platform_core.json_types import (
     load_json_object,
     optional_float,
     optional_object,
+    optional_str,
     require_float,
     require_int,
     require_object,
@@ -82,6 +83,10 @@ class RunSummary(TypedDict):
     corpus_sha256: str
     loss: float
     val_loss: float | None
+    best_val_loss: float | None
+    steps: int
+    elapsed_s: float
+    stop_reason: str
     created_at: str
     completed_at: str
 
@@ -191,6 +196,11 @@ def run_summary(manifest: JSONObject) -> RunSummary:
         "corpus_sha256": require_str(manifest, "corpus_sha256"),
         "loss": require_float(metrics, "loss"),
         "val_loss": optional_float(metrics, "val_loss"),
+        "best_val_loss": optional_float(metrics, "best_val_loss"),
+        "steps": require_int(metrics, "steps"),
+        "elapsed_s": require_float(metrics, "elapsed_s"),
+        # Runs trained before stop reasons were recorded ran their planned length.
+        "stop_reason": optional_str(metrics, "stop_reason") or "completed",
         "created_at": require_str(manifest, "created_at"),
         "completed_at": require_str(manifest, "completed_at"),
     }

@@ -151,13 +151,14 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
 
 
 def listed_user(caller: Principal, user_id: int | None) -> int:
-    """Whose jobs a listing shows: the caller's, or for an admin whoever they name."""
+    """Whose jobs (or model registry) a read shows: the caller's, or for an admin whoever
+    they name."""
     if user_id is None or user_id == caller["user_id"]:
         return caller["user_id"]
     if not caller["admin"]:
         raise ModelTrainerError(
             "INVALID_CONFIG",
-            "user_id lists another user's jobs and needs an admin key; omit it for your own",
+            "user_id names another user and needs an admin key; omit it for your own",
             details={"field": "user_id"},
         )
     return user_id

@@ -1,21 +1,56 @@
-"""`GET /v1/runs` and `GET /v1/runs/{run_id}`: trained models, read from their manifests."""
+"""Runs: listing (filtered and sorted by a metric), manifests, metrics history, checkpoints and
+a side-by-side comparison. Everything is read from the run directories, so it survives any
+restart; history and checkpoints are readable while the run still trains."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
 from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.submit import owned_manifest
+from model_trainer.contracts import limits as L
+from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.api_keys import Principal
-from model_trainer.storage.owners import may_use
-from model_trainer.storage.runs import RunSummary, list_runs
+from model_trainer.storage.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, list_checkpoints
+from model_trainer.storage.owners import may_use, owns
+from model_trainer.storage.run_compare import (
+    RunComparison,
+    compared_run,
+    config_differences,
+)
+from model_trainer.storage.run_metrics import (
+    METRICS_FILE,
+    MetricsPage,
+    downsample,
+    page,
+    read_points,
+)
+from model_trainer.storage.runs import (
+    RunSummary,
+    list_runs,
+    run_dir,
+    unreadable_manifest,
+)
+from platform_core.json_types import require_object
+
+FilterMetric = Literal["loss", "val_loss", "best_val_loss", "steps", "elapsed_s", "num_params"]
+RunMetric = Literal[FilterMetric, "created_at"]
+Family = Literal["char_lstm", "gpt2"]
 
 
 class RunListBody(TypedDict):
     runs: list[RunSummary]
+
+
+class CheckpointListBody(TypedDict):
+    run_id: str
+    checkpoints: list[CheckpointInfo]
 
 
 def build_runs_router(ctx: ApiContext) -> APIRouter:
@@ -24,14 +59,117 @@ def build_runs_router(ctx: ApiContext) -> APIRouter:
     key = Depends(ctx["caller"])
 
     @router.get("/v1/runs", response_model=RunListBody)
-    def get_runs(caller: Principal = key) -> RunListBody:
-        """The caller's finished runs (every run for an admin)."""
+    def get_runs(
+        *,
+        model_family: Family | None = None,
+        sort: Annotated[RunMetric, Query(description="the metric to order by")] = "created_at",
+        order: Annotated[
+            Literal["asc", "desc"] | None,
+            Query(description="default: desc for created_at, asc for the others"),
+        ] = None,
+        metric: Annotated[
+            FilterMetric | None, Query(description="keep the runs with this metric in [min, max]")
+        ] = None,
+        min_value: Annotated[float | None, Query(alias="min", allow_inf_nan=False)] = None,
+        max_value: Annotated[float | None, Query(alias="max", allow_inf_nan=False)] = None,
+        limit: Annotated[int, Query(ge=1, le=L.MAX_LISTED_RUNS)] = L.MAX_LISTED_RUNS,
+        caller: Principal = key,
+    ) -> RunListBody:
+        """The caller's finished runs (every run for an admin); runs without the sorted metric
+        (no validation split) come last, and a filter leaves them out."""
         runs = list_runs(ctx["settings"])
         visible = may_use(ctx["redis"], "run", [run["run_id"] for run in runs], caller)
-        return {"runs": [run for run, shown in zip(runs, visible, strict=True) if shown]}
+        chosen = [
+            run
+            for run, shown in zip(runs, visible, strict=True)
+            if shown and (model_family is None or run["model_family"] == model_family)
+        ]
+        if metric is not None:
+            chosen = [run for run in chosen if _within(run[metric], min_value, max_value)]
+        descending = (sort == "created_at") if order is None else order == "desc"
+        present = [run for run in chosen if run[sort] is not None]
+        missing = [run for run in chosen if run[sort] is None]
+        present.sort(key=lambda run: (run[sort], run["run_id"]), reverse=descending)
+        return {"runs": (present + missing)[:limit]}
+
+    @router.get("/v1/runs/compare", response_model=RunComparison)
+    def compare_runs(
+        *,
+        ids: Annotated[
+            str,
+            Query(
+                max_length=L.MAX_COMPARED_RUNS * (L.MAX_ID_CHARS + 1),
+                description=f"2 to {L.MAX_COMPARED_RUNS} run ids, comma-separated",
+            ),
+        ],
+        caller: Principal = key,
+    ) -> RunComparison:
+        run_ids = list(dict.fromkeys(part.strip() for part in ids.split(",") if part.strip()))
+        if not 2 <= len(run_ids) <= L.MAX_COMPARED_RUNS:
+            raise ModelTrainerError(
+                "INVALID_CONFIG",
+                f"ids must name 2 to {L.MAX_COMPARED_RUNS} distinct runs, got {len(run_ids)}",
+                details={"field": "ids"},
+            )
+        compared, configs = [], {}
+        for run_id in run_ids:
+            manifest = owned_manifest(ctx, caller, run_id)
+            history = read_points(run_dir(ctx["settings"], run_id) / METRICS_FILE)
+            with unreadable_manifest(run_id):
+                compared.append(compared_run(manifest, history))
+                configs[run_id] = require_object(manifest, "config")
+        return {"runs": compared, "config_differences": config_differences(configs)}
 
     @router.get("/v1/runs/{run_id}", description="The run's manifest.json as stored.")
     def get_run(run_id: str, caller: Principal = key) -> JSONResponse:
         return JSONResponse(owned_manifest(ctx, caller, run_id))
 
+    @router.get("/v1/runs/{run_id}/metrics", response_model=MetricsPage)
+    def get_run_metrics(
+        run_id: str,
+        *,
+        offset: Annotated[int, Query(ge=0, le=L.MAX_STEPS)] = 0,
+        limit: Annotated[int, Query(ge=1, le=L.MAX_METRIC_POINTS)] = L.DEFAULT_METRIC_POINTS,
+        points: Annotated[
+            int | None,
+            Query(
+                ge=2,
+                le=L.MAX_METRIC_POINTS,
+                description="down-sample the whole history to at most this many points "
+                "(bucket means) instead of paging",
+            ),
+        ] = None,
+        caller: Principal = key,
+    ) -> MetricsPage:
+        """The run's step-by-step metrics, during training and after it."""
+        history = read_points(_owned_run(ctx, caller, run_id) / METRICS_FILE)
+        if points is not None:
+            return page(run_id, downsample(history, points), 0, points)
+        return page(run_id, history, offset, limit)
+
+    @router.get("/v1/runs/{run_id}/checkpoints", response_model=CheckpointListBody)
+    def get_run_checkpoints(run_id: str, caller: Principal = key) -> CheckpointListBody:
+        """The checkpoints the run keeps (retention: the newest and the best), oldest first;
+        eval, score and generate take any of their steps."""
+        directory = _owned_run(ctx, caller, run_id) / CHECKPOINTS_DIR
+        return {"run_id": run_id, "checkpoints": list_checkpoints(directory)}
+
     return router
+
+
+def _within(value: float | None, low: float | None, high: float | None) -> bool:
+    if value is None:
+        return False
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _owned_run(ctx: ApiContext, caller: Principal, run_id: str) -> Path:
+    """The caller's run directory, finished or still training; another user's is unknown."""
+    directory = run_dir(ctx["settings"], run_id)
+    if not owns(ctx["redis"], "run", run_id, caller) or not directory.is_dir():
+        raise ModelTrainerError(
+            "MODEL_NOT_FOUND",
+            f"run {run_id} does not exist",
+            details={"field": "run_id", "run_id": run_id},
+        )
+    return directory
