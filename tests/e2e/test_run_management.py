@@ -30,19 +30,9 @@ def _steps(points: JSONValue) -> list[JSONValue]:
     return [point["step"] for point in points if isinstance(point, dict)]
 
 
-def test_metrics_checkpoints_early_stop_alerts_continue_and_compare(
-    url: str, service_env: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    client = TrainerClient(url)
-    corpus = client.upload_corpus(SAMPLE_TEXT.encode())
-    base: dict[str, JSONValue] = {
-        "model_family": "char_lstm",
-        "model_size": "tiny",
-        "corpus_id": corpus["corpus_id"],
-        "max_seq_len": 32,
-        "batch_size": 8,
-        "device": "cpu",
-    }
+def _early_stopped_run(client: TrainerClient, base: dict[str, JSONValue]) -> str:
+    """Evaluations and checkpoints every 10 steps, an alert at the first report, and a
+    min_delta no gain can beat: the second evaluation ends the run at step 20."""
     parent = client.submit(
         "train",
         {
@@ -52,7 +42,6 @@ def test_metrics_checkpoints_early_stop_alerts_continue_and_compare(
             "checkpoint_every_steps": 10,
             "keep_checkpoints": 1,
             "keep_best_checkpoints": 1,
-            # no gain can beat min_delta: the second evaluation ends the run
             "early_stopping_patience": 1,
             "early_stopping_min_delta": 10.0,
             "grad_norm_alert_max": 1e-3,
@@ -70,11 +59,31 @@ def test_metrics_checkpoints_early_stop_alerts_continue_and_compare(
     (completed,) = [e for e in events if e["type"] == "trainer.metrics.completed.v1"]
     assert completed["stop_reason"] == "early_stopping"
 
+    return run_id
+
+
+def test_metrics_checkpoints_early_stop_alerts_continue_and_compare(
+    url: str, service_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = TrainerClient(url)
+    corpus = client.upload_corpus(SAMPLE_TEXT.encode())
+    base: dict[str, JSONValue] = {
+        "model_family": "char_lstm",
+        "model_size": "tiny",
+        "corpus_id": corpus["corpus_id"],
+        "max_seq_len": 32,
+        "batch_size": 8,
+        "device": "cpu",
+    }
+    run_id = _early_stopped_run(client, base)
     history = client.run_metrics(run_id)
     assert _steps(history["points"]) == [10, 20]
     points = history["points"]
     assert isinstance(points, list)
     assert all(isinstance(p, dict) and isinstance(p["val_loss"], float) for p in points)
+    assert _cli(url, capsys, "runs", "metrics", run_id, "--limit", "1")["next_offset"] == 1
+    sampled = _cli(url, capsys, "runs", "metrics", run_id, "--points", "2")
+    assert _steps(sampled["points"]) == [10, 20]
     checkpoints = _cli(url, capsys, "runs", "checkpoints", run_id)["checkpoints"]
     kept = _steps(checkpoints)
     assert 20 in kept and len(kept) <= 2  # the latest, and the best if it is another

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import tarfile
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load, load_file
 from tests.support.backends import train_cfg, train_run
 from tests.support.records import queued_record
 
@@ -25,12 +28,12 @@ from platform_workers.redis_conn import RedisClient
 JOB_ID = "f" * 32
 
 
-def _payload(run_id: str) -> ExportJobPayload:
+def _payload(run_id: str, step: int | None = None) -> ExportJobPayload:
     return {
         "job_id": JOB_ID,
         "user_id": 1,
         "run_id": run_id,
-        "step": None,
+        "step": step,
         "config": make_export_config(),
     }
 
@@ -94,3 +97,23 @@ def test_the_rq_entry_point_reads_its_settings_from_the_environment(
     JobStore(redis).create(queued_record(JOB_ID, "export", "r-env"))
     assert process_export_job(_payload("r-env"))["run_id"] == "r-env"
     assert bundle_path(settings, JOB_ID).is_file()
+
+
+def test_a_checkpoint_export_bundles_the_checkpoints_weights(
+    redis: RedisClient, settings: Settings, corpus_path: Path
+) -> None:
+    model_cache.clear()
+    cfg = train_cfg("char_lstm", corpus_path, max_steps=6)
+    cfg["checkpoint_every_steps"] = 3
+    directory = train_run(CHAR_LSTM_BACKEND, settings, cfg, "r-ckpt")[2]
+    JobStore(redis).create(queued_record(JOB_ID, "export", "r-ckpt"))
+    run_export_job(_payload("r-ckpt", step=3), settings=settings, redis=redis)
+    with tarfile.open(bundle_path(settings, JOB_ID)) as archive:
+        member = archive.extractfile("r-ckpt/model/model.safetensors")
+        assert member is not None
+        bundled = load(member.read())
+    checkpoint = load_file(str(directory / "checkpoints" / "step_000000003" / "model.safetensors"))
+    final = load_file(str(directory / "model.safetensors"))
+    assert bundled.keys() == checkpoint.keys()
+    assert all(torch.equal(bundled[k], checkpoint[k]) for k in bundled)
+    assert not all(torch.equal(bundled[k], final[k]) for k in bundled)

@@ -227,6 +227,7 @@ def test_inference_jobs_take_a_checkpoint_step(
         "eval": {"run_id": "r1", "step": 20},
         "score": {"run_id": "r1", "step": 20, "text": "to be"},
         "generate": {"run_id": "r1", "step": 20, "prompt_text": "to"},
+        "export": {"run_id": "r1", "step": 20},
     }
     for job_type, body in bodies.items():
         response = client.post(f"/v1/jobs/{job_type}", json=body)

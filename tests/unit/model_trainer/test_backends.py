@@ -240,3 +240,21 @@ def test_a_cancelled_evaluation_stops_between_batches(
     assert caught.value.code == "TRAINING_CANCELLED"
     assert caught.value.message.startswith("evaluation cancelled after 2 of ")
     assert len(calls) == 3
+
+
+def test_a_continued_run_starts_from_its_parents_weights(
+    family: ModelFamily, settings: Settings, corpus_path: Path
+) -> None:
+    """From the final model, or from a checkpoint (`run@step`), before any training step."""
+    backend = get_backend(family)
+    parent, _, run_dir = train_run(backend, settings, train_cfg(family, corpus_path), "parent")
+    tokenizer = parent["tokenizer"]
+    for step in (None, 20):
+        cfg = train_cfg(family, corpus_path)
+        cfg["parent"] = {"run_id": "parent", "step": step}
+        child = backend.prepare(cfg, settings, tokenizer=tokenizer)
+        if step is None:
+            assert _same_weights(child, parent)
+        else:
+            loaded = backend.load_at(str(run_dir), settings, step=step)
+            assert _same_weights(child, loaded) and not _same_weights(child, parent)

@@ -161,3 +161,14 @@ def test_an_unreachable_api_exits_2_with_the_reason(
 ) -> None:
     assert cli.main(["--url", "http://127.0.0.1:1", "jobs"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_local_train_prints_health_alerts_and_the_stop_reason(
+    cli_env: Settings, corpus_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["local-train", *TRAIN_ARGS, "--run-id", "a1", "--corpus", str(corpus_path)]
+    assert cli.main([*argv, "grad_norm_alert_max=1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert "alert: exploding gradients: gradient norm" in out
+    assert "(stopped: completed)" in out
+    assert any(line.startswith("step ") and " grad " in line for line in out.splitlines())

@@ -20,6 +20,7 @@ from platform_core.job_events import (
 )
 from platform_core.trainer_metrics_events import (
     encode_trainer_metrics_event,
+    make_alert_event,
     make_completed_metrics_event,
     make_config_event,
     make_progress_metrics_event,
@@ -88,8 +89,25 @@ def test_render_draws_progress_and_reports_success() -> None:
             )
         ),
         encode_trainer_metrics_event(
+            make_alert_event(
+                job_id="j",
+                user_id=1,
+                kind="val_loss_spike",
+                step=5,
+                value=2.0,
+                threshold=1.5,
+                message="val loss spike: val_loss 2 is above 1.5 at step 5",
+            )
+        ),
+        encode_trainer_metrics_event(
             make_completed_metrics_event(
-                job_id="j", user_id=1, loss=1.5, perplexity=4.5, artifact_path="/r", val_loss=1.6
+                job_id="j",
+                user_id=1,
+                loss=1.5,
+                perplexity=4.5,
+                artifact_path="/r",
+                val_loss=1.6,
+                stop_reason="early_stopping",
             )
         ),
         encode_job_event(
@@ -102,7 +120,8 @@ def test_render_draws_progress_and_reports_success() -> None:
     assert "started\n" in text
     assert "training char_lstm/tiny (1,234 parameters)" in text
     assert f"\r{bar(0.5)} half" in text
-    assert "final loss 1.5000, val loss 1.6000" in text
+    assert "\nalert: val loss spike: val_loss 2 is above 1.5 at step 5\n" in text
+    assert "final loss 1.5000, val loss 1.6000 (early_stopping)" in text
     assert text.endswith("completed\n")
 
 

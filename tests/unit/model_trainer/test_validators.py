@@ -41,6 +41,12 @@ class TrainOverrides(TypedDict, total=False):
     eval_max_batches: int
     checkpoint_every_steps: int | None
     keep_checkpoints: int
+    keep_best_checkpoints: int
+    early_stopping_patience: int | None
+    early_stopping_min_delta: float
+    grad_norm_alert_max: float | None
+    grad_norm_alert_min: float | None
+    val_loss_spike_ratio: float | None
 
 
 class EvalOverrides(TypedDict, total=False):
@@ -170,6 +176,15 @@ TRAIN_BAD: list[tuple[str, TrainOverrides]] = [
     ("eval_max_batches", {"eval_max_batches": 0}),
     ("checkpoint_every_steps", {"checkpoint_every_steps": 0}),
     ("keep_checkpoints", {"keep_checkpoints": 0}),
+    ("keep_best_checkpoints", {"keep_best_checkpoints": 0}),
+    ("early_stopping_patience", {"early_stopping_patience": 2, "val_fraction": 0.0}),
+    ("early_stopping_patience", {"early_stopping_patience": 0}),
+    ("early_stopping_min_delta", {"early_stopping_min_delta": -0.5}),
+    ("early_stopping_min_delta", {"early_stopping_min_delta": NAN}),
+    ("grad_norm_alert_max", {"grad_norm_alert_max": 0.0}),
+    ("grad_norm_alert_min", {"grad_norm_alert_min": INF}),
+    ("grad_norm_alert_min", {"grad_norm_alert_min": 5.0, "grad_norm_alert_max": 5.0}),
+    ("val_loss_spike_ratio", {"val_loss_spike_ratio": -1.0}),
 ]
 
 TRAIN_GOOD: list[TrainOverrides] = [
@@ -406,3 +421,14 @@ def test_tokenizer_vocab_message_names_the_range_for_the_kind() -> None:
     with pytest.raises(ModelTrainerError) as info:
         validate_tokenizer_train_config(_tokenizer_config("bpe", 100, "t"))
     assert info.value.message == "vocab_size must be in [259, 131072] for kind bpe, got 100"
+
+
+def test_monitoring_thresholds_may_be_switched_off() -> None:
+    cfg: ModelTrainConfig = {
+        **BASE_TRAIN,
+        "grad_norm_alert_max": None,
+        "grad_norm_alert_min": None,
+        "val_loss_spike_ratio": None,
+        "early_stopping_patience": 3,
+    }
+    validate_model_train_config(cfg)

@@ -285,7 +285,11 @@ class ExportJobRequest:
     """`POST /v1/jobs/export`: a finished run as a .tar.gz bundle (Hugging Face files, ONNX,
     a standalone inference.py), downloaded from `GET /v1/jobs/{job_id}/bundle`."""
 
-    run_id: StrictStr = Field(max_length=L.MAX_ID_CHARS)
+    run_id: StrictStr | None = Field(default=None, max_length=L.MAX_ID_CHARS, description=_RUN_ID)
+    model: StrictStr | None = Field(
+        default=None, max_length=L.MAX_MODEL_REF_CHARS, description=_MODEL_REF
+    )
+    step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
 
 

@@ -273,12 +273,14 @@ def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest
 
 
 def submit_export(ctx: ApiContext, caller: Principal, body: ExportJobRequest) -> SubmittedJob:
-    owned_manifest(ctx, caller, body.run_id)
+    run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
+    owned_manifest(ctx, caller, run_id)
+    checked_step(ctx, run_id, step)
     payload: ExportJobPayload = {
         "job_id": uuid.uuid4().hex,
         "user_id": caller["user_id"],
-        "run_id": body.run_id,
-        "step": None,
+        "run_id": run_id,
+        "step": step,
         "config": make_export_config(),
     }
     return record_and_enqueue(ctx, caller, "export", payload, timeout_s=body.timeout_s)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -108,29 +108,26 @@ class TrainJobPayload(RunJobPayload):
 
 
 class ModelJobPayload(RunJobPayload):
-    """A job that uses a trained model: the run's final one, or its checkpoint at `step`."""
+    """A job that uses a trained model: the run's final one, or its checkpoint at `step`
+    (absent in payloads enqueued before checkpoints could be named: the final model)."""
 
-    step: int | None
+    step: NotRequired[int | None]
 
 
 class EvalJobPayload(ModelJobPayload):
     config: EvalConfig
-    step: int | None
 
 
 class ScoreJobPayload(ModelJobPayload):
     config: ScoreConfig
-    step: int | None
 
 
 class GenerateJobPayload(ModelJobPayload):
     config: GenerateConfig
-    step: int | None
 
 
 class ExportJobPayload(ModelJobPayload):
-    """The run to export (its final model: `step` is None until bundles carry checkpoint
-    weights in their `model/` directory too)."""
+    """The run to export: its final model, or its checkpoint at `step`."""
 
     config: ExportConfig
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 from model_trainer.contracts.model import PreparedLMModel
@@ -45,15 +46,24 @@ SUMS_FILE = "SHA256SUMS"
 
 
 def assemble(
-    prepared: PreparedLMModel, run_directory: Path, work: Path, *, opset: int
+    prepared: PreparedLMModel,
+    run_directory: Path,
+    work: Path,
+    *,
+    opset: int,
+    save_weights: Callable[[Path], object] | None = None,
 ) -> tuple[Path, list[str]]:
-    """Write the bundle's directory under `work`; its path and its files (relative, sorted)."""
+    """Write the bundle's directory under `work`; its path and its files (relative, sorted).
+    A checkpoint's export writes the loaded weights (`save_weights`) over the run's final ones
+    in `model/`, so the HF directory and the ONNX graph are the same model."""
     manifest_bytes = (run_directory / MANIFEST_FILE).read_bytes()
     manifest = load_json_object(manifest_bytes)
     run_id = run_directory.name
     top = work / run_id
     model_dir = top / MODEL_DIR
     _copy_model_files(run_directory, model_dir, manifest)
+    if save_weights is not None:
+        save_weights(model_dir)
     export_onnx(prepared, top / ONNX_FILE, opset)
     shutil.copyfile(standalone_inference.__file__, top / INFERENCE_FILE)
     (top / MANIFEST_FILE).write_bytes(manifest_bytes)

@@ -84,11 +84,7 @@ def decode_train_outcome(obj: JSONObject) -> TrainOutcome:
         "resumed_from_step": optional_int(obj, "resumed_from_step"),
         "out_dir": require_str(obj, "out_dir"),
         # Runs trained before these fields existed ran their planned length.
-        "stop_reason": (
-            require_literal(obj, "stop_reason", STOP_REASONS)
-            if "stop_reason" in obj
-            else "completed"
-        ),
+        "stop_reason": _stop_reason(obj),
         "best_val_loss": optional_float(obj, "best_val_loss"),
         "best_step": optional_int(obj, "best_step"),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from model_trainer.contracts.export import ExportOutcome
@@ -32,8 +33,14 @@ def run_export_job(
     return run_inference_job(
         payload,
         "export",
-        lambda _backend, prepared, should_stop: export_run(
-            payload, prepared, settings, should_stop
+        lambda backend, prepared, should_stop: export_run(
+            payload,
+            prepared,
+            settings,
+            should_stop,
+            save_weights=(
+                None if payload["step"] is None else lambda out: backend.save(prepared, str(out))
+            ),
         ),
         settings=settings,
         redis=redis,
@@ -45,6 +52,8 @@ def export_run(
     prepared: PreparedLMModel,
     settings: Settings,
     should_stop: StopCheck,
+    *,
+    save_weights: Callable[[Path], object] | None = None,
 ) -> ExportOutcome:
     """Assemble the bundle in a scratch directory beside the exports, then store it whole; a
     cancel between the export and the store leaves nothing behind."""
@@ -53,7 +62,13 @@ def export_run(
     scratch_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch_root, prefix=".export-") as scratch:
         opset = payload["config"]["onnx_opset"]
-        top, files = assemble(prepared, run_dir(settings, run_id), Path(scratch), opset=opset)
+        top, files = assemble(
+            prepared,
+            run_dir(settings, run_id),
+            Path(scratch),
+            opset=opset,
+            save_weights=save_weights,
+        )
         stop_if_asked(should_stop, f"export of run {run_id} cancelled before it was stored")
         bundle = store_bundle(settings, job_id, lambda out: pack(top, out))
     return {

@@ -292,7 +292,7 @@ def run_inference_job(
         return through_outage(ctx.cancelled, False)
 
     def work() -> JSONObject:
-        backend, prepared = load_run(payload["run_id"], settings, step=payload["step"])
+        backend, prepared = load_run(payload["run_id"], settings, step=payload.get("step"))
         return to_json_object(call(backend, prepared, cancelled))
 
     return run_job(
