@@ -325,3 +325,24 @@ def test_a_version_whose_checkpoint_was_pruned_is_not_found(
     assert error_of(response) == (404, "MODEL_NOT_FOUND", "model")
     assert ok(client.get("/v1/models/m/versions/3"))["metrics"] == CHECKPOINT_METRICS
     assert_no_trace()
+
+
+def test_a_run_trained_before_stop_reasons_registers_as_completed(
+    client: TestClient, save_run: Callable[[str, str], RunManifest], settings: Settings
+) -> None:
+    manifest = save_run("old", NOW)
+    path = run_dir(settings, "old") / "manifest.json"
+    raw = orjson.loads(path.read_bytes())
+    for field in ("stop_reason", "best_val_loss", "best_step"):
+        del raw["metrics"][field]
+    path.write_bytes(orjson.dumps(raw))
+    ok(client.post("/v1/models", json={"name": "m"}), 201)
+    version = ok(client.post("/v1/models/m/versions", json={"run_id": "old"}), 201)
+    metrics = version["metrics"]
+    assert isinstance(metrics, dict)
+    assert (metrics["stop_reason"], metrics["best_val_loss"], metrics["best_step"]) == (
+        "completed",
+        None,
+        None,
+    )
+    assert metrics["loss"] == manifest["metrics"]["loss"]
