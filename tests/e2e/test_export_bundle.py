@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import SAMPLE_TEXT
-from tests.support.processes import cli_process, start_api, stop
+from tests.support.exports import BUNDLE_FILES
 
 from model_trainer import cli
 from model_trainer.client import ApiError, TrainerClient
@@ -19,32 +18,6 @@ from model_trainer.storage.api_keys import create_key
 from model_trainer.storage.runs import run_dir
 from platform_core.json_types import JSONObject, load_json_object
 from platform_workers.redis_conn import RedisClient
-
-FILES = [
-    "README.md",
-    "SHA256SUMS",
-    "inference.py",
-    "manifest.json",
-    "model.onnx",
-    "model/config.json",
-    "model/metrics.jsonl",
-    "model/model.safetensors",
-    "model/special_tokens_map.json",
-    "model/tokenizer.json",
-    "model/tokenizer_config.json",
-    "model/tokenizer_meta.json",
-]
-
-
-@pytest.fixture
-def url(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name in ("REDIS_URL", "ARTIFACTS_ROOT", "DATA_ROOT"):
-        monkeypatch.setenv(name, service_env[name])
-    api, base_url = start_api(service_env)
-    worker = cli_process(["worker", "--queues", "train,infer"], service_env)
-    yield base_url
-    stop(worker)
-    stop(api)
 
 
 def _train(client: TrainerClient) -> str:
@@ -74,10 +47,10 @@ def _check_bundle(bundle: Path, run_id: str, tmp_path: Path) -> None:
     with tarfile.open(bundle) as archive:
         names = sorted(m.name for m in archive.getmembers() if m.isfile())
         archive.extractall(tmp_path / "x", filter="data")
-    assert names == [f"{run_id}/{name}" for name in FILES]
+    assert names == [f"{run_id}/{name}" for name in BUNDLE_FILES]
     top = tmp_path / "x" / run_id
     sums = (top / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == len(FILES) - 1
+    assert len(sums) == len(BUNDLE_FILES) - 1
     for line in sums:
         digest, _, name = line.partition("  ")
         assert hashlib.sha256((top / name).read_bytes()).hexdigest() == digest

@@ -37,6 +37,22 @@ sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name='__main__')
 """
 
+# What every bundle holds (gpt2's also has model/generation_config.json).
+BUNDLE_FILES = [
+    "README.md",
+    "SHA256SUMS",
+    "inference.py",
+    "manifest.json",
+    "model.onnx",
+    "model/config.json",
+    "model/metrics.jsonl",
+    "model/model.safetensors",
+    "model/special_tokens_map.json",
+    "model/tokenizer.json",
+    "model/tokenizer_config.json",
+    "model/tokenizer_meta.json",
+]
+
 
 class Exported(NamedTuple):
     prepared: PreparedLMModel

@@ -17,6 +17,7 @@ import pytest
 import torch
 from tests.support.backends import train_cfg, train_run
 from tests.support.exports import (
+    BUNDLE_FILES,
     Exported,
     bpe_tokenizer,
     export_tiny,
@@ -38,20 +39,6 @@ from model_trainer.worker.export_job import export_run
 
 # (batch, seq) pairs the exported graphs are run at: both axes vary from the traced example.
 SHAPES = [(1, 1), (1, 7), (3, 20), (2, 64)]
-BUNDLE_FILES = [
-    "README.md",
-    "SHA256SUMS",
-    "inference.py",
-    "manifest.json",
-    "model.onnx",
-    "model/config.json",
-    "model/metrics.jsonl",
-    "model/model.safetensors",
-    "model/special_tokens_map.json",
-    "model/tokenizer.json",
-    "model/tokenizer_config.json",
-    "model/tokenizer_meta.json",
-]
 
 
 @pytest.fixture(scope="module")
