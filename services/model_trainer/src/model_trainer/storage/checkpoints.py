@@ -14,6 +14,7 @@ from typing_extensions import TypedDict
 
 from model_trainer.errors import ModelTrainerError
 from platform_core.json_types import (
+    JSONObject,
     PayloadError,
     load_json_object,
     optional_float,
@@ -55,18 +56,21 @@ def write_metrics(directory: Path, metrics: CheckpointMetrics) -> None:
     (directory / METRICS_FILE).write_bytes(orjson.dumps(metrics))
 
 
+def decode_metrics(raw: JSONObject) -> CheckpointMetrics:
+    return {
+        "step": require_int(raw, "step"),
+        "epoch": require_int(raw, "epoch"),
+        "train_loss": optional_float(raw, "train_loss"),
+        "val_loss": optional_float(raw, "val_loss"),
+        "created_at": require_str(raw, "created_at"),
+    }
+
+
 def read_metrics(directory: Path) -> CheckpointMetrics:
     """A checkpoint's metrics; one without them (older, or damaged) is ARTIFACT_CORRUPT."""
     source = directory / METRICS_FILE
     try:
-        raw = load_json_object(source.read_bytes())
-        return {
-            "step": require_int(raw, "step"),
-            "epoch": require_int(raw, "epoch"),
-            "train_loss": optional_float(raw, "train_loss"),
-            "val_loss": optional_float(raw, "val_loss"),
-            "created_at": require_str(raw, "created_at"),
-        }
+        return decode_metrics(load_json_object(source.read_bytes()))
     except (OSError, PayloadError) as exc:
         raise ModelTrainerError(
             "ARTIFACT_CORRUPT",

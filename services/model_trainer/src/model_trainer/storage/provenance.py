@@ -30,6 +30,7 @@ from model_trainer.storage.checkpoints import (
     CheckpointMetrics,
     checkpoint_name,
 )
+from model_trainer.storage.checkpoints import decode_metrics as decode_checkpoint
 from model_trainer.storage.runs import run_dir, unreadable_manifest
 from platform_core.json_types import (
     JSONObject,
@@ -96,19 +97,9 @@ def _stop_reason(obj: JSONObject) -> StopReason:
     return require_literal(obj, "stop_reason", STOP_REASONS)
 
 
-def decode_checkpoint_metrics(obj: JSONObject) -> CheckpointMetrics:
-    return {
-        "step": require_int(obj, "step"),
-        "epoch": require_int(obj, "epoch"),
-        "train_loss": optional_float(obj, "train_loss"),
-        "val_loss": optional_float(obj, "val_loss"),
-        "created_at": require_str(obj, "created_at"),
-    }
-
-
 def decode_metrics(obj: JSONObject, step: int | None) -> VersionMetrics:
     """A final model's metrics (no step) or a checkpoint's."""
-    return decode_train_outcome(obj) if step is None else decode_checkpoint_metrics(obj)
+    return decode_train_outcome(obj) if step is None else decode_checkpoint(obj)
 
 
 def decode_string_map(obj: JSONObject, field: str) -> dict[str, str]:
@@ -126,7 +117,7 @@ def read_checkpoint_metrics(settings: Settings, run_id: str, step: int) -> Check
         )
     path = directory / METRICS_FILE
     try:
-        return decode_checkpoint_metrics(load_json_object(path.read_bytes()))
+        return decode_checkpoint(load_json_object(path.read_bytes()))
     except (OSError, PayloadError) as exc:
         raise ModelTrainerError(
             "MODEL_LOAD_FAILED",
