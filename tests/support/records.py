@@ -24,4 +24,6 @@ def queued_record(job_id: str, job_type: JobType, run_id: str | None) -> JobReco
         "run_id": run_id,
         "result": None,
         "error": None,
+        "priority": "normal",
+        "origin": None,
     }

@@ -44,6 +44,8 @@ def stored_record(job_id: str, *, user_id: int, created_at: str, job_type: JobTy
         "run_id": "r1",
         "result": None,
         "error": None,
+        "priority": "normal",
+        "origin": None,
     }
 
 

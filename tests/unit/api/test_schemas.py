@@ -70,6 +70,7 @@ TRAIN_TARGET_FIELDS = {
     "run_id",
     "tokenizer_id",
     "timeout_s",
+    "priority",
     "continue_from",
 }
 

@@ -609,6 +609,8 @@ def test_records_of_accepted_jobs_are_complete(
         "run_id": "r1",
         "result": None,
         "error": None,
+        "priority": "normal",
+        "origin": None,
     }
     assert record == expected
 

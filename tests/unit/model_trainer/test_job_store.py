@@ -14,8 +14,11 @@ from model_trainer.contracts.jobs import (
     ERROR_KINDS,
     JOB_STATUSES,
     JOB_TYPES,
+    ORIGIN_KINDS,
+    PRIORITIES,
     QUEUE_FOR_TYPE,
     JobError,
+    JobOrigin,
     JobRecord,
     JobStatus,
     JobType,
@@ -70,6 +73,8 @@ def _record(
         "run_id": None,
         "result": None,
         "error": None,
+        "priority": "normal",
+        "origin": None,
     }
 
 
@@ -90,6 +95,8 @@ def _full_record() -> JobRecord:
         "run_id": "run-9",
         "result": {"texts": ["a", "b"], "nested": {"ok": True, "n": None, "x": 1.5}},
         "error": {"code": "CUDA_OOM", "kind": "system", "message": "out of memory"},
+        "priority": "low",
+        "origin": {"kind": "study", "id": "study-1", "trial": 7},
     }
 
 
@@ -387,6 +394,9 @@ def test_a_forged_cursor_is_refused(store: JobStore, cursor: str) -> None:
         ("error", b'{"code": "X", "kind": "nobody", "message": "m"}'),
         ("error", b'{"code": "X", "kind": "user"}'),
         ("error", b"{"),
+        ("priority", b"urgent"),
+        ("origin", b'{"kind": "cron", "id": "s", "trial": null}'),
+        ("origin", b'{"kind": "study", "id": "s", "trial": "3"}'),
     ],
 )
 def test_a_corrupt_field_is_named(
@@ -428,6 +438,14 @@ def test_a_missing_required_field_is_named(
     assert caught.value.field == field
 
 
+def test_a_record_from_before_priorities_is_normal(store: JobStore, client: RedisClient) -> None:
+    store.create(_full_record())
+    client.hdel(record_key(DOMAIN, "job-full"), "priority")
+    record = store.get("job-full")
+    assert record is not None
+    assert record["priority"] == "normal"
+
+
 def test_index_replies_without_scores_are_refused() -> None:
     scoreless: list[bytes | str] = [b"job-1"]
     with pytest.raises(TypeError, match="pairs"):
@@ -467,6 +485,15 @@ def _errors(draw: st.DrawFn) -> JobError:
 
 
 @st.composite
+def _origins(draw: st.DrawFn) -> JobOrigin:
+    return {
+        "kind": draw(st.sampled_from(ORIGIN_KINDS)),
+        "id": draw(_text),
+        "trial": draw(st.none() | st.integers(min_value=0, max_value=10_000)),
+    }
+
+
+@st.composite
 def _records(draw: st.DrawFn) -> JobRecord:
     job_type = draw(st.sampled_from(JOB_TYPES))
     return {
@@ -485,6 +512,8 @@ def _records(draw: st.DrawFn) -> JobRecord:
         "run_id": draw(st.none() | _text),
         "result": draw(st.none() | _json_objects),
         "error": draw(st.none() | _errors()),
+        "priority": draw(st.sampled_from(PRIORITIES)),
+        "origin": draw(st.none() | _origins()),
     }
 
 

@@ -44,6 +44,8 @@ def _record(job_id: str) -> JobRecord:
         "run_id": "run-1",
         "result": None,
         "error": None,
+        "priority": "normal",
+        "origin": None,
     }
 
 

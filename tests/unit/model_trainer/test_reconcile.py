@@ -46,6 +46,8 @@ def _record(job_id: str, status: RecordStatus = "running", created_at: str = OLD
         "run_id": "run-1",
         "result": None,
         "error": None,
+        "priority": "normal",
+        "origin": None,
     }
 
 

@@ -14,12 +14,18 @@ from model_trainer.storage.job_store import JobStore
 from platform_workers.redis_conn import RedisClient
 
 
-class ApiContext(TypedDict):
-    """What every route reads, built once by create_app and captured by each router."""
+class SubmitContext(TypedDict):
+    """What submitting a job needs: also built outside the API, by the scheduler firing a
+    schedule and by a study asking for its next trial, so both pass the same checks."""
 
     settings: Settings
     redis: RedisClient
     jobs: JobStore
+
+
+class ApiContext(SubmitContext):
+    """What every route reads, built once by create_app and captured by each router."""
+
     events: EventHub
     # The dependency that turns a request's bearer key into its caller (api/auth.py).
     caller: Callable[[HTTPAuthorizationCredentials | None], Principal]

@@ -1,13 +1,13 @@
 """Admission control: a user's queued+running jobs per queue, and every user's queue depth.
 
-The global cap reads RQ's own queue length (one LLEN). The per-user count is the size of a
-sorted set of the user's unended job ids per queue, scored by submit time: a job joins it here
-and leaves it when its record ends (`JobStore.complete`/`fail`), so counting is one ZCARD
-whatever the user has queued, in the same round trip as the queue's length. In case a job ever
-ends without its record saying so, an admission about to refuse first re-checks the set's oldest
-few members and drops those whose record ended, or that never got one within a minute. A
-submission adds itself first and then counts, so two racing submissions can both be refused but
-never both slip past the limit.
+The global cap reads RQ's own queue lengths (one LLEN per priority of the queue class). The
+per-user count is the size of a sorted set of the user's unended job ids per queue (all
+priorities alike), scored by submit time: a job joins it here and leaves it when its record
+ends (`JobStore.complete`/`fail`), so counting is one ZCARD whatever the user has queued, in the
+same round trip as the queues' lengths. In case a job ever ends without its record saying so,
+an admission about to refuse first re-checks the set's oldest few members and drops those whose
+record ended, or that never got one within a minute. A submission adds itself first and then
+counts, so two racing submissions can both be refused but never both slip past the limit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, QueueName
+from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, QueueName, rq_queues
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
@@ -45,10 +45,12 @@ def admit(
     key = active_key(caller["user_id"], queue)
     now = time.time()
     pipe = redis.pipeline(transaction=False)
-    pipe.llen(Queue(queue, connection=redis, serializer=JSONSerializer).key)
     pipe.zadd(key, {job_id: now})
     pipe.zcard(key)
-    depth, _, counted = pipe.execute()
+    for name in rq_queues(queue):
+        pipe.llen(Queue(name, connection=redis, serializer=JSONSerializer).key)
+    _, counted, *lengths = pipe.execute()
+    depth = sum(int(length) for length in lengths)
     if depth >= settings["max_queue_depth"]:
         redis.zrem(key, job_id)
         raise ModelTrainerError(

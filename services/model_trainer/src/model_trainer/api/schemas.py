@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from model_trainer.contracts import limits as L
+from model_trainer.contracts.jobs import Priority
 from model_trainer.contracts.model import (
     DetailLevel,
     DeviceChoice,
@@ -63,6 +64,10 @@ _NUM_EPOCHS = "passes over the corpus; leave it at 1 when max_steps is given"
 _MAX_STEPS = (
     "optimizer steps to run, repeating the corpus as often as that takes; "
     "when given, num_epochs must stay 1"
+)
+_PRIORITY = (
+    "workers take every high job of a queue before any normal one, and every normal one "
+    "before any low one; per-user limits count all three alike"
 )
 _TEXT = "inline text, at most MAX_TEXT_BYTES (settings) in UTF-8"
 _STEP = (
@@ -193,6 +198,7 @@ class TrainJobRequest:
         "caller's runs to start from; same model_family, model_size and tokenizer",
     )
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+    priority: Priority = Field(default="normal", description=_PRIORITY)
 
 
 _TRAIN_OPTIONS = TypeAdapter(TrainOptions)
@@ -234,6 +240,7 @@ class EvalJobRequest:
     batch_size: StrictInt = Field(default=32, ge=1, le=L.MAX_BATCH_SIZE)
     max_batches: StrictInt | None = Field(default=None, ge=1, le=L.MAX_EVAL_BATCHES)
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+    priority: Priority = Field(default="normal", description=_PRIORITY)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -253,6 +260,7 @@ class ScoreJobRequest:
     top_k: StrictInt | None = Field(default=None, ge=1, le=L.MAX_SCORE_TOP_K)
     seed: StrictInt | None = Field(default=None, ge=0, le=L.MAX_SEED)
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+    priority: Priority = Field(default="normal", description=_PRIORITY)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -278,6 +286,7 @@ class GenerateJobRequest:
     seed: StrictInt | None = Field(default=None, ge=0, le=L.MAX_SEED)
     num_return_sequences: StrictInt = Field(default=1, ge=1, le=L.MAX_RETURN_SEQUENCES)
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+    priority: Priority = Field(default="normal", description=_PRIORITY)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -291,6 +300,7 @@ class ExportJobRequest:
     )
     step: StrictInt | None = Field(default=None, ge=0, le=L.MAX_STEPS, description=_STEP)
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+    priority: Priority = Field(default="normal", description=_PRIORITY)
 
 
 @dataclass(frozen=True, config=_REQUEST)
@@ -316,6 +326,7 @@ class TokenizerJobRequest:
         ),
     )
     timeout_s: StrictInt | None = Field(default=None, ge=1, description=_TIMEOUT_S)
+    priority: Priority = Field(default="normal", description=_PRIORITY)
 
 
 @dataclass(frozen=True, config=_REQUEST)

@@ -17,7 +17,7 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 from typing_extensions import TypedDict
 
-from model_trainer.api import ApiContext
+from model_trainer.api import SubmitContext
 from model_trainer.api.admission import active_key, admit
 from model_trainer.api.schemas import (
     EvalJobRequest,
@@ -43,6 +43,7 @@ from model_trainer.contracts.jobs import (
     EvalJobPayload,
     ExportJobPayload,
     GenerateJobPayload,
+    JobOrigin,
     JobRecord,
     JobStatus,
     JobType,
@@ -50,6 +51,7 @@ from model_trainer.contracts.jobs import (
     ScoreJobPayload,
     TokenizerJobPayload,
     TrainJobPayload,
+    rq_queue,
 )
 from model_trainer.contracts.train_config import ParentRef, make_train_config
 from model_trainer.contracts.validators import parse_model_family
@@ -77,6 +79,15 @@ from platform_core.json_types import (
     require_str,
 )
 
+# Every request names its time limit and priority.
+JobRequest = (
+    TrainJobRequest
+    | EvalJobRequest
+    | ScoreJobRequest
+    | GenerateJobRequest
+    | TokenizerJobRequest
+    | ExportJobRequest
+)
 JobPayload = (
     TrainJobPayload
     | EvalJobPayload
@@ -110,7 +121,9 @@ class SubmittedJob(TypedDict):
     run_id: str | None
 
 
-def submit_train(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> SubmittedJob:
+def submit_train(
+    ctx: SubmitContext, caller: Principal, body: TrainJobRequest, origin: JobOrigin | None = None
+) -> SubmittedJob:
     settings = ctx["settings"]
     job_id = uuid.uuid4().hex
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
@@ -150,11 +163,16 @@ def submit_train(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> S
         "tokenizer_id": tokenizer_id,
     }
     return record_and_enqueue(
-        ctx, caller, "train", payload, timeout_s=body.timeout_s, claim=("run", run_id)
+        ctx, caller, "train", payload, request=body, claim=("run", run_id), origin=origin
     )
 
 
-def submit_tokenizer(ctx: ApiContext, caller: Principal, body: TokenizerJobRequest) -> SubmittedJob:
+def submit_tokenizer(
+    ctx: SubmitContext,
+    caller: Principal,
+    body: TokenizerJobRequest,
+    origin: JobOrigin | None = None,
+) -> SubmittedJob:
     """The tokenizer's id is chosen here (default `{kind}-{job_id}`) and must be new."""
     settings = ctx["settings"]
     job_id = uuid.uuid4().hex
@@ -183,12 +201,15 @@ def submit_tokenizer(ctx: ApiContext, caller: Principal, body: TokenizerJobReque
         caller,
         "tokenizer",
         payload,
-        timeout_s=body.timeout_s,
+        request=body,
         claim=("tokenizer", tokenizer_id),
+        origin=origin,
     )
 
 
-def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> SubmittedJob:
+def submit_eval(
+    ctx: SubmitContext, caller: Principal, body: EvalJobRequest, origin: JobOrigin | None = None
+) -> SubmittedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     manifest = owned_manifest(ctx, caller, run_id)
@@ -213,10 +234,12 @@ def submit_eval(ctx: ApiContext, caller: Principal, body: EvalJobRequest) -> Sub
         "config": config,
         "step": step,
     }
-    return record_and_enqueue(ctx, caller, "eval", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(ctx, caller, "eval", payload, request=body, origin=origin)
 
 
-def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> SubmittedJob:
+def submit_score(
+    ctx: SubmitContext, caller: Principal, body: ScoreJobRequest, origin: JobOrigin | None = None
+) -> SubmittedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     owned_manifest(ctx, caller, run_id)
@@ -239,10 +262,12 @@ def submit_score(ctx: ApiContext, caller: Principal, body: ScoreJobRequest) -> S
         "config": config,
         "step": step,
     }
-    return record_and_enqueue(ctx, caller, "score", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(ctx, caller, "score", payload, request=body, origin=origin)
 
 
-def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest) -> SubmittedJob:
+def submit_generate(
+    ctx: SubmitContext, caller: Principal, body: GenerateJobRequest, origin: JobOrigin | None = None
+) -> SubmittedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     owned_manifest(ctx, caller, run_id)
@@ -269,10 +294,12 @@ def submit_generate(ctx: ApiContext, caller: Principal, body: GenerateJobRequest
         "config": config,
         "step": step,
     }
-    return record_and_enqueue(ctx, caller, "generate", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(ctx, caller, "generate", payload, request=body, origin=origin)
 
 
-def submit_export(ctx: ApiContext, caller: Principal, body: ExportJobRequest) -> SubmittedJob:
+def submit_export(
+    ctx: SubmitContext, caller: Principal, body: ExportJobRequest, origin: JobOrigin | None = None
+) -> SubmittedJob:
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     owned_manifest(ctx, caller, run_id)
     checked_step(ctx, run_id, step)
@@ -283,24 +310,25 @@ def submit_export(ctx: ApiContext, caller: Principal, body: ExportJobRequest) ->
         "step": step,
         "config": make_export_config(),
     }
-    return record_and_enqueue(ctx, caller, "export", payload, timeout_s=body.timeout_s)
+    return record_and_enqueue(ctx, caller, "export", payload, request=body, origin=origin)
 
 
 def record_and_enqueue(
-    ctx: ApiContext,
+    ctx: SubmitContext,
     caller: Principal,
     job_type: JobType,
     payload: JobPayload,
     *,
-    timeout_s: int | None,
+    request: JobRequest,
     claim: tuple[Owned, str] | None = None,
+    origin: JobOrigin | None = None,
 ) -> SubmittedJob:
     """Admit the job, claim the id it creates, write the queued record, then hand RQ the
-    worker's dotted path and the JSON payload.
+    worker's dotted path and the JSON payload, on the RQ queue of the request's priority.
 
     RQ stops the job (JOB_TIMEOUT) once it has run `timeout_s` seconds, or the type's limit.
     """
-    limit = job_time_limit(ctx["settings"], job_type, timeout_s)
+    limit = job_time_limit(ctx["settings"], job_type, request.timeout_s)
     job_id = payload["job_id"]
     run_id = _run_id(payload)
     queue_name = QUEUE_FOR_TYPE[job_type]
@@ -324,10 +352,14 @@ def record_and_enqueue(
         "run_id": run_id,
         "result": None,
         "error": None,
+        "priority": request.priority,
+        "origin": origin,
     }
     ctx["jobs"].create(record)
     retries = QUEUE_RETRIES[queue_name]
-    queue = Queue(queue_name, connection=ctx["redis"], serializer=JSONSerializer)
+    queue = Queue(
+        rq_queue(queue_name, request.priority), connection=ctx["redis"], serializer=JSONSerializer
+    )
     queue.enqueue_call(
         func=WORKER_FUNCTIONS[job_type],
         args=(payload,),
@@ -371,7 +403,7 @@ def created_now() -> str:
 
 
 def chosen_corpus(
-    ctx: ApiContext, caller: Principal, corpus_id: str | None, corpus_path: str | None
+    ctx: SubmitContext, caller: Principal, corpus_id: str | None, corpus_path: str | None
 ) -> Path | None:
     """The checked corpus file a request names (one of the caller's uploads, or a path under
     DATA_ROOT, which every user may read), if any."""
@@ -499,7 +531,7 @@ def _confined(path: Path, roots: list[Path], field: str) -> Path:
         ) from exc
 
 
-def checked_init_from(ctx: ApiContext, caller: Principal, body: TrainJobRequest) -> str:
+def checked_init_from(ctx: SubmitContext, caller: Principal, body: TrainJobRequest) -> str:
     """A fine-tuning checkpoint: gpt2 only, under DATA_ROOT or in one of the caller's runs,
     with a tokenizer of its vocab."""
     settings = ctx["settings"]
@@ -529,7 +561,7 @@ def checked_init_from(ctx: ApiContext, caller: Principal, body: TrainJobRequest)
     return str(directory)
 
 
-def _may_fine_tune(ctx: ApiContext, caller: Principal, directory: Path) -> bool:
+def _may_fine_tune(ctx: SubmitContext, caller: Principal, directory: Path) -> bool:
     """Under ARTIFACTS_ROOT only the caller's own runs (`runs/{run_id}`) are checkpoints."""
     runs = ctx["settings"]["artifacts_root"] / "runs"
     if not directory.is_relative_to(ctx["settings"]["artifacts_root"]):
@@ -540,7 +572,7 @@ def _may_fine_tune(ctx: ApiContext, caller: Principal, directory: Path) -> bool:
     return owns(ctx["redis"], "run", run_id, caller)
 
 
-def checked_step(ctx: ApiContext, run_id: str, step: int | None) -> int | None:
+def checked_step(ctx: SubmitContext, run_id: str, step: int | None) -> int | None:
     """A checkpoint the (already owned) run still keeps, or None for its final model."""
     if step is not None:
         find_checkpoint(run_dir(ctx["settings"], run_id) / CHECKPOINTS_DIR, step, run_id)
@@ -556,7 +588,7 @@ def parse_run_ref(ref: str, field: str) -> ParentRef:
 
 
 def checked_parent(
-    ctx: ApiContext, caller: Principal, body: TrainJobRequest, ref: str
+    ctx: SubmitContext, caller: Principal, body: TrainJobRequest, ref: str
 ) -> tuple[ParentRef, str]:
     """The caller's finished run (or its checkpoint) a new run continues from, and the
     tokenizer it must keep: same family and size, so its weights fit the new model."""
@@ -584,7 +616,7 @@ def checked_parent(
 
 
 def target_run(
-    ctx: ApiContext, caller: Principal, run_id: str | None, model: str | None, step: int | None
+    ctx: SubmitContext, caller: Principal, run_id: str | None, model: str | None, step: int | None
 ) -> tuple[str, int | None]:
     """The run (and checkpoint step) an inference job uses: its run_id (and the step asked
     for), or the registered version `model` names in the caller's registry (and its step)."""
@@ -607,7 +639,7 @@ def target_run(
     return version["run_id"], step
 
 
-def owned_manifest(ctx: ApiContext, caller: Principal, run_id: str) -> JSONObject:
+def owned_manifest(ctx: SubmitContext, caller: Principal, run_id: str) -> JSONObject:
     """The caller's finished run; another user's is as unknown as one that never existed."""
     run_dir(ctx["settings"], run_id)  # the id's own check comes first
     if not owns(ctx["redis"], "run", run_id, caller):
@@ -619,7 +651,7 @@ def owned_manifest(ctx: ApiContext, caller: Principal, run_id: str) -> JSONObjec
     return read_manifest(ctx["settings"], run_id)
 
 
-def owned_tokenizer(ctx: ApiContext, caller: Principal, tokenizer_id: str) -> None:
+def owned_tokenizer(ctx: SubmitContext, caller: Principal, tokenizer_id: str) -> None:
     require_tokenizer(tokenizer_id, ctx["settings"])
     if not owns(ctx["redis"], "tokenizer", tokenizer_id, caller):
         raise ModelTrainerError(
@@ -630,7 +662,7 @@ def owned_tokenizer(ctx: ApiContext, caller: Principal, tokenizer_id: str) -> No
 
 
 def check_id_free(
-    ctx: ApiContext, caller: Principal, kind: Owned, name: str, *, exists: bool
+    ctx: SubmitContext, caller: Principal, kind: Owned, name: str, *, exists: bool
 ) -> None:
     """A new job may name an id that is unclaimed and new, or already the caller's."""
     owner = owner_of(ctx["redis"], kind, name)

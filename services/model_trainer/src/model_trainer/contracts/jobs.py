@@ -21,11 +21,17 @@ JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 # Whose fault a failure is: the request's, ours, or the machine's (out of memory, no GPU).
 ErrorKind = Literal["user", "system", "resource"]
 QueueName = Literal["train", "infer"]
+# A job's place in its queue class: workers take every high job before any normal one, and
+# every normal one before any low one.
+Priority = Literal["high", "normal", "low"]
+OriginKind = Literal["schedule", "study"]
 
 ERROR_KINDS: tuple[ErrorKind, ...] = ("user", "system", "resource")
 JOB_TYPES: tuple[JobType, ...] = ("train", "eval", "score", "generate", "tokenizer", "export")
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed", "cancelled")
 TERMINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
+PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
+ORIGIN_KINDS: tuple[OriginKind, ...] = ("schedule", "study")
 
 # Long jobs on `train` (training, tokenizers, exports), short ones on `infer`, so a training
 # never delays a generate request.
@@ -43,6 +49,17 @@ QUEUE_NAMES: tuple[QueueName, ...] = tuple(dict.fromkeys(QUEUE_FOR_TYPE.values()
 # RQ's loop); one silent for WORKER_LIVENESS_S is counted dead by /readyz.
 WORKER_HEARTBEAT_S = 5
 WORKER_LIVENESS_S = 3 * WORKER_HEARTBEAT_S
+
+
+def rq_queue(queue: QueueName, priority: Priority) -> str:
+    """The RQ queue a job waits in: its class's name for normal priority (what dashboards and
+    older clients already know), `{class}-high` / `{class}-low` otherwise."""
+    return queue if priority == "normal" else f"{queue}-{priority}"
+
+
+def rq_queues(queue: QueueName) -> list[str]:
+    """A class's RQ queues in the order workers serve them (RQ takes the first non-empty)."""
+    return [rq_queue(queue, priority) for priority in PRIORITIES]
 
 
 def parse_queue(value: str) -> QueueName:
@@ -74,6 +91,14 @@ class JobError(TypedDict):
     message: str
 
 
+class JobOrigin(TypedDict):
+    """What submitted a job on its user's behalf: a schedule's firing or a study's trial."""
+
+    kind: OriginKind
+    id: str
+    trial: int | None
+
+
 class JobRecord(TypedDict):
     """One Redis hash per job (`trainer:job:{job_id}`), decoded field by field."""
 
@@ -92,6 +117,8 @@ class JobRecord(TypedDict):
     run_id: str | None
     result: JSONObject | None
     error: JobError | None
+    priority: Priority
+    origin: JobOrigin | None
 
 
 class RunJobPayload(TypedDict):

@@ -3,8 +3,8 @@
 Keys come from ``platform_workers.keys`` under ``contracts.jobs.DOMAIN``, the names the
 worker's JobContext uses too:
 
-- the record is a hash of string fields; a None field is absent; ``result`` and ``error`` hold
-  JSON; ``heartbeat_at`` is written by the worker's JobContext
+- the record is a hash of string fields; a None field is absent; ``result``, ``error`` and
+  ``origin`` hold JSON; ``heartbeat_at`` is written by the worker's JobContext
 - the per-user index is a sorted set of job ids, scored by ``created_at`` in microseconds since
   the epoch
 - the cancel flag is set with a TTL
@@ -28,9 +28,12 @@ from model_trainer.contracts.jobs import (
     ERROR_KINDS,
     JOB_STATUSES,
     JOB_TYPES,
+    ORIGIN_KINDS,
+    PRIORITIES,
     QUEUE_NAMES,
     TERMINAL_STATUSES,
     JobError,
+    JobOrigin,
     JobRecord,
     JobStatus,
     JobType,
@@ -41,6 +44,7 @@ from platform_core.json_types import (
     PayloadError,
     dump_json_object,
     load_json_object,
+    optional_int,
     optional_str,
     require_literal,
     require_str,
@@ -96,6 +100,7 @@ def _encode(record: JobRecord) -> _HashFields:
         "message": record["message"],
         "attempts": str(record["attempts"]),
         "created_at": record["created_at"],
+        "priority": record["priority"],
     }
     optional = {
         "started_at": record["started_at"],
@@ -104,6 +109,7 @@ def _encode(record: JobRecord) -> _HashFields:
         "run_id": record["run_id"],
         "result": None if record["result"] is None else dump_json_object(record["result"]),
         "error": None if record["error"] is None else dump_json_object(record["error"]),
+        "origin": None if record["origin"] is None else dump_json_object(record["origin"]),
     }
     fields.update({name: value for name, value in optional.items() if value is not None})
     return fields
@@ -168,6 +174,20 @@ def _error_field(fields: JSONObject) -> JobError | None:
         raise PayloadError(f"error.{exc.field}", f"field 'error': {exc}") from exc
 
 
+def _origin_field(fields: JSONObject) -> JobOrigin | None:
+    origin = _json_field(fields, "origin")
+    if origin is None:
+        return None
+    try:
+        return {
+            "kind": require_literal(origin, "kind", ORIGIN_KINDS),
+            "id": require_str(origin, "id"),
+            "trial": optional_int(origin, "trial"),
+        }
+    except PayloadError as exc:
+        raise PayloadError(f"origin.{exc.field}", f"field 'origin': {exc}") from exc
+
+
 def _decode(raw: dict[bytes | str, bytes | str]) -> JobRecord:
     """Validates every field of a stored hash, so a half-typed record never flows on."""
     fields = _text_fields(raw)
@@ -187,6 +207,11 @@ def _decode(raw: dict[bytes | str, bytes | str]) -> JobRecord:
         "run_id": optional_str(fields, "run_id"),
         "result": _json_field(fields, "result"),
         "error": _error_field(fields),
+        # Records written before priorities existed were all normal.
+        "priority": require_literal(fields, "priority", PRIORITIES)
+        if "priority" in fields
+        else "normal",
+        "origin": _origin_field(fields),
     }
 
 

@@ -6,6 +6,8 @@ training hands all its memory back. `infer` jobs run under `InferWorker`, an RQ 
 jobs execute in the worker process itself, so the model cache (`model_cache.py`) keeps recently
 used runs loaded between generate/score/eval requests. `--queues train,infer` runs one worker of
 each kind as child processes, so a long training never delays inference on the same machine.
+Each worker listens to its class's three priority queues, high first (`contracts.jobs.rq_queues`):
+RQ takes a job from the first non-empty one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 from rq.worker import SpawnWorker
 
-from model_trainer.contracts.jobs import WORKER_HEARTBEAT_S, QueueName
+from model_trainer.contracts.jobs import WORKER_HEARTBEAT_S, QueueName, rq_queues
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
@@ -87,7 +89,7 @@ class InferWorker(SimpleWorker):
 def make_worker(queue: QueueName, redis: RedisClient) -> TrainWorker | InferWorker:
     worker_class = TrainWorker if queue == "train" else InferWorker
     return worker_class(
-        [Queue(queue, connection=redis, serializer=JSONSerializer)],
+        [Queue(name, connection=redis, serializer=JSONSerializer) for name in rq_queues(queue)],
         connection=redis,
         serializer=JSONSerializer,
         job_monitoring_interval=JOB_MONITORING_INTERVAL,
