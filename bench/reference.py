@@ -153,6 +153,7 @@ def quiet_callbacks() -> TrainingCallbacks:
         "cancelled": _never_cancelled,
         "progress": _ignore_progress,
         "alert": _ignore_alert,
+        "prune": None,
     }
 
 

@@ -58,6 +58,7 @@ def quiet_callbacks(progress: list[StepMetrics] | None = None) -> TrainingCallba
         "cancelled": lambda: False,
         "progress": None if progress is None else progress.append,
         "alert": None,
+        "prune": None,
     }
 
 

@@ -158,6 +158,7 @@ def test_a_retried_train_resumes_to_the_same_weights(
         "cancelled": lambda: next(stop_after) >= 15,
         "progress": None,
         "alert": None,
+        "prune": None,
     }
     with pytest.raises(ModelTrainerError) as caught:
         train_run(backend, settings, cfg, "retried", callbacks=stopping)

@@ -116,6 +116,7 @@ class Recorder:
             "cancelled": self.cancelled,
             "progress": self.on_progress,
             "alert": self.alerts.append,
+            "prune": None,
         }
 
 

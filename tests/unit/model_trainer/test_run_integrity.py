@@ -177,6 +177,7 @@ def _interrupt_at(
                 "cancelled": lambda: next(calls) >= step,
                 "progress": None,
                 "alert": None,
+                "prune": None,
             },
         )
     assert caught.value.code == "TRAINING_CANCELLED"

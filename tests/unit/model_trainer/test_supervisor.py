@@ -11,6 +11,7 @@ import time
 import fakeredis
 import pytest
 
+from model_trainer.settings import Settings
 from model_trainer.worker import worker_entry
 from model_trainer.worker.worker_entry import Supervisor, worker_command
 
@@ -88,18 +89,18 @@ def test_a_worker_process_imports_no_torch_until_a_job_needs_it() -> None:
 
 
 def test_a_failing_maintenance_round_is_logged_and_the_next_one_runs(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, settings: Settings
 ) -> None:
     rounds: list[int] = []
 
-    def flaky(worker: object) -> None:
+    def flaky(worker: object, settings: Settings) -> None:
         rounds.append(1)
         if len(rounds) == 1:
             raise RuntimeError("a bug in one round")
 
     monkeypatch.setattr(worker_entry, "maintain", flaky)
     worker = worker_entry.make_worker("infer", fakeredis.FakeRedis())
-    thread = worker_entry.keep_maintaining(worker, interval_s=0.01)
+    thread = worker_entry.keep_maintaining(worker, settings, interval_s=0.01)
     _wait(lambda: len(rounds) >= 3)
     assert thread.daemon and thread.is_alive()
     assert "maintenance round failed" in caplog.text

@@ -19,6 +19,15 @@ A user's model registry (model names never hold ``:``):
 - ``{domain}:user:{user_id}:model:{name}:aliases``           hash alias -> version
 - ``{domain}:user:{user_id}:model:{name}:alias:{alias}:history`` list of the alias's previous
   holders, newest first
+
+Hyperparameter studies:
+
+- ``{domain}:study:{study_id}``            JSON string holding the study's record
+- ``{domain}:study:{study_id}:trials``     hash trial number -> the trial's record (JSON)
+- ``{domain}:study:{study_id}:lock``       lock held by whoever advances the study
+- ``{domain}:optuna:{study_id}:``          prefix of the study's Optuna journal
+- ``{domain}:user:{user_id}:studies``      sorted set of one user's study ids, by creation time
+- ``{domain}:studies:running``             set of the studies not yet ended
 """
 
 
@@ -85,3 +94,34 @@ def model_aliases_key(domain: str, user_id: int, name: str) -> str:
 def alias_history_key(domain: str, user_id: int, name: str, alias: str) -> str:
     """The list of an alias's previous versions, newest first (what rollback returns to)."""
     return f"{model_key(domain, user_id, name)}:alias:{alias}:history"
+
+
+def study_key(domain: str, study_id: str) -> str:
+    """The JSON string holding a study's record."""
+    return f"{domain}:study:{study_id}"
+
+
+def study_trials_key(domain: str, study_id: str) -> str:
+    """The hash of a study's trial records, by trial number."""
+    return f"{study_key(domain, study_id)}:trials"
+
+
+def study_lock_key(domain: str, study_id: str) -> str:
+    """The lock that lets one process at a time advance a study."""
+    return f"{study_key(domain, study_id)}:lock"
+
+
+def optuna_prefix(domain: str, study_id: str) -> str:
+    """The key prefix of a study's own Optuna journal (one journal per study, so loading a
+    study replays only its own history)."""
+    return f"{domain}:optuna:{study_id}:"
+
+
+def user_studies_key(domain: str, user_id: int) -> str:
+    """The sorted set of one user's study ids, scored by creation time."""
+    return f"{domain}:user:{user_id}:studies"
+
+
+def running_studies_key(domain: str) -> str:
+    """The set of studies that have not ended (what workers' maintenance advances)."""
+    return f"{domain}:studies:running"

@@ -117,6 +117,7 @@ def local_train(args: argparse.Namespace, settings: Settings) -> TrainOutcome:
             "cancelled": lambda: False,
             "progress": _print_progress,
             "alert": _print_alert,
+            "prune": None,
         },
     )
     print(

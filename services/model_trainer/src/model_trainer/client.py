@@ -154,6 +154,22 @@ class TrainerClient:
         params = {"ids": ",".join(run_ids)}
         return self._json(self._http.get("/v1/runs/compare", params=params))
 
+    def create_study(self, body: dict[str, JSONValue]) -> JSONObject:
+        """A hyperparameter study (`POST /v1/studies`); its trials are train jobs."""
+        return self._json(self._http.post("/v1/studies", json=body))
+
+    def studies(self) -> JSONObject:
+        return self._json(self._http.get("/v1/studies"))
+
+    def study(self, study_id: str) -> JSONObject:
+        return self._json(self._http.get(f"/v1/studies/{study_id}"))
+
+    def study_trials(self, study_id: str) -> JSONObject:
+        return self._json(self._http.get(f"/v1/studies/{study_id}/trials"))
+
+    def cancel_study(self, study_id: str) -> JSONObject:
+        return self._json(self._http.delete(f"/v1/studies/{study_id}"))
+
     def create_model(self, name: str, description: str = "") -> JSONObject:
         body = {"name": name, "description": description}
         return self._json(self._http.post("/v1/models", json=body))

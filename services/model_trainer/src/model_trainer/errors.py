@@ -35,6 +35,8 @@ ModelTrainerErrorCode = Literal[
     # Models and runs
     "MODEL_NOT_FOUND",
     "CHECKPOINT_NOT_FOUND",
+    "STUDY_NOT_FOUND",
+    "STUDY_ENDED",
     "MODEL_EXISTS",
     "PROMOTION_REFUSED",
     "ALIAS_NO_HISTORY",
@@ -109,6 +111,8 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     # `run@step` names a step the run kept no checkpoint of (never taken, or retired by
     # retention).
     "CHECKPOINT_NOT_FOUND": ErrorSpec(404, "user"),
+    "STUDY_NOT_FOUND": ErrorSpec(404, "user"),
+    "STUDY_ENDED": ErrorSpec(409, "user"),
     # The registry: a model name the caller already uses; a promotion the val-loss gate
     # refused (force overrides it); a rollback of an alias that never moved.
     "MODEL_EXISTS": ErrorSpec(409, "user"),

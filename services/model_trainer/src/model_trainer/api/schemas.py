@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Literal
 
 from pydantic import (
     ConfigDict,
@@ -32,6 +33,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from model_trainer.contracts import limits as L
+from model_trainer.contracts import studies as S
 from model_trainer.contracts.jobs import Priority
 from model_trainer.contracts.model import (
     DetailLevel,
@@ -357,3 +359,65 @@ class PromoteRequest:
         default=False,
         description="promote even when its val_loss is worse than the current holder's",
     )
+
+
+_PARAM_NAME = (
+    "a train request field: ints "
+    + ", ".join(S.INT_FIELDS)
+    + "; floats "
+    + ", ".join(S.FLOAT_FIELDS)
+    + "; categorical also model_size, lr_schedule, precision"
+)
+
+
+@dataclass(frozen=True, config=_REQUEST)
+class ParamRequest:
+    """One field of the base request a study tunes: an `int` or `float` range (low..high,
+    optionally `log`-uniform or on a `step` grid), or `categorical` choices."""
+
+    name: StrictStr = Field(max_length=64, description=_PARAM_NAME)
+    type: S.ParamKind = Field(description="int or float range, or categorical choices")
+    low: StrictFloat | StrictInt | None = None
+    high: StrictFloat | StrictInt | None = None
+    step: StrictFloat | StrictInt | None = Field(default=None, gt=0)
+    log: StrictBool = False
+    choices: list[StrictStr | StrictInt | StrictFloat | StrictBool] | None = Field(
+        default=None, min_length=1, max_length=S.MAX_CHOICES
+    )
+
+
+@dataclass(frozen=True, config=_REQUEST)
+class StudyRequest:
+    """`POST /v1/studies`: tune a train request with Optuna; every trial is a train job."""
+
+    base: TrainJobRequest = Field(description="the train request every trial starts from")
+    search_space: list[ParamRequest] = Field(min_length=1, max_length=S.MAX_PARAMS)
+    n_trials: StrictInt = Field(ge=1, le=S.MAX_TRIALS)
+    name: StrictStr = Field(default="", max_length=S.MAX_STUDY_NAME_CHARS)
+    sampler: S.SamplerKind = Field(
+        default="tpe", description="grid tries every combination of int ranges and choices"
+    )
+    parallelism: StrictInt = Field(
+        default=1, ge=1, le=S.MAX_PARALLEL_TRIALS, description="trials running at once"
+    )
+    timeout_s: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=S.MAX_STUDY_TIMEOUT_S,
+        description="no trial starts after this many seconds; running ones finish",
+    )
+    pruner: S.PrunerKind = Field(
+        default="none",
+        description="median: stop a trial whose val_loss at a step is worse than the median of "
+        "earlier trials' at that step (needs base.eval_every_steps)",
+    )
+    pruner_startup_trials: StrictInt = Field(
+        default=5, ge=0, le=S.MAX_TRIALS, description="trials that finish before any is pruned"
+    )
+    pruner_warmup_steps: StrictInt = Field(
+        default=0, ge=0, le=L.MAX_STEPS, description="steps of a trial before it may be pruned"
+    )
+    metric: Literal["val_loss"] = Field(
+        default="val_loss", description="minimised: each trial's best val_loss"
+    )
+    seed: StrictInt = Field(default=0, ge=0, le=L.MAX_SEED, description="the sampler's seed")

@@ -53,6 +53,7 @@ from model_trainer.contracts.jobs import (
     TrainJobPayload,
     rq_queue,
 )
+from model_trainer.contracts.studies import TrialRef
 from model_trainer.contracts.train_config import ParentRef, make_train_config
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError, quoted
@@ -122,10 +123,35 @@ class SubmittedJob(TypedDict):
 
 
 def submit_train(
-    ctx: SubmitContext, caller: Principal, body: TrainJobRequest, origin: JobOrigin | None = None
+    ctx: SubmitContext,
+    caller: Principal,
+    body: TrainJobRequest,
+    origin: JobOrigin | None = None,
+    *,
+    trial: TrialRef | None = None,
 ) -> SubmittedJob:
+    """A study's trial names its job id (`{study_id}-trial-{n}`, as its run id), so the study
+    can tell whether a submission it was making when interrupted got through."""
+    job_id = uuid.uuid4().hex if trial is None else trial_id(trial)
+    payload = train_payload(ctx, caller, body, job_id)
+    if trial is not None:
+        payload["trial"] = trial
+    return record_and_enqueue(
+        ctx,
+        caller,
+        "train",
+        payload,
+        request=body,
+        claim=("run", payload["run_id"]),
+        origin=origin,
+    )
+
+
+def train_payload(
+    ctx: SubmitContext, caller: Principal, body: TrainJobRequest, job_id: str
+) -> TrainJobPayload:
+    """Every check a train request must pass, writing nothing: the job's payload."""
     settings = ctx["settings"]
-    job_id = uuid.uuid4().hex
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
     directory = run_dir(settings, run_id)
     check_id_free(ctx, caller, "run", run_id, exists=directory.exists())
@@ -155,16 +181,18 @@ def submit_train(
         options=options,
         parent=parent,
     )
-    payload: TrainJobPayload = {
+    return {
         "job_id": job_id,
         "user_id": caller["user_id"],
         "run_id": run_id,
         "config": config,
         "tokenizer_id": tokenizer_id,
     }
-    return record_and_enqueue(
-        ctx, caller, "train", payload, request=body, claim=("run", run_id), origin=origin
-    )
+
+
+def trial_id(trial: TrialRef) -> str:
+    """A trial's job id and run id."""
+    return f"{trial['study_id']}-trial-{trial['number']}"
 
 
 def submit_tokenizer(

@@ -8,6 +8,7 @@ from typing_extensions import TypedDict
 
 from model_trainer.contracts.export import ExportConfig
 from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
+from model_trainer.contracts.studies import TrialRef
 from model_trainer.contracts.tokenizer import TokenizerTrainConfig
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError, quoted
@@ -132,6 +133,8 @@ class RunJobPayload(TypedDict):
 class TrainJobPayload(RunJobPayload):
     config: ModelTrainConfig
     tokenizer_id: str | None
+    # A study's trial reports its val losses to the study and stops when it is pruned.
+    trial: NotRequired[TrialRef]
 
 
 class ModelJobPayload(RunJobPayload):

@@ -25,8 +25,9 @@ DetailLevel = Literal["summary", "per_char"]
 EvalSplit = Literal["validation", "all"]
 # Why a training ended: its planned steps ran, its time budget ran out, or validation loss
 # stopped improving for `early_stopping_patience` evaluations.
-StopReason = Literal["completed", "time_budget", "early_stopping"]
-STOP_REASONS: tuple[StopReason, ...] = ("completed", "time_budget", "early_stopping")
+# pruned: a study's pruner judged the trial hopeless against the study's other trials.
+StopReason = Literal["completed", "time_budget", "early_stopping", "pruned"]
+STOP_REASONS: tuple[StopReason, ...] = ("completed", "time_budget", "early_stopping", "pruned")
 AlertKind = Literal["exploding_gradients", "vanishing_gradients", "val_loss_spike"]
 
 MODEL_FAMILIES: tuple[ModelFamily, ...] = ("char_lstm", "gpt2")
@@ -232,3 +233,5 @@ class TrainingCallbacks(TypedDict):
     cancelled: Callable[[], bool]
     progress: Callable[[StepMetrics], None] | None
     alert: Callable[[TrainingAlert], None] | None
+    # `(step, val_loss) -> stop?` after each validation: a study's trial reports to its pruner.
+    prune: Callable[[int, float], bool] | None

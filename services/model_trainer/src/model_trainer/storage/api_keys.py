@@ -138,6 +138,11 @@ def revoke_key(redis: RedisClient, key_id: str) -> bool:
     return bool(deleted)
 
 
+def key_active(redis: RedisClient, key_id: str) -> bool:
+    """Whether the key still exists (work submitted later on its behalf checks this)."""
+    return bool(redis.exists(_record_key(key_id)))
+
+
 def authenticate(redis: RedisClient, key: str) -> Principal | None:
     """The key's principal, or None for a malformed, unknown, revoked or forged key."""
     match = _KEY.fullmatch(key)

@@ -201,12 +201,18 @@ class BaseTrainer:
                 metrics = self._metrics(eval_loss_sum / eval_steps)
                 yield metrics
                 eval_loss_sum, eval_steps = 0.0, 0
-                if self._stops_early(metrics) and not finished:
+                # Reported even at the end: other trials' pruning compares against it.
+                pruned, early = self._pruned(metrics), self._stops_early(metrics)
+                if (pruned or early) and not finished:
                     finished = True
-                    self.stop_reason = "early_stopping"
+                    self.stop_reason = "pruned" if pruned else "early_stopping"
                     self._schedule.total = step
             if checkpoint_due:
                 self._checkpoint()
+
+    def _pruned(self, metrics: EvalMetrics) -> bool:
+        prune, val_loss = self._callbacks["prune"], metrics["val_loss"]
+        return prune is not None and val_loss is not None and prune(metrics["step"], val_loss)
 
     def _stops_early(self, metrics: EvalMetrics) -> bool:
         val_loss = metrics["val_loss"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from model_trainer.backends.causal_lm import num_params
 from model_trainer.backends.registry import get_backend
 from model_trainer.contracts.jobs import QUEUE_FOR_TYPE, TrainJobPayload
@@ -11,6 +14,7 @@ from model_trainer.contracts.model import (
     TrainingAlert,
     TrainingCallbacks,
 )
+from model_trainer.contracts.studies import TrialRef
 from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
@@ -38,6 +42,8 @@ from platform_core.trainer_metrics_events import (
 from platform_workers.job_context import JobContext
 from platform_workers.redis_conn import RedisClient
 
+logger = logging.getLogger(__name__)
+
 
 def process_train_job(payload: TrainJobPayload) -> JSONObject:
     """RQ entry point (enqueued by dotted path; runs in a freshly spawned work horse)."""
@@ -53,24 +59,40 @@ def run_train_job(
     ctx = job_context(redis, job_id=job_id, user_id=user_id, queue=QUEUE_FOR_TYPE["train"])
     store = JobStore(redis)
     shutdown = ShutdownWatch.for_this_horse(redis)
-    return run_job(
-        ctx,
-        store,
-        job_id,
-        lambda: _train(payload, settings, ctx, store, shutdown),
-        job_type="train",
-        config=payload.get("config"),
-    )
+    try:
+        return run_job(
+            ctx,
+            store,
+            job_id,
+            lambda: _train(payload, settings, redis, ctx, shutdown),
+            job_type="train",
+            config=payload.get("config"),
+        )
+    finally:
+        trial = payload.get("trial")
+        if trial is not None:
+            _next_trials(settings, redis, trial)
+
+
+def _next_trials(settings: Settings, redis: RedisClient, trial: TrialRef) -> None:
+    """A trial that ended (its record already says how) lets its study go on at once. Should
+    this fail, workers' maintenance advances the study a few seconds later."""
+    from model_trainer.studies.driver import advance, submit_context
+
+    try:
+        through_outage(lambda: advance(submit_context(settings, redis), trial["study_id"]), None)
+    except Exception:
+        logger.exception("study %s: not advanced after trial %s", *trial.values())
 
 
 def _train(
     payload: TrainJobPayload,
     settings: Settings,
+    redis: RedisClient,
     ctx: JobContext,
-    store: JobStore,
     shutdown: ShutdownWatch,
 ) -> JSONObject:
-    cfg = payload["config"]
+    cfg, store = payload["config"], JobStore(redis)
     corpus = read_corpus(cfg["corpus_path"], settings)
     tokenizer = _tokenizer(payload["tokenizer_id"], corpus, settings)
     backend = get_backend(cfg["model_family"])
@@ -88,6 +110,7 @@ def _train(
             lambda: _report_progress(payload, metrics, ctx, store), None
         ),
         "alert": lambda alert: through_outage(lambda: _report_alert(payload, alert, ctx), None),
+        "prune": _prune_check(payload, settings, redis),
     }
     try:
         outcome = backend.train(
@@ -124,6 +147,23 @@ def _train(
         )
     )
     return {"run_id": payload["run_id"], **to_json_object(outcome)}
+
+
+def _prune_check(
+    payload: TrainJobPayload, settings: Settings, redis: RedisClient
+) -> Callable[[int, float], bool] | None:
+    """A trial reports each val loss to its study and stops once its pruner says so; a Redis
+    outage skips a report and lets the trial go on. (Optuna is imported only by trials, so
+    other trainings start no slower.)"""
+    trial = payload.get("trial")
+    if trial is None:
+        return None
+    from model_trainer.studies.pruning import trial_pruner
+
+    check = through_outage(lambda: trial_pruner(settings, redis, trial), None)
+    if check is None:
+        return None
+    return lambda step, val_loss: through_outage(lambda: check(step, val_loss), False)
 
 
 def _tokenizer(tokenizer_id: str | None, corpus: Corpus, settings: Settings) -> TokenizerHandle:

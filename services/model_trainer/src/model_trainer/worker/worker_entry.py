@@ -28,13 +28,14 @@ from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 from rq.worker import SpawnWorker
 
-from model_trainer.contracts.jobs import WORKER_HEARTBEAT_S, QueueName, rq_queues
+from model_trainer.contracts.jobs import DOMAIN, WORKER_HEARTBEAT_S, QueueName, rq_queues
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
 from model_trainer.worker.job_utils import job_context, through_outage
 from model_trainer.worker.reconcile import reconcile
 from platform_core.json_types import require_int
+from platform_workers.keys import running_studies_key
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 logger = logging.getLogger(__name__)
@@ -98,17 +99,23 @@ def make_worker(queue: QueueName, redis: RedisClient) -> TrainWorker | InferWork
     )
 
 
-def maintain(worker: TrainWorker | InferWorker) -> None:
+def maintain(worker: TrainWorker | InferWorker, settings: Settings) -> None:
     """Heartbeat the worker's registration (so /readyz sees it alive even mid-job), hand
-    abandoned jobs of its queues to RQ, then reconcile every active record with RQ, so no
-    record stays `running` after its job ended there."""
+    abandoned jobs of its queues to RQ, reconcile every active record with RQ, so no record
+    stays `running` after its job ended there, then advance the studies that have something
+    to do (so a study goes on whoever was advancing it died)."""
     worker.heartbeat()
     requeue_abandoned(worker.queues, worker.job_monitoring_interval)
     reconcile(worker.connection)
+    if worker.connection.scard(running_studies_key(DOMAIN)):
+        # Optuna is imported only by workers that find a running study.
+        from model_trainer.studies.driver import advance_due, submit_context
+
+        advance_due(submit_context(settings, worker.connection))
 
 
 def keep_maintaining(
-    worker: TrainWorker | InferWorker, *, interval_s: float = WORKER_HEARTBEAT_S
+    worker: TrainWorker | InferWorker, settings: Settings, *, interval_s: float = WORKER_HEARTBEAT_S
 ) -> threading.Thread:
     """`maintain` every interval in a daemon thread beside RQ's loop, which runs its own
     maintenance only between dequeue waits. A Redis outage skips a round; a bug is logged and
@@ -120,7 +127,7 @@ def keep_maintaining(
             # key a heartbeat already created.
             time.sleep(interval_s)
             try:
-                through_outage(lambda: maintain(worker), None)
+                through_outage(lambda: maintain(worker, settings), None)
             except Exception:
                 logger.exception("maintenance round failed")
 
@@ -140,7 +147,7 @@ def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> 
     if queue == "infer":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     worker = make_worker(queue, redis_from_url(settings["redis_url"]))
-    keep_maintaining(worker)
+    keep_maintaining(worker, settings)
     return worker.work(burst=burst, logging_level="INFO")
 
 
