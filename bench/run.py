@@ -21,6 +21,7 @@ BENCHMARKS = (
     "service_latency",
     "api_throughput",
     "sse_followers",
+    "study_search",
 )
 # Written by bench/reference.py's print_summary: the prefix, then tab-separated fields.
 SUMMARY_PREFIX = "SUMMARY"

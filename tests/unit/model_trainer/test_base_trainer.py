@@ -93,7 +93,12 @@ def _config(
 class Recorder:
     """Callbacks that remember what the loop told them."""
 
-    def __init__(self, cancel_after: int | None = None) -> None:
+    def __init__(
+        self,
+        cancel_after: int | None = None,
+        prune: Callable[[int, float], bool] | None = None,
+    ) -> None:
+        self.prune = prune
         self.beats: list[float] = []
         self.progress: list[StepMetrics] = []
         self.alerts: list[TrainingAlert] = []
@@ -116,7 +121,7 @@ class Recorder:
             "cancelled": self.cancelled,
             "progress": self.on_progress,
             "alert": self.alerts.append,
-            "prune": None,
+            "prune": self.prune,
         }
 
 
@@ -361,6 +366,20 @@ def test_early_stopping_ends_the_run_when_val_loss_stops_improving() -> None:
     assert trainer.stop_reason == "early_stopping"
     best = min(history, key=lambda m: m["val_loss"] or 0.0)
     assert (trainer.best_val_loss, trainer.best_step) == (best["val_loss"], best["step"])
+
+
+def test_a_pruned_trial_stops_at_the_evaluation_its_pruner_judges_hopeless() -> None:
+    reports: list[tuple[int, float]] = []
+
+    def prune(step: int, val_loss: float) -> bool:
+        reports.append((step, val_loss))
+        return step >= 4
+
+    trainer = _trainer(_model(), _config(eval_every_steps=2), Recorder(prune=prune))
+    history = list(trainer.train())
+    assert [m["step"] for m in history] == [2, 4]
+    assert [(step, loss) for step, loss in reports] == [(m["step"], m["val_loss"]) for m in history]
+    assert trainer.stop_reason == "pruned"
 
 
 def test_patience_counts_evaluations_without_improvement() -> None:

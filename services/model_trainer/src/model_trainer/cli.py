@@ -331,6 +331,58 @@ def runs_compare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def studies_create(args: argparse.Namespace, settings: Settings) -> int:
+    """The study request is a JSON file (`-` reads it from stdin): base, search_space, ..."""
+    source = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    client = _client(args)
+    study = client.create_study(load_json_object(source))
+    if not args.wait:
+        _print_json(study)
+        return 0
+    return _wait_study(client, str(study["study_id"]), args.poll)
+
+
+def _wait_study(client: TrainerClient, study_id: str, poll_s: float) -> int:
+    """One line each time the study's counts change, then the ended study as JSON."""
+    seen: object = None
+    while True:
+        study = client.study(study_id)
+        counts = study["counts"]
+        if counts != seen and isinstance(counts, dict):
+            seen = counts
+            trials = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no trials"
+            best = study["best_trial"]
+            value = f"best val_loss {best['value']:.4f}" if isinstance(best, dict) else "no best"
+            print(f"{study_id} {study['status']}: {trials}; {value}", flush=True)
+        if study["status"] != "running":
+            _print_json(study)
+            return 0 if study["status"] == "completed" else 1
+        time.sleep(poll_s)
+
+
+def studies_list(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).studies())
+    return 0
+
+
+def studies_show(args: argparse.Namespace, settings: Settings) -> int:
+    client = _client(args)
+    if args.wait:
+        return _wait_study(client, args.study_id, args.poll)
+    _print_json(client.study(args.study_id))
+    return 0
+
+
+def studies_trials(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).study_trials(args.study_id))
+    return 0
+
+
+def studies_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(_client(args).cancel_study(args.study_id))
+    return 0
+
+
 def models_list(args: argparse.Namespace, settings: Settings) -> int:
     _print_json(_client(args).models())
     return 0
@@ -443,6 +495,7 @@ def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     key_commands.add_parser("revoke", help="revoke a key by its id").add_argument("key_id")
     _models_parsers(commands)
     _runs_parsers(commands)
+    _studies_parsers(commands)
     demo_cmd = commands.add_parser("demo", help="start everything, train, sample (make run)")
     demo_cmd.add_argument("--size", default="small")
     demo_cmd.add_argument("--max-steps", type=int, default=300)
@@ -501,6 +554,25 @@ def _models_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser
     compare.add_argument("versions", type=int, nargs="+")
 
 
+def _studies_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    studies = commands.add_parser(
+        "studies", help="hyperparameter studies (Optuna); trials are jobs"
+    )
+    study_commands = studies.add_subparsers(dest="studies_command", required=True)
+    create = study_commands.add_parser("create", help="start a study from a JSON request file")
+    create.add_argument("spec", help="the POST /v1/studies body as a JSON file, or - for stdin")
+    show = study_commands.add_parser("show", help="a study: status, counts, best trial")
+    show.add_argument("study_id")
+    for command in (create, show):
+        command.add_argument("--wait", action="store_true", help="print progress until it ends")
+        command.add_argument("--poll", type=float, default=2.0, help="seconds between polls")
+    study_commands.add_parser("list", help="your studies, newest first")
+    study_commands.add_parser("trials", help="a study's trials").add_argument("study_id")
+    study_commands.add_parser("cancel", help="cancel a study and its trials").add_argument(
+        "study_id"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="model-trainer", description=__doc__)
     parser.add_argument(
@@ -546,9 +618,19 @@ HANDLERS: dict[str, Handler] = {
     "models promote": models_promote,
     "models rollback": models_rollback,
     "models compare": models_compare,
+    "studies create": studies_create,
+    "studies list": studies_list,
+    "studies show": studies_show,
+    "studies trials": studies_trials,
+    "studies cancel": studies_cancel,
 }
 # Commands with subcommands, and the attribute naming the chosen one.
-_GROUPS = {"keys": "keys_command", "models": "models_command", "runs": "runs_command"}
+_GROUPS = {
+    "keys": "keys_command",
+    "models": "models_command",
+    "runs": "runs_command",
+    "studies": "studies_command",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

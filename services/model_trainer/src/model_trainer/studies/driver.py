@@ -117,7 +117,7 @@ def _advance(ctx: SubmitContext, study_id: str) -> StudyRecord | None:
     _forget_unrecorded(study, known, trials)
     try:
         for trial in list(trials.values()):
-            if trial["state"] == "waiting":
+            if trial["state"] == "waiting" and not _past_deadline(record):
                 trials[trial["number"]] = _submit(ctx, store, record, trial)
         _ask_more(ctx, store, study, record, trials)
     except _Wait:
@@ -158,10 +158,9 @@ def _outcome(trial: TrialRecord, job: JobRecord) -> TrialRecord:
     if job["status"] == "cancelled":
         settled["state"] = "cancelled"
     elif job["status"] == "failed" or result is None:
-        error = job["error"]
+        error = job["error"] or {"code": "NO_RESULT", "message": "it ended without a result"}
         settled["state"] = "failed"
-        if error is not None:
-            settled["error"] = {"code": error["code"], "message": error["message"]}
+        settled["error"] = {"code": error["code"], "message": error["message"]}
     elif result.get("stop_reason") == "pruned":
         settled["state"] = "pruned"
         settled["value"] = _loss(result.get("val_loss"))

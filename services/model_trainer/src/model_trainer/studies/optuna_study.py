@@ -4,6 +4,7 @@ loss) rebuilds these from the spec, so nothing but the journal has to be shared.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import optuna
@@ -13,6 +14,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 from optuna.storages import JournalStorage
@@ -30,9 +32,12 @@ _SEED_SPACE = 2**32
 
 
 def journal(settings: Settings, study_id: str) -> JournalStorage:
-    return JournalStorage(
-        JournalRedisBackend(settings["redis_url"], prefix=optuna_prefix(DOMAIN, study_id))
-    )
+    """The study's journal in Redis (Optuna marks its Redis backend experimental; it has kept
+    its interface since 3.1)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        backend = JournalRedisBackend(settings["redis_url"], prefix=optuna_prefix(DOMAIN, study_id))
+    return JournalStorage(backend)
 
 
 def open_study(settings: Settings, record: StudyRecord, *, salt: int = 0) -> optuna.Study:

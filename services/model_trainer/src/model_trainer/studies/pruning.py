@@ -40,7 +40,7 @@ def trial_pruner(settings: Settings, redis: RedisClient, ref: TrialRef) -> Prune
         goes on untouched: its job's cancel flag is what stops it then."""
         try:
             trial.report(val_loss, step)
-            return trial.should_prune()
+            return bool(trial.should_prune())  # Optuna answers a numpy bool
         except (RuntimeError, ValueError) as error:
             logger.warning("trial %s: not reported: %s", ref["number"], error)
             return False

@@ -110,6 +110,24 @@ def best_trial(trials: list[TrialRecord]) -> BestTrial | None:
     }
 
 
+def study_record(caller: Principal, spec: StudySpec, timeout_s: int | None) -> StudyRecord:
+    """A new running study of the caller's."""
+    return {
+        "study_id": f"study-{uuid.uuid4().hex[:12]}",
+        "user_id": caller["user_id"],
+        "user": caller["user"],
+        "key_id": caller["key_id"],
+        "admin": caller["admin"],
+        "spec": spec,
+        "status": "running",
+        "ended_by": None,
+        "error": None,
+        "created_at": utc_now(),
+        "finished_at": None,
+        "deadline": None if timeout_s is None else time.time() + timeout_s,
+    }
+
+
 def build_studies_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["studies"], responses=ERROR_RESPONSES)
     key = Depends(ctx["caller"])
@@ -120,21 +138,7 @@ def build_studies_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/v1/studies", status_code=201, response_model=StudyBody)
     def create_study(body: StudyRequest, caller: Principal = key) -> StudyBody:
-        spec = checked_spec(ctx, caller, body)
-        record: StudyRecord = {
-            "study_id": f"study-{uuid.uuid4().hex[:12]}",
-            "user_id": caller["user_id"],
-            "user": caller["user"],
-            "key_id": caller["key_id"],
-            "admin": caller["admin"],
-            "spec": spec,
-            "status": "running",
-            "ended_by": None,
-            "error": None,
-            "created_at": utc_now(),
-            "finished_at": None,
-            "deadline": None if body.timeout_s is None else time.time() + body.timeout_s,
-        }
+        record = study_record(caller, checked_spec(ctx, caller, body), body.timeout_s)
         store.create(record)
         return study_body(record, [])
 
