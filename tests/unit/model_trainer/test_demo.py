@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -12,9 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from model_trainer.demo import _redis_url, _wait_until, free_port, running
 from platform_workers.redis_conn import redis_from_url
+from platform_workers.redis_server import redis_server_binary
 
 
 def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
@@ -43,30 +44,36 @@ def test_waiting_for_a_server_that_never_answers_times_out() -> None:
 
 
 def test_without_redis_url_the_demo_starts_its_own_redis(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     with ExitStack() as stack:
         url = _redis_url(stack, {}, tmp_path)
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
         client = redis_from_url(url)
         assert client.ping() is True
         client.close()
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    assert f"redis: {redis_server_binary()} on 127.0.0.1:{port}" in capsys.readouterr().out
     assert (tmp_path / "redis.log").is_file()
 
 
 def test_redis_url_from_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    with ExitStack() as stack:
+        assert _redis_url(stack, {}, tmp_path) == redis_url
+    assert not (tmp_path / "redis.log").exists()
+
+
+def test_a_redis_url_that_does_not_answer_fails_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REDIS_URL", "redis://example:1/2")
-    with ExitStack() as stack:
-        assert _redis_url(stack, {}, tmp_path) == "redis://example:1/2"
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    with ExitStack() as stack, pytest.raises(RedisConnectionError):
+        _redis_url(stack, {}, tmp_path)
+    assert time.monotonic() - started < 5
 
 
 class _NotReady(BaseHTTPRequestHandler):

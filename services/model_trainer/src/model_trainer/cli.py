@@ -14,6 +14,8 @@ from types import FrameType
 import httpx
 import orjson
 import uvicorn
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_trainer.api.app import build_api
 from model_trainer.api.schemas import train_options
@@ -44,6 +46,7 @@ from model_trainer.worker.worker_entry import run_workers
 from platform_core.job_logs import JobLogLine
 from platform_core.json_types import JSONValue, PayloadError, load_json_object
 from platform_workers.redis_conn import redis_from_url
+from platform_workers.redis_server import RedisServerNotFound, wait_for_redis
 
 DEFAULT_CORPUS = "stdlib.txt"
 SHUTDOWN_GRACE_S = 3
@@ -211,6 +214,7 @@ def api(args: argparse.Namespace, settings: Settings) -> None:
     the process before atexit handlers (coverage, log flushing) run, so the re-raised signal
     lands in a handler that lets `main` return normally."""
     signal.signal(signal.SIGTERM, _after_shutdown)
+    warn_if_redis_unreachable(settings)
     app, hub = build_api(settings)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, timeout_graceful_shutdown=SHUTDOWN_GRACE_S
@@ -220,8 +224,21 @@ def api(args: argparse.Namespace, settings: Settings) -> None:
     _ApiServer(config, hub.close_soon).run()
 
 
+def warn_if_redis_unreachable(settings: Settings) -> None:
+    """The API starts anyway: it answers 503 (and /readyz says so) until Redis answers."""
+    try:
+        wait_for_redis(settings["redis_url"], timeout_s=0)
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        print(
+            f"warning: {redis_unreachable(error)}; answering 503 REDIS_UNAVAILABLE until it does",
+            file=sys.stderr,
+        )
+
+
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     queues = [parse_queue(name) for name in args.queues.split(",") if name]
+    # Here, not in each queue's child process, so a missing Redis is one line, not a restart loop.
+    wait_for_redis(settings["redis_url"], timeout_s=0)
     return run_workers(queues, settings)
 
 
@@ -267,7 +284,10 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def follow(args: argparse.Namespace, settings: Settings) -> int:
-    return 0 if render(_client(args).events(args.job_id)) else 1
+    """A missing job, API or Redis is said at once; only a stream that ends early is retried."""
+    client = _client(args)
+    client.job(args.job_id)
+    return 0 if render(client.events(args.job_id)) else 1
 
 
 def jobs(args: argparse.Namespace, settings: Settings) -> int:
@@ -633,6 +653,27 @@ _GROUPS = {
 }
 
 
+def redis_unreachable(error: Exception) -> str:
+    return (
+        f"cannot reach Redis ({error}): start a redis-server there or set REDIS_URL to a "
+        "running one; `make run` without REDIS_URL starts its own"
+    )
+
+
+def explain(error: Exception, args: argparse.Namespace) -> str:
+    """One line: what failed and, when something is missing, how to get it."""
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return redis_unreachable(error)
+    if isinstance(error, httpx.TransportError):
+        return (
+            f"cannot reach the API at {args.url} ({error}): start it (`model-trainer api`, or "
+            "`make run`), or point --url / MODEL_TRAINER_URL at one"
+        )
+    if isinstance(error, ApiError) and error.code == "REDIS_UNAVAILABLE":
+        return f"{error} (the API at {args.url} cannot reach its Redis: start it)"
+    return str(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
@@ -647,8 +688,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         PayloadError,
         BundleMismatch,
         httpx.TransportError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        RedisServerNotFound,
+        TimeoutError,
     ) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {explain(error, args)}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,8 +21,10 @@ from model_trainer.storage.api_keys import create_key
 from model_trainer.storage.corpora import build_default_corpus
 from platform_core.json_types import JSONObject, JSONValue
 from platform_workers.redis_conn import redis_from_url
+from platform_workers.redis_server import redis_server_command, wait_for_redis
 
 STARTUP_TIMEOUT_S = 60.0
+REDIS_STARTUP_TIMEOUT_S = 10.0
 
 
 def free_port() -> int:
@@ -68,15 +69,21 @@ DEMO_USER = "demo"
 
 
 def _redis_url(stack: ExitStack, env: dict[str, str], logs: Path) -> str:
-    """REDIS_URL when set; otherwise a private redis-server on a free port, keeping nothing."""
+    """REDIS_URL when set; otherwise a private redis-server on a free port, keeping nothing.
+    Either answers before the API and worker start, so a missing Redis is one clear error, not
+    a worker that dies and an API that never gets ready."""
     if "REDIS_URL" in os.environ:
-        return os.environ["REDIS_URL"]
+        url = os.environ["REDIS_URL"]
+        wait_for_redis(url, timeout_s=0)
+        return url
     port = free_port()
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mt-redis-"))
-    command = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
-    command += ["--save", "", "--appendonly", "no", "--dir", workdir]
+    command = redis_server_command(port, Path(workdir))
+    print(f"redis: {command[0]} on 127.0.0.1:{port} (private, keeps nothing)")
     stack.enter_context(running(command, env, logs / "redis.log"))
-    return f"redis://127.0.0.1:{port}/0"
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for_redis(url, timeout_s=REDIS_STARTUP_TIMEOUT_S)
+    return url
 
 
 def _finished(client: TrainerClient, job_id: str) -> JSONObject:
