@@ -12,6 +12,7 @@ from model_trainer.settings import Settings, load_settings
 from platform_workers.redis_server import MISSING
 
 # Commands that talk to Redis themselves.
+STUDY_REQUEST = Path(__file__).parents[2] / "support" / "study_request.json"
 NEEDS_REDIS = {
     "worker": ["worker", "--queues", "infer"],
     "demo": ["demo"],
@@ -40,6 +41,11 @@ NEEDS_API = {
     "models promote": ["models", "promote", "m", "1", "--alias", "prod"],
     "models rollback": ["models", "rollback", "m", "--alias", "prod"],
     "models compare": ["models", "compare", "m", "1", "2"],
+    "studies create": ["studies", "create", str(STUDY_REQUEST)],
+    "studies list": ["studies", "list"],
+    "studies show": ["studies", "show", "study-0123456789ab"],
+    "studies trials": ["studies", "trials", "study-0123456789ab"],
+    "studies cancel": ["studies", "cancel", "study-0123456789ab"],
 }
 # local-*: train and sample in-process, no service. api: starts anyway (tested below).
 NEEDS_NEITHER = {"local-train", "local-generate", "api"}
