@@ -85,3 +85,36 @@ def model_aliases_key(domain: str, user_id: int, name: str) -> str:
 def alias_history_key(domain: str, user_id: int, name: str, alias: str) -> str:
     """The list of an alias's previous versions, newest first (what rollback returns to)."""
     return f"{model_key(domain, user_id, name)}:alias:{alias}:history"
+
+
+# Schedules (model_trainer/storage/schedules.py):
+# - ``{domain}:schedule:{id}``            hash holding the schedule's record
+# - ``{domain}:schedule:{id}:firings``    list of its newest firings (JSON), newest first
+# - ``{domain}:user:{user_id}:schedules`` sorted set of one user's schedule ids by creation time
+# - ``{domain}:schedules``                sorted set of every schedule id (what schedulers read)
+# - ``{domain}:schedules:version``        counter bumped by every change a scheduler must see
+
+
+def schedule_key(domain: str, schedule_id: str) -> str:
+    """The hash holding one schedule's record."""
+    return f"{domain}:schedule:{schedule_id}"
+
+
+def schedule_firings_key(domain: str, schedule_id: str) -> str:
+    """The list of one schedule's newest firings, newest first."""
+    return f"{schedule_key(domain, schedule_id)}:firings"
+
+
+def user_schedules_key(domain: str, user_id: int) -> str:
+    """The sorted set of one user's schedule ids, scored by creation time."""
+    return f"{domain}:user:{user_id}:schedules"
+
+
+def schedules_key(domain: str) -> str:
+    """The sorted set of every schedule id, scored by creation time."""
+    return f"{domain}:schedules"
+
+
+def schedules_version_key(domain: str) -> str:
+    """The counter every schedule change bumps, so a scheduler re-reads only after one."""
+    return f"{domain}:schedules:version"
