@@ -89,6 +89,10 @@ def test_openapi_documents_every_route_and_the_error_shape(client: TestClient) -
         "/v1/models/{name}/compare",
         "/v1/models/{name}/aliases/{alias}",
         "/v1/models/{name}/aliases/{alias}/rollback",
+        "/v1/schedules",
+        "/v1/schedules/{schedule_id}",
+        "/v1/schedules/{schedule_id}/pause",
+        "/v1/schedules/{schedule_id}/resume",
         "/healthz",
         "/readyz",
     }

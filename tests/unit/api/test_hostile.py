@@ -65,6 +65,11 @@ def get(path: str, status: int, code: str) -> Hostile:
     return Hostile("GET", path, None, status, code)
 
 
+def schedule(status: int, code: str, **fields: JSONValue) -> Hostile:
+    body = {"job_type": "train", "request": BASE["train"], "interval_s": 300, **fields}
+    return Hostile("POST", "/v1/schedules", body, status, code)
+
+
 BAD = "INVALID_CONFIG"
 NUL = "corpus\x00.txt"
 CASES: dict[str, Hostile] = {
@@ -264,6 +269,27 @@ CASES: dict[str, Hostile] = {
     ),
     "eval-model-malformed": submit("eval", 422, BAD, run_id=None, model="nope"),
     "score-model-huge": submit("score", 422, BAD, run_id=None, model="x" * 100_000),
+    # schedules
+    "schedule-cron-huge": schedule(422, BAD, interval_s=None, cron="*" * 100_000),
+    "schedule-cron-seconds": schedule(422, BAD, interval_s=None, cron="* * * * * *"),
+    "schedule-interval-negative": schedule(422, BAD, interval_s=-1),
+    "schedule-interval-huge": schedule(422, BAD, interval_s=2**64),
+    "schedule-interval-bool": schedule(422, BAD, interval_s=True),
+    "schedule-name-huge": schedule(422, BAD, name="x" * 100_000),
+    "schedule-request-huge-text": schedule(
+        413, "REQUEST_TOO_LARGE", job_type="score", request={"run_id": "r1", "text": WIDE_TEXT}
+    ),
+    "schedule-request-hostile-path": schedule(
+        400, "PATH_OUTSIDE_ROOT", request={**BASE["train"], "corpus_path": "../../etc/passwd"}
+    ),
+    "schedule-request-nan": raw(
+        "/v1/schedules",
+        b'{"job_type": "train", "interval_s": 300, "request": {"learning_rate": NaN}}',
+        422,
+        BAD,
+    ),
+    "schedule-id-huge": get("/v1/schedules/" + "a" * 10_000, 422, BAD),
+    "schedule-unknown": get("/v1/schedules/" + "0" * 32, 404, "SCHEDULE_NOT_FOUND"),
 }
 
 
