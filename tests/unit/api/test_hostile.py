@@ -279,6 +279,9 @@ CASES: dict[str, Hostile] = {
     "schedule-request-huge-text": schedule(
         413, "REQUEST_TOO_LARGE", job_type="score", request={"run_id": "r1", "text": WIDE_TEXT}
     ),
+    "schedule-request-over-64k": schedule(
+        413, "REQUEST_TOO_LARGE", job_type="score", request={"run_id": "r1", "text": "x" * 70_000}
+    ),
     "schedule-request-hostile-path": schedule(
         400, "PATH_OUTSIDE_ROOT", request={**BASE["train"], "corpus_path": "../../etc/passwd"}
     ),

@@ -95,6 +95,7 @@ def test_a_new_schedule_is_stored_listed_and_shown(client: TestClient, api_key: 
         (schedule({**TRAIN, "colour": "red"}), 422, "INVALID_CONFIG", "request.colour"),
         (schedule({"model_family": "char_lstm"}), 422, "INVALID_CONFIG", "request.model_size"),
         (schedule({**TRAIN, "run_id": "mine"}), 422, "INVALID_CONFIG", "request.run_id"),
+        (schedule({**TRAIN, "corpus_path": "x" * 70_000}), 413, "REQUEST_TOO_LARGE", "request"),
         (
             schedule({**TRAIN, "model_size": "huge"}),
             400,

@@ -21,11 +21,13 @@ from model_trainer.api.job_requests import KEPT_REQUESTS
 from model_trainer.api.routes import ERROR_RESPONSES
 from model_trainer.api.routes.jobs import listed_user
 from model_trainer.api.schemas import CreateScheduleRequest
+from model_trainer.contracts import limits as L
 from model_trainer.contracts.jobs import JobType
 from model_trainer.errors import QUOTE_LIMIT, ModelTrainerError, quoted
 from model_trainer.scheduler.timing import checked_cron, checked_interval, iso, next_fire_at
 from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.schedules import Firing, ScheduleRecord, ScheduleStore
+from platform_core.json_types import dump_json_object
 
 ScheduleId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 UserId = Annotated[
@@ -61,6 +63,14 @@ def new_schedule(ctx: ApiContext, caller: Principal, body: CreateScheduleRequest
         raise _invalid("cron", "give exactly one of cron and interval_s")
     cron = None if body.cron is None else checked_cron(body.cron, minimum)
     interval = None if body.interval_s is None else checked_interval(body.interval_s, minimum)
+    size = len(dump_json_object(body.request).encode())
+    if size > L.MAX_SCHEDULE_REQUEST_BYTES:
+        raise ModelTrainerError(
+            "REQUEST_TOO_LARGE",
+            f"a schedule's request has {size} bytes of JSON; the limit is "
+            f"{L.MAX_SCHEDULE_REQUEST_BYTES} (put long texts in a file under DATA_ROOT)",
+            details={"field": "request", "bytes": size, "limit": L.MAX_SCHEDULE_REQUEST_BYTES},
+        )
     created = _CREATES.get(body.job_type)
     if created is not None and body.request.get(created) is not None:
         raise _invalid(f"request.{created}", f"every firing makes a new {created}; omit {created}")
