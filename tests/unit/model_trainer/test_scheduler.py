@@ -11,6 +11,7 @@ from pathlib import Path
 import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from rq import Queue
 from rq.serializers import JSONSerializer
 from tests.support.schedules import CREATED, schedule_record
@@ -264,7 +265,10 @@ def test_cron_jobs_are_rebuilt_only_when_their_schedule_changed(
     assert after[changed["schedule_id"]] is not before[changed["schedule_id"]]
 
 
+@pytest.mark.parametrize("error", [KeyError("boom"), ResponseError("WRONGTYPE")])
 def test_an_unexpected_failure_is_recorded_and_the_other_schedules_still_fire(
+    *,
+    error: Exception,
     scheduler: ScheduleScheduler,
     store: ScheduleStore,
     key: CreatedKey,
@@ -278,17 +282,21 @@ def test_an_unexpected_failure_is_recorded_and_the_other_schedules_still_fire(
         def submit(
             self, ctx: SubmitContext, caller: Principal, body: JSONObject, origin: JobOrigin
         ) -> SubmittedJob:
-            raise KeyError("boom")
+            raise self.error
+
+        def __init__(self, error: Exception) -> None:
+            self.error = error
 
     broken = store.create(
         schedule_record(request={}, job_type="export", key_id=key["key_id"]), limit=10
     )
     healthy = add(store, key, interval_s=60)
-    monkeypatch.setitem(job_requests.KEPT_REQUESTS, "export", Broken())
+    monkeypatch.setitem(job_requests.KEPT_REQUESTS, "export", Broken(error))
     clock.advance(60)
     assert len(scheduler.enqueue_jobs()) == 2
     [failed] = store.firings(broken["schedule_id"])
-    assert failed["error"] == {"code": "INTERNAL_ERROR", "message": "internal error (KeyError)"}
+    message = f"internal error ({type(error).__name__})"
+    assert failed["error"] == {"code": "INTERNAL_ERROR", "message": message}
     [fired] = store.firings(healthy["schedule_id"])
     assert fired["job_id"] is not None
 

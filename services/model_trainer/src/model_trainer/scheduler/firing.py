@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from redis.exceptions import RedisError
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_trainer.api import SubmitContext
 from model_trainer.api.job_requests import KEPT_REQUESTS
@@ -22,6 +24,8 @@ from model_trainer.storage.api_keys import key_principal
 from model_trainer.storage.schedules import Firing, ScheduleRecord, ScheduleStore
 
 logger = logging.getLogger(__name__)
+# Redis out of reach: the scheduler waits for it; any other failure is recorded on the schedule.
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 
 def fire(
@@ -47,8 +51,8 @@ def fire(
         firing["job_id"] = _submit(ctx, record)
     except ModelTrainerError as exc:
         firing["error"] = {"code": exc.code, "message": exc.message}
-    except RedisError:
-        raise  # Redis is away: the scheduler's loop waits for it
+    except REDIS_AWAY:
+        raise  # the scheduler's loop waits for Redis; the slot stays claimed
     except Exception as exc:  # a bug in one submission must not stop every other schedule
         logger.exception("schedule %s: submission failed", schedule_id)
         firing["error"] = {

@@ -18,13 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.cron import CronJob, CronScheduler
 
 from model_trainer.api import SubmitContext
-from model_trainer.scheduler.firing import fire
+from model_trainer.scheduler.firing import REDIS_AWAY, fire
 from model_trainer.scheduler.timing import cron_job
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
@@ -32,7 +29,6 @@ from model_trainer.storage.schedules import ScheduleRecord, ScheduleStore
 from platform_workers.redis_conn import redis_from_url
 
 SYNC_S = 1.0
-REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 
 class _Entry(NamedTuple):
