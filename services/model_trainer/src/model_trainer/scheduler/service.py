@@ -14,6 +14,7 @@ fired once it is back, by the missed-firing rule (timing.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -108,7 +109,9 @@ class ScheduleScheduler(CronScheduler):
 
 
 def run_scheduler(settings: Settings) -> int:
-    """Fire schedules until SIGTERM or SIGINT (RQ's start loop handles both)."""
+    """Fire schedules until SIGTERM or SIGINT (RQ's start loop handles both). One log format
+    for RQ's lines and each firing's (schedule, slot, job id or refusal)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     redis = redis_from_url(settings["redis_url"])
     ctx: SubmitContext = {"settings": settings, "redis": redis, "jobs": JobStore(redis)}
     # Typed as RQ's class: mypy's untyped_calls_exclude (pyproject) names the unannotated
