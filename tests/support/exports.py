@@ -78,6 +78,8 @@ def module_settings(root: Path) -> Settings:
         "max_active_jobs": dict(DEFAULT_MAX_ACTIVE_JOBS),
         "max_user_corpus_bytes": 10_000_000,
         "max_queue_depth": 10_000,
+        "min_schedule_interval_s": 60,
+        "max_schedules_per_user": 100,
     }
 
 

@@ -37,7 +37,14 @@ def _command(service: str) -> list[str]:
 
 
 def test_the_five_services() -> None:
-    assert set(_services()) == {"redis", "api", "worker-cpu", "worker-gpu", "dashboard"}
+    assert set(_services()) == {
+        "redis",
+        "api",
+        "worker-cpu",
+        "worker-gpu",
+        "dashboard",
+        "scheduler",
+    }
 
 
 def test_redis_persists_with_aof() -> None:
@@ -81,3 +88,11 @@ def test_a_worker_stop_waits_out_the_longest_generate_or_score() -> None:
         grace = _at(_services(), service, "stop_grace_period")
         assert isinstance(grace, str) and grace.endswith("s")
         assert int(grace.removesuffix("s")) > longest
+
+
+def test_the_scheduler_fires_schedules_with_the_apis_data() -> None:
+    command = _command("scheduler")
+    assert command[0] == "model-trainer"
+    assert cli.build_parser().parse_args(command[1:]).command == "scheduler"
+    assert _at(_services(), "scheduler", "volumes") == _at(_services(), "api", "volumes")
+    assert _at(_services(), "scheduler", "environment") == _at(_services(), "api", "environment")

@@ -65,6 +65,20 @@ def get(path: str, status: int, code: str) -> Hostile:
     return Hostile("GET", path, None, status, code)
 
 
+def schedule(status: int, code: str, **fields: JSONValue) -> Hostile:
+    body = {"job_type": "train", "request": BASE["train"], "interval_s": 300, **fields}
+    return Hostile("POST", "/v1/schedules", body, status, code)
+
+
+LR: JSONObject = {"name": "learning_rate", "type": "float", "low": 1e-4, "high": 1e-2}
+
+
+def study(status: int, code: str, **fields: JSONValue) -> Hostile:
+    base: JSONObject = {**BASE["train"], "val_fraction": 0.1}
+    body = {"base": base, "search_space": [LR], "n_trials": 4, **fields}
+    return Hostile("POST", "/v1/studies", body, status, code)
+
+
 BAD = "INVALID_CONFIG"
 NUL = "corpus\x00.txt"
 CASES: dict[str, Hostile] = {
@@ -264,6 +278,64 @@ CASES: dict[str, Hostile] = {
     ),
     "eval-model-malformed": submit("eval", 422, BAD, run_id=None, model="nope"),
     "score-model-huge": submit("score", 422, BAD, run_id=None, model="x" * 100_000),
+    # schedules
+    "schedule-cron-huge": schedule(422, BAD, interval_s=None, cron="*" * 100_000),
+    "schedule-cron-seconds": schedule(422, BAD, interval_s=None, cron="* * * * * *"),
+    "schedule-interval-negative": schedule(422, BAD, interval_s=-1),
+    "schedule-interval-huge": schedule(422, BAD, interval_s=2**64),
+    "schedule-interval-bool": schedule(422, BAD, interval_s=True),
+    "schedule-name-huge": schedule(422, BAD, name="x" * 100_000),
+    "schedule-request-huge-text": schedule(
+        413, "REQUEST_TOO_LARGE", job_type="score", request={"run_id": "r1", "text": WIDE_TEXT}
+    ),
+    "schedule-request-over-64k": schedule(
+        413, "REQUEST_TOO_LARGE", job_type="score", request={"run_id": "r1", "text": "x" * 70_000}
+    ),
+    "schedule-request-hostile-path": schedule(
+        400, "PATH_OUTSIDE_ROOT", request={**BASE["train"], "corpus_path": "../../etc/passwd"}
+    ),
+    "schedule-request-nan": raw(
+        "/v1/schedules",
+        b'{"job_type": "train", "interval_s": 300, "request": {"learning_rate": NaN}}',
+        422,
+        BAD,
+    ),
+    "schedule-id-huge": get("/v1/schedules/" + "a" * 10_000, 422, BAD),
+    "schedule-unknown": get("/v1/schedules/" + "0" * 32, 404, "SCHEDULE_NOT_FOUND"),
+    # studies
+    "study-trials-zero": study(422, BAD, n_trials=0),
+    "study-trials-huge": study(422, BAD, n_trials=2**64),
+    "study-parallelism-huge": study(422, BAD, parallelism=10**6),
+    "study-timeout-negative": study(422, BAD, timeout_s=-5),
+    "study-space-empty": study(422, BAD, search_space=[]),
+    "study-space-huge": study(422, BAD, search_space=[LR] * 10_000),
+    "study-choices-huge": study(
+        422,
+        BAD,
+        search_space=[{"name": "seed", "type": "categorical", "choices": list(range(100_000))}],
+    ),
+    "study-choice-object": study(
+        422, BAD, search_space=[{"name": "seed", "type": "categorical", "choices": [{"a": 1}]}]
+    ),
+    "study-param-name-huge": study(422, BAD, search_space=[{**LR, "name": "x" * 100_000}]),
+    "study-step-negative": study(422, BAD, search_space=[{**LR, "step": -1}]),
+    "study-sampler-unknown": study(422, BAD, sampler="cmaes"),
+    "study-metric-unknown": study(422, BAD, metric="accuracy"),
+    "study-base-hostile-path": study(
+        400,
+        "PATH_OUTSIDE_ROOT",
+        base={**BASE["train"], "val_fraction": 0.1, "corpus_path": "../../etc/passwd"},
+    ),
+    "study-low-nan": raw(
+        "/v1/studies",
+        b'{"base": {"model_family": "char_lstm", "model_size": "tiny", "corpus_path":'
+        b' "corpus.txt", "val_fraction": 0.1}, "n_trials": 2, "search_space": [{"name":'
+        b' "learning_rate", "type": "float", "low": NaN, "high": 1}]}',
+        422,
+        BAD,
+    ),
+    "study-id-huge": get("/v1/studies/" + "a" * 10_000, 422, BAD),
+    "study-unknown": get("/v1/studies/study-000000000000", 404, "STUDY_NOT_FOUND"),
 }
 
 

@@ -19,6 +19,7 @@ NEEDS_REDIS = {
     "keys create": ["keys", "create", "--user", "u"],
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "0123456789ab"],
+    "scheduler": ["scheduler"],
 }
 # Commands that talk to the API (which talks to Redis).
 NEEDS_API = {
@@ -46,6 +47,12 @@ NEEDS_API = {
     "studies show": ["studies", "show", "study-0123456789ab"],
     "studies trials": ["studies", "trials", "study-0123456789ab"],
     "studies cancel": ["studies", "cancel", "study-0123456789ab"],
+    "schedules create": ["schedules", "create", "train", "model_size=tiny", "--every", "60"],
+    "schedules list": ["schedules", "list"],
+    "schedules show": ["schedules", "show", "s1"],
+    "schedules pause": ["schedules", "pause", "s1"],
+    "schedules resume": ["schedules", "resume", "s1"],
+    "schedules delete": ["schedules", "delete", "s1"],
 }
 # local-*: train and sample in-process, no service. api: starts anyway (tested below).
 NEEDS_NEITHER = {"local-train", "local-generate", "api"}

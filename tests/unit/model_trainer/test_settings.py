@@ -15,6 +15,8 @@ DEFAULT_LIMITS = {
     "max_active_jobs": {"train": 8, "infer": 64},
     "max_user_corpus_bytes": 1024 * 1024 * 1024,
     "max_queue_depth": 10_000,
+    "min_schedule_interval_s": 60,
+    "max_schedules_per_user": 100,
 }
 
 
@@ -41,8 +43,11 @@ def test_values_from_a_given_mapping(tmp_path: Path) -> None:
             "MAX_TOKENS_PER_STEP": "4096",
             "MAX_ACTIVE_JOBS_INFER": "3",
             "MAX_QUEUE_DEPTH": "50",
+            "MIN_SCHEDULE_INTERVAL_S": "5",
+            "MAX_SCHEDULES_PER_USER": "3",
         }
     )
+    assert (settings["min_schedule_interval_s"], settings["max_schedules_per_user"]) == (5, 3)
     assert settings["max_tokens_per_step"] == 4096
     assert settings["max_active_jobs"] == {"train": 8, "infer": 3}
     assert settings["max_queue_depth"] == 50

@@ -125,3 +125,36 @@ def user_studies_key(domain: str, user_id: int) -> str:
 def running_studies_key(domain: str) -> str:
     """The set of studies that have not ended (what workers' maintenance advances)."""
     return f"{domain}:studies:running"
+
+
+# Schedules (model_trainer/storage/schedules.py):
+# - ``{domain}:schedule:{id}``            hash holding the schedule's record
+# - ``{domain}:schedule:{id}:firings``    list of its newest firings (JSON), newest first
+# - ``{domain}:user:{user_id}:schedules`` sorted set of one user's schedule ids by creation time
+# - ``{domain}:schedules``                sorted set of every schedule id (what schedulers read)
+# - ``{domain}:schedules:version``        counter bumped by every change a scheduler must see
+
+
+def schedule_key(domain: str, schedule_id: str) -> str:
+    """The hash holding one schedule's record."""
+    return f"{domain}:schedule:{schedule_id}"
+
+
+def schedule_firings_key(domain: str, schedule_id: str) -> str:
+    """The list of one schedule's newest firings, newest first."""
+    return f"{schedule_key(domain, schedule_id)}:firings"
+
+
+def user_schedules_key(domain: str, user_id: int) -> str:
+    """The sorted set of one user's schedule ids, scored by creation time."""
+    return f"{domain}:user:{user_id}:schedules"
+
+
+def schedules_key(domain: str) -> str:
+    """The sorted set of every schedule id, scored by creation time."""
+    return f"{domain}:schedules"
+
+
+def schedules_version_key(domain: str) -> str:
+    """The counter every schedule change bumps, so a scheduler re-reads only after one."""
+    return f"{domain}:schedules:version"

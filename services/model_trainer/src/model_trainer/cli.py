@@ -21,6 +21,7 @@ from model_trainer.api.app import build_api
 from model_trainer.api.schemas import train_options
 from model_trainer.backends.presets import check_model_size
 from model_trainer.backends.registry import get_backend
+from model_trainer.cli_schedules import SCHEDULE_HANDLERS, add_schedule_parsers
 from model_trainer.client import (
     API_KEY_ENV,
     ApiError,
@@ -606,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _local_parsers(commands)
     _service_parsers(commands)
+    add_schedule_parsers(commands)
     return parser
 
 
@@ -651,6 +653,9 @@ _GROUPS = {
     "runs": "runs_command",
     "studies": "studies_command",
 }
+# Schedules (cli_schedules.py).
+HANDLERS.update(SCHEDULE_HANDLERS)
+_GROUPS["schedules"] = "schedules_command"
 
 
 def redis_unreachable(error: Exception) -> str:

@@ -273,6 +273,42 @@ class TrainerClient:
     def _job_over(self, job_id: str) -> bool:
         return self.job(job_id).get("status") in TERMINAL_STATUSES
 
+    # Schedules (`/v1/schedules`).
+    def create_schedule(
+        self,
+        job_type: str,
+        request: dict[str, JSONValue],
+        *,
+        cron: str | None = None,
+        interval_s: int | None = None,
+        name: str | None = None,
+    ) -> JSONObject:
+        """Submit `request` as a `job_type` job on `cron` or every `interval_s` seconds."""
+        body: dict[str, JSONValue] = {
+            "job_type": job_type,
+            "request": request,
+            "cron": cron,
+            "interval_s": interval_s,
+            "name": name,
+        }
+        return self._json(self._http.post("/v1/schedules", json=body))
+
+    def schedules(self) -> JSONObject:
+        return self._json(self._http.get("/v1/schedules"))
+
+    def schedule(self, schedule_id: str) -> JSONObject:
+        """The schedule with its newest firings (job ids, or refusals)."""
+        return self._json(self._http.get(f"/v1/schedules/{schedule_id}"))
+
+    def pause_schedule(self, schedule_id: str) -> JSONObject:
+        return self._json(self._http.post(f"/v1/schedules/{schedule_id}/pause"))
+
+    def resume_schedule(self, schedule_id: str) -> JSONObject:
+        return self._json(self._http.post(f"/v1/schedules/{schedule_id}/resume"))
+
+    def delete_schedule(self, schedule_id: str) -> JSONObject:
+        return self._json(self._http.delete(f"/v1/schedules/{schedule_id}"))
+
 
 def parse_sse(lines: Iterator[str]) -> Iterator[ServerEvent]:
     """Fold `id:`/`event:`/`data:` lines into events; comments (keepalives) are skipped."""

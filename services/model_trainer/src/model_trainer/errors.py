@@ -65,6 +65,8 @@ ModelTrainerErrorCode = Literal[
     "CUDA_OOM",
     "ARTIFACT_UPLOAD_FAILED",
     "ARTIFACT_DOWNLOAD_FAILED",
+    # Schedules
+    "SCHEDULE_NOT_FOUND",
 ]
 
 
@@ -148,6 +150,8 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     "CUDA_OOM": ErrorSpec(507, "resource"),
     "ARTIFACT_UPLOAD_FAILED": ErrorSpec(502, "system"),
     "ARTIFACT_DOWNLOAD_FAILED": ErrorSpec(502, "system"),
+    # A schedule id that is not one of the caller's (deleted, never made, or another user's).
+    "SCHEDULE_NOT_FOUND": ErrorSpec(404, "user"),
 }
 
 

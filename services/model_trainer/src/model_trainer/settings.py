@@ -29,6 +29,10 @@ class Settings(TypedDict):
     max_user_corpus_bytes: int
     # Every user's waiting jobs on one queue together.
     max_queue_depth: int
+    # Schedules: the shortest interval between a schedule's firings (cron included), and how
+    # many schedules one user may keep.
+    min_schedule_interval_s: int
+    max_schedules_per_user: int
 
 
 # Inference answers a person waiting on it: a minute. Training, tokenizers and exports run long.
@@ -67,6 +71,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         },
         "max_user_corpus_bytes": _positive_int(source, "MAX_USER_CORPUS_BYTES", 1024 * _MIB),
         "max_queue_depth": _positive_int(source, "MAX_QUEUE_DEPTH", 10_000),
+        "min_schedule_interval_s": _positive_int(source, "MIN_SCHEDULE_INTERVAL_S", 60),
+        "max_schedules_per_user": _positive_int(source, "MAX_SCHEDULES_PER_USER", 100),
     }
 
 

@@ -24,6 +24,7 @@ from model_trainer.api.routes.jobs import build_jobs_router
 from model_trainer.api.routes.logs import build_logs_router
 from model_trainer.api.routes.models import build_models_router
 from model_trainer.api.routes.runs import build_runs_router
+from model_trainer.api.routes.schedules import build_schedules_router
 from model_trainer.api.routes.studies import build_studies_router
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings, load_settings
@@ -75,6 +76,7 @@ def build_api(
     app.include_router(build_exports_router(ctx))
     app.include_router(build_models_router(ctx))
     app.include_router(build_studies_router(ctx))
+    app.include_router(build_schedules_router(ctx))
     app.include_router(build_health_router(ctx))
     return app, hub
 

@@ -34,7 +34,7 @@ from pydantic.dataclasses import dataclass
 
 from model_trainer.contracts import limits as L
 from model_trainer.contracts import studies as S
-from model_trainer.contracts.jobs import Priority
+from model_trainer.contracts.jobs import JobType, Priority
 from model_trainer.contracts.model import (
     DetailLevel,
     DeviceChoice,
@@ -52,6 +52,7 @@ from model_trainer.contracts.tokenizer import (
 )
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions
 from model_trainer.errors import ModelTrainerError
+from platform_core.json_types import JSONValue
 
 _REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False)
 _D = TRAIN_DEFAULTS
@@ -421,3 +422,30 @@ class StudyRequest:
         default="val_loss", description="minimised: each trial's best val_loss"
     )
     seed: StrictInt = Field(default=0, ge=0, le=L.MAX_SEED, description="the sampler's seed")
+
+
+@dataclass(frozen=True, config=_REQUEST)
+class CreateScheduleRequest:
+    """`POST /v1/schedules`: submit `request` as a `job_type` job on a cron expression or every
+    `interval_s` seconds, as the caller (README, "Schedules")."""
+
+    job_type: JobType
+    request: dict[str, JSONValue] = Field(
+        description="the body `POST /v1/jobs/{job_type}` takes; checked now, and submitted "
+        "afresh at every firing (train: no run_id, tokenizer: no tokenizer_id, since each "
+        "firing makes a new one)"
+    )
+    cron: StrictStr | None = Field(
+        default=None,
+        max_length=L.MAX_CRON_CHARS,
+        description="`minute hour day-of-month month day-of-week` in the scheduler's time zone "
+        "(UTC under compose); give this or interval_s",
+    )
+    interval_s: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=L.MAX_SCHEDULE_INTERVAL_S,
+        description="fire every this many seconds, the first time one interval after creation; "
+        "at least MIN_SCHEDULE_INTERVAL_S (settings)",
+    )
+    name: StrictStr | None = Field(default=None, max_length=L.MAX_SCHEDULE_NAME_CHARS)

@@ -1,7 +1,7 @@
 """Checking a study request before anything is stored: what its trials could not honour is
 refused now, not found out trial by trial.
 
-The base request passes every check a train submission makes (`submit.train_payload`, which
+The base request passes every check a train submission makes (`submit.plan_train`, which
 writes nothing), and so does each value a parameter can take (one parameter at a time at its
 ends or choices), and the corner where every numeric parameter is at its largest (the tokens
 one step holds).
@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from model_trainer.api import SubmitContext
 from model_trainer.api.schemas import ParamRequest, StudyRequest, TrainJobRequest
-from model_trainer.api.submit import train_payload
+from model_trainer.api.submit import plan_train
 from model_trainer.contracts import studies as S
 from model_trainer.contracts.studies import Choice, ParamSpec, StudySpec, grid_values
 from model_trainer.errors import ModelTrainerError
@@ -21,7 +21,6 @@ from model_trainer.storage.api_keys import Principal
 from platform_core.json_types import JSONObject, load_json_object
 
 _TRAIN_REQUEST = TypeAdapter(TrainJobRequest)
-_CHECK_JOB_ID = "study-check"
 
 
 def checked_spec(ctx: SubmitContext, caller: Principal, body: StudyRequest) -> StudySpec:
@@ -167,7 +166,7 @@ def _check_trial(
         field = ".".join(str(part) for part in first["loc"])
         raise _invalid(f"base.{field}", f"a trial with {variant}: {field}: {first['msg']}") from exc
     try:
-        train_payload(ctx, caller, request, _CHECK_JOB_ID)
+        plan_train(ctx, caller, request)
     except ModelTrainerError as exc:
         message = f"a trial with {variant} would be refused: {exc.message}"
         raise ModelTrainerError(exc.code, message, details=exc.details) from exc

@@ -122,6 +122,17 @@ class SubmittedJob(TypedDict):
     run_id: str | None
 
 
+class PlannedJob(TypedDict):
+    """A submission that passed every check that writes nothing (plan_*): what
+    record_and_enqueue then admits, records and enqueues. A schedule plans its request when it
+    is created, so a request that could never be submitted is refused then."""
+
+    job_type: JobType
+    payload: JobPayload
+    request: JobRequest
+    claim: tuple[Owned, str] | None
+
+
 def submit_train(
     ctx: SubmitContext,
     caller: Principal,
@@ -132,25 +143,13 @@ def submit_train(
 ) -> SubmittedJob:
     """A study's trial names its job id (`{study_id}-trial-{n}`, as its run id), so the study
     can tell whether a submission it was making when interrupted got through."""
+    return enqueue_planned(ctx, caller, plan_train(ctx, caller, body, trial=trial), origin)
+
+
+def plan_train(
+    ctx: SubmitContext, caller: Principal, body: TrainJobRequest, *, trial: TrialRef | None = None
+) -> PlannedJob:
     job_id = uuid.uuid4().hex if trial is None else trial_id(trial)
-    payload = train_payload(ctx, caller, body, job_id)
-    if trial is not None:
-        payload["trial"] = trial
-    return record_and_enqueue(
-        ctx,
-        caller,
-        "train",
-        payload,
-        request=body,
-        claim=("run", payload["run_id"]),
-        origin=origin,
-    )
-
-
-def train_payload(
-    ctx: SubmitContext, caller: Principal, body: TrainJobRequest, job_id: str
-) -> TrainJobPayload:
-    """Every check a train request must pass, writing nothing: the job's payload."""
     settings = ctx["settings"]
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
     directory = run_dir(settings, run_id)
@@ -181,13 +180,16 @@ def train_payload(
         options=options,
         parent=parent,
     )
-    return {
+    payload: TrainJobPayload = {
         "job_id": job_id,
         "user_id": caller["user_id"],
         "run_id": run_id,
         "config": config,
         "tokenizer_id": tokenizer_id,
     }
+    if trial is not None:
+        payload["trial"] = trial
+    return planned(ctx, "train", payload, body, claim=("run", run_id))
 
 
 def trial_id(trial: TrialRef) -> str:
@@ -201,6 +203,10 @@ def submit_tokenizer(
     body: TokenizerJobRequest,
     origin: JobOrigin | None = None,
 ) -> SubmittedJob:
+    return enqueue_planned(ctx, caller, plan_tokenizer(ctx, caller, body), origin)
+
+
+def plan_tokenizer(ctx: SubmitContext, caller: Principal, body: TokenizerJobRequest) -> PlannedJob:
     """The tokenizer's id is chosen here (default `{kind}-{job_id}`) and must be new."""
     settings = ctx["settings"]
     job_id = uuid.uuid4().hex
@@ -224,20 +230,16 @@ def submit_tokenizer(
         "user_id": caller["user_id"],
         "config": config,
     }
-    return record_and_enqueue(
-        ctx,
-        caller,
-        "tokenizer",
-        payload,
-        request=body,
-        claim=("tokenizer", tokenizer_id),
-        origin=origin,
-    )
+    return planned(ctx, "tokenizer", payload, body, claim=("tokenizer", tokenizer_id))
 
 
 def submit_eval(
     ctx: SubmitContext, caller: Principal, body: EvalJobRequest, origin: JobOrigin | None = None
 ) -> SubmittedJob:
+    return enqueue_planned(ctx, caller, plan_eval(ctx, caller, body), origin)
+
+
+def plan_eval(ctx: SubmitContext, caller: Principal, body: EvalJobRequest) -> PlannedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     manifest = owned_manifest(ctx, caller, run_id)
@@ -262,12 +264,16 @@ def submit_eval(
         "config": config,
         "step": step,
     }
-    return record_and_enqueue(ctx, caller, "eval", payload, request=body, origin=origin)
+    return planned(ctx, "eval", payload, body)
 
 
 def submit_score(
     ctx: SubmitContext, caller: Principal, body: ScoreJobRequest, origin: JobOrigin | None = None
 ) -> SubmittedJob:
+    return enqueue_planned(ctx, caller, plan_score(ctx, caller, body), origin)
+
+
+def plan_score(ctx: SubmitContext, caller: Principal, body: ScoreJobRequest) -> PlannedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     owned_manifest(ctx, caller, run_id)
@@ -290,12 +296,16 @@ def submit_score(
         "config": config,
         "step": step,
     }
-    return record_and_enqueue(ctx, caller, "score", payload, request=body, origin=origin)
+    return planned(ctx, "score", payload, body)
 
 
 def submit_generate(
     ctx: SubmitContext, caller: Principal, body: GenerateJobRequest, origin: JobOrigin | None = None
 ) -> SubmittedJob:
+    return enqueue_planned(ctx, caller, plan_generate(ctx, caller, body), origin)
+
+
+def plan_generate(ctx: SubmitContext, caller: Principal, body: GenerateJobRequest) -> PlannedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     owned_manifest(ctx, caller, run_id)
@@ -322,12 +332,16 @@ def submit_generate(
         "config": config,
         "step": step,
     }
-    return record_and_enqueue(ctx, caller, "generate", payload, request=body, origin=origin)
+    return planned(ctx, "generate", payload, body)
 
 
 def submit_export(
     ctx: SubmitContext, caller: Principal, body: ExportJobRequest, origin: JobOrigin | None = None
 ) -> SubmittedJob:
+    return enqueue_planned(ctx, caller, plan_export(ctx, caller, body), origin)
+
+
+def plan_export(ctx: SubmitContext, caller: Principal, body: ExportJobRequest) -> PlannedJob:
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
     owned_manifest(ctx, caller, run_id)
     checked_step(ctx, run_id, step)
@@ -338,7 +352,33 @@ def submit_export(
         "step": step,
         "config": make_export_config(),
     }
-    return record_and_enqueue(ctx, caller, "export", payload, request=body, origin=origin)
+    return planned(ctx, "export", payload, body)
+
+
+def planned(
+    ctx: SubmitContext,
+    job_type: JobType,
+    payload: JobPayload,
+    request: JobRequest,
+    *,
+    claim: tuple[Owned, str] | None = None,
+) -> PlannedJob:
+    job_time_limit(ctx["settings"], job_type, request.timeout_s)
+    return {"job_type": job_type, "payload": payload, "request": request, "claim": claim}
+
+
+def enqueue_planned(
+    ctx: SubmitContext, caller: Principal, plan: PlannedJob, origin: JobOrigin | None
+) -> SubmittedJob:
+    return record_and_enqueue(
+        ctx,
+        caller,
+        plan["job_type"],
+        plan["payload"],
+        request=plan["request"],
+        claim=plan["claim"],
+        origin=origin,
+    )
 
 
 def record_and_enqueue(

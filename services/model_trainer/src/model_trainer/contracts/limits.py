@@ -63,3 +63,12 @@ MAX_ALIAS_HISTORY = 100
 MAX_DESCRIPTION_CHARS = 2000
 MAX_VERSIONS_PAGE = 200
 MAX_COMPARE_VERSIONS = 10
+# Schedules (settings add MIN_SCHEDULE_INTERVAL_S and MAX_SCHEDULES_PER_USER): an interval is at
+# most a year; a cron expression is five fields; a name is a short label; a schedule keeps its
+# newest firings.
+MAX_SCHEDULE_INTERVAL_S = 366 * 24 * 3600
+MAX_CRON_CHARS = 200
+MAX_SCHEDULE_NAME_CHARS = 128
+# A schedule's kept request (JSON); a long text belongs in a file under DATA_ROOT.
+MAX_SCHEDULE_REQUEST_BYTES = 64 * 1024
+FIRINGS_KEPT = 100

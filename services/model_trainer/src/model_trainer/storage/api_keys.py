@@ -159,3 +159,18 @@ def authenticate(redis: RedisClient, key: str) -> Principal | None:
         "admin": info["admin"],
         "key_id": key_id,
     }
+
+
+def key_principal(redis: RedisClient, key_id: str) -> Principal | None:
+    """Who a key acts as, by its public id, without the key itself: how a schedule's firing acts
+    as the key that created it. None once the key is revoked."""
+    fields = _text(redis.hgetall(_record_key(key_id)))
+    if not fields:
+        return None
+    info = _info(key_id, fields)
+    return {
+        "user_id": info["user_id"],
+        "user": info["user"],
+        "admin": info["admin"],
+        "key_id": key_id,
+    }
