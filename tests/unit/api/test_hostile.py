@@ -75,7 +75,7 @@ LR: JSONObject = {"name": "learning_rate", "type": "float", "low": 1e-4, "high":
 
 def study(status: int, code: str, **fields: JSONValue) -> Hostile:
     base: JSONObject = {**BASE["train"], "val_fraction": 0.1}
-    body = {"base": base, "search_space": [LR], "n_trials": 4, **fields}
+    body: JSONObject = {"base": base, "search_space": [LR], "n_trials": 4, **fields}
     return Hostile("POST", "/v1/studies", body, status, code)
 
 
