@@ -4,6 +4,8 @@ study goes on through an API restart and a worker killed mid-trial, counting no 
 
 from __future__ import annotations
 
+import io
+import sys
 import time
 from pathlib import Path
 
@@ -77,10 +79,13 @@ def _cli_json(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> JSONO
 
 
 def test_a_grid_study_prunes_the_hopeless_trial_and_reports_the_best(
-    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Created and followed with the CLI: `studies create --wait` prints progress lines while
-    the study runs, then the ended study."""
+    the study runs, then the ended study; a study read from stdin is cancelled at once."""
     client = TrainerClient(url)
     request = tmp_path / "study.json"
     request.write_bytes(
@@ -113,6 +118,11 @@ def test_a_grid_study_prunes_the_hopeless_trial_and_reports_the_best(
     assert _cli_json(capsys, url, "studies", "trials", study_id) == client.study_trials(study_id)
     assert cli.main(["--url", url, "studies", "cancel", study_id]) == 2
     assert "STUDY_ENDED" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(request.read_text()))
+    created = _cli_json(capsys, url, "studies", "create", "-")
+    assert created["status"] == "running"
+    cancelled = _cli_json(capsys, url, "studies", "cancel", str(created["study_id"]))
+    assert (cancelled["status"], cancelled["ended_by"]) == ("cancelled", "cancelled")
     trials = _trials(client, study_id)
     assert [trial["number"] for trial in trials] == [0, 1]
     states = {_lr(trial): trial["state"] for trial in trials}
