@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import CanceledJobRegistry, FailedJobRegistry
 from rq.serializers import JSONSerializer
 from tests.conftest import SAMPLE_TEXT
 from tests.support.processes import cli_process, start_api, stop
@@ -41,7 +43,7 @@ def api(service_env: dict[str, str]) -> Iterator[TrainerClient]:
 
 
 def test_cancel_a_running_training(
-    api: TrainerClient, service_env: dict[str, str], settings: Settings
+    api: TrainerClient, service_env: dict[str, str], settings: Settings, redis: RedisClient
 ) -> None:
     worker = cli_process(["worker", "--queues", "train"], service_env)
     try:
@@ -68,6 +70,11 @@ def test_cancel_a_running_training(
         "kind": "user",
         "message": record["error"]["message"] if isinstance(record["error"], dict) else "",
     }
+    # RQ agrees: canceled, not failed (what RQ dashboard shows).
+    rq_job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    assert rq_job.get_status() == JobStatus.CANCELED
+    assert job_id in CanceledJobRegistry("train", connection=redis).get_job_ids()
+    assert job_id not in FailedJobRegistry("train", connection=redis).get_job_ids()
     checkpoints = settings["artifacts_root"] / "runs" / run_id / "checkpoints"
     saved = sorted(p.name for p in checkpoints.iterdir() if p.name.startswith("step_"))
     assert len(saved) == 1
@@ -86,6 +93,7 @@ def test_cancel_a_queued_job_and_it_never_runs(
     answer = api.cancel(job_id)
     assert answer["status"] == "cancelled"
     assert queue.count == 0
+    assert CanceledJobRegistry("train", connection=redis).get_job_ids() == [job_id]
 
     worker = cli_process(["worker", "--queues", "train"], service_env)
     try:

@@ -76,8 +76,11 @@ def test_one_artifacts_volume_shared_by_every_app_service() -> None:
         assert _at(_services(), service, "environment", "REDIS_URL") == "redis://redis:6379/0"
 
 
-def test_the_dashboard_watches_the_same_redis() -> None:
-    assert _command("dashboard")[:3] == ["rq-dashboard", "--redis-url", "redis://redis:6379/0"]
+def test_the_dashboard_watches_the_same_redis_and_reads_json_jobs() -> None:
+    command = _command("dashboard")
+    assert command[0] == "rq-dashboard"
+    assert command[command.index("--redis-url") + 1] == "redis://redis:6379/0"
+    assert "--json" in command
 
 
 def test_a_worker_stop_waits_out_the_longest_generate_or_score() -> None:

@@ -8,7 +8,9 @@ import fakeredis
 import pytest
 from fastapi.testclient import TestClient
 from rq.job import Job, JobStatus
+from rq.registry import CanceledJobRegistry
 from rq.serializers import JSONSerializer
+from tests.support.event_times import unstamped
 
 from model_trainer.api.routes.jobs import CANCELLED_MESSAGE
 from model_trainer.contracts.jobs import DOMAIN, JobRecord, JobType
@@ -208,9 +210,10 @@ def test_cancel_a_queued_job(
     assert queue_lengths() == {"train": 0, "infer": 0}
     rq_job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
     assert rq_job.get_status() == JobStatus.CANCELED
+    assert CanceledJobRegistry(rq_job.origin, connection=redis).get_job_ids() == [job_id]
     assert redis.exists(f"trainer:cancel:{job_id}") == 1
     events = [decode_job_event(data) for _, data in read_events(redis, DOMAIN, job_id)]
-    assert events == [
+    assert [unstamped(event) for event in events] == [
         {
             "type": "trainer.job.failed.v1",
             "job_id": job_id,

@@ -169,6 +169,18 @@ def test_mark_running_counts_attempts_and_keeps_the_first_start(store: JobStore)
     assert (record["finished_at"], record["error"], record["result"]) == (None, None, None)
 
 
+def test_status_alone_is_read_and_a_damaged_or_missing_one_is_none(
+    store: JobStore, client: RedisClient
+) -> None:
+    store.create(_record("job-1"))
+    assert store.status("job-1") == "queued"
+    store.mark_running("job-1", now="2026-11-01T00:00:01+00:00")
+    assert store.status("job-1") == "running"
+    client.hset(record_key(DOMAIN, "job-1"), "status", "exploded")
+    assert store.status("job-1") is None
+    assert store.status("never-created") is None
+
+
 def test_set_progress_records_fraction_and_message(store: JobStore) -> None:
     store.create(_record("job-1"))
     store.set_progress("job-1", 0.25, "epoch 1/4")

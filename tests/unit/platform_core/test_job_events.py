@@ -1,11 +1,14 @@
 """Lifecycle events survive the wire exactly, and every bad field is named on decode."""
 
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.event_times import ISO_UTC_MILLIS, REFUSED_TIMES, event_times, is_event_time
 
 from platform_core.job_events import (
     ERROR_KINDS,
@@ -84,6 +87,7 @@ ACCEPTS: dict[str, Callable[[JSONValue], bool]] = {
     "result_bytes": _is_int,
     "error_kind": _is_error_kind,
     "code": _is_str,
+    "ts": is_event_time,
 }
 
 SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -98,7 +102,9 @@ SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 
 
 def _started(full: bool) -> st.SearchStrategy[JobStartedV1]:
-    return st.builds(make_started_event, job_id=TEXT, user_id=INTS, queue=TEXT)
+    return st.builds(
+        make_started_event, job_id=TEXT, user_id=INTS, queue=TEXT, ts=event_times(full)
+    )
 
 
 def _progress(full: bool) -> st.SearchStrategy[JobProgressV1]:
@@ -110,6 +116,7 @@ def _progress(full: bool) -> st.SearchStrategy[JobProgressV1]:
         progress=st.floats(min_value=0.0, max_value=1.0) | st.integers(0, 1),
         message=TEXT,
         payload=payload,
+        ts=event_times(full),
     )
 
 
@@ -120,6 +127,7 @@ def _completed(full: bool) -> st.SearchStrategy[JobCompletedV1]:
         user_id=INTS,
         result_id=TEXT,
         result_bytes=st.integers(min_value=0, max_value=2**63 - 1),
+        ts=event_times(full),
     )
 
 
@@ -131,6 +139,7 @@ def _failed(full: bool) -> st.SearchStrategy[JobFailedV1]:
         error_kind=st.sampled_from(ERROR_KINDS),
         code=TEXT,
         message=TEXT,
+        ts=event_times(full),
     )
 
 
@@ -323,3 +332,42 @@ def test_failed_event_narrows_to_its_error_fields() -> None:
     event = decode_job_event(encode_job_event(SAMPLES[3]))
     assert is_failed(event)
     assert (event["error_kind"], event["code"]) == ("system", "C")
+
+
+def test_every_event_is_stamped_with_the_time_it_was_made() -> None:
+    now = datetime.now(UTC)
+    before = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    made = [
+        make_started_event(job_id="j", user_id=1, queue="train"),
+        make_progress_event(job_id="j", user_id=1, progress=0.5, message="m"),
+        make_completed_event(job_id="j", user_id=1, result_id="r", result_bytes=3),
+        make_failed_event(job_id="j", user_id=1, error_kind="user", code="C", message="m"),
+    ]
+    after = datetime.now(UTC)
+    for event in made:
+        assert re.fullmatch(ISO_UTC_MILLIS, event["ts"])
+        assert before <= datetime.fromisoformat(event["ts"]) <= after
+
+
+@pytest.mark.parametrize("index", range(len(SAMPLES)))
+def test_an_event_from_a_publisher_without_ts_decodes_without_one(index: int) -> None:
+    """Older publishers send no `ts`: accepted, and the reader's clock is never put in."""
+    old = {key: value for key, value in _wire(SAMPLES[index]).items() if key != "ts"}
+    event = _decode_wire(old)
+    assert "ts" not in event
+    assert _wire(event) == old
+
+
+@pytest.mark.parametrize("ts", ["2026-12-05T01:02:03.456+00:00", "2026-12-05T01:02:03Z"])
+def test_a_publishers_ts_is_kept_as_written(ts: str) -> None:
+    made = make_failed_event(job_id="j", user_id=1, error_kind="user", code="C", message="m", ts=ts)
+    assert made["ts"] == ts
+    assert decode_job_event(encode_job_event(made))["ts"] == ts
+
+
+@pytest.mark.parametrize("ts", REFUSED_TIMES)
+def test_a_ts_that_is_not_an_iso_utc_time_is_refused(ts: str) -> None:
+    wire = _wire(SAMPLES[0])
+    assert _field_error({**wire, "ts": ts}) == "ts"
+    with pytest.raises(PayloadError, match="field 'ts' must be"):
+        make_started_event(job_id="j", user_id=1, queue="train", ts=ts)

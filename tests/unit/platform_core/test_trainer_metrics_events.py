@@ -1,11 +1,14 @@
 """Metrics events survive the wire exactly, and every bad field is named on decode."""
 
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.event_times import ISO_UTC_MILLIS, REFUSED_TIMES, event_times, is_event_time
 
 from platform_core.json_types import JSONObject, JSONValue, PayloadError, load_json_object
 from platform_core.trainer_metrics_events import (
@@ -108,6 +111,7 @@ ACCEPTS: dict[str, Callable[[JSONValue], bool]] = {
     **dict.fromkeys(STR_FIELDS, _is_str),
     **dict.fromkeys(INT_FIELDS, _is_int),
     **dict.fromkeys(FLOAT_FIELDS, _is_float),
+    "ts": is_event_time,
 }
 
 SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -149,6 +153,7 @@ def _config(full: bool) -> st.SearchStrategy[TrainerConfigV1]:
         learning_rate=FLOATS if full else st.none() | FLOATS,
         max_seq_len=ints,
         num_params=ints,
+        ts=event_times(full),
     )
 
 
@@ -167,6 +172,7 @@ def _progress(full: bool) -> st.SearchStrategy[TrainerProgressMetricsV1]:
         learning_rate=floats,
         tokens_per_second=floats,
         grad_norm=floats,
+        ts=event_times(full),
     )
 
 
@@ -186,6 +192,7 @@ def _completed(full: bool) -> st.SearchStrategy[TrainerCompletedMetricsV1]:
         stop_reason=TEXT if full else st.none() | TEXT,
         best_val_loss=floats,
         best_step=INTS if full else st.none() | INTS,
+        ts=event_times(full),
     )
 
 
@@ -199,6 +206,7 @@ def _alert(full: bool) -> st.SearchStrategy[TrainerAlertV1]:
         value=FLOATS,
         threshold=FLOATS,
         message=TEXT,
+        ts=event_times(full),
     )
 
 
@@ -403,3 +411,57 @@ def test_config_event_narrows_to_its_fields() -> None:
     event = decode_trainer_metrics_event(encode_trainer_metrics_event(SAMPLES[0]))
     assert is_config(event)
     assert (event["model_family"], event["total_epochs"]) == ("gpt2", 1)
+
+
+def _fresh_samples() -> list[TrainerMetricsEventV1]:
+    return [
+        make_config_event(
+            job_id="j", user_id=1, model_family="gpt2", model_size="tiny", total_epochs=1, queue="q"
+        ),
+        make_progress_metrics_event(
+            job_id="j", user_id=1, epoch=0, total_epochs=1, step=1, loss=1.0
+        ),
+        make_completed_metrics_event(
+            job_id="j", user_id=1, loss=1.0, perplexity=2.7, artifact_path="runs/r"
+        ),
+        make_alert_event(
+            job_id="j", user_id=1, kind="k", step=3, value=2.0, threshold=1.5, message="m"
+        ),
+    ]
+
+
+def test_every_event_is_stamped_with_the_time_it_was_made() -> None:
+    now = datetime.now(UTC)
+    before = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    made = _fresh_samples()
+    after = datetime.now(UTC)
+    for event in made:
+        assert re.fullmatch(ISO_UTC_MILLIS, event["ts"])
+        assert before <= datetime.fromisoformat(event["ts"]) <= after
+
+
+@pytest.mark.parametrize("index", range(len(SAMPLES)))
+def test_an_event_from_a_publisher_without_ts_decodes_without_one(index: int) -> None:
+    """Older publishers send no `ts`: accepted, and the reader's clock is never put in."""
+    old = {key: value for key, value in _wire(SAMPLES[index]).items() if key != "ts"}
+    event = _decode_wire(old)
+    assert "ts" not in event
+    assert _wire(event) == old
+
+
+@pytest.mark.parametrize("ts", ["2026-12-05T01:02:03.456+00:00", "2026-12-05T01:02:03Z"])
+def test_a_publishers_ts_is_kept_as_written(ts: str) -> None:
+    made = make_progress_metrics_event(
+        job_id="j", user_id=1, epoch=0, total_epochs=1, step=1, loss=1.0, ts=ts
+    )
+    assert made["ts"] == ts
+    assert decode_trainer_metrics_event(encode_trainer_metrics_event(made))["ts"] == ts
+
+
+@pytest.mark.parametrize("ts", REFUSED_TIMES)
+def test_a_ts_that_is_not_an_iso_utc_time_is_refused(ts: str) -> None:
+    assert _field_error({**_wire(SAMPLES[0]), "ts": ts}) == "ts"
+    with pytest.raises(PayloadError, match="field 'ts' must be"):
+        make_alert_event(
+            job_id="j", user_id=1, kind="k", step=3, value=2.0, threshold=1.5, message="m", ts=ts
+        )

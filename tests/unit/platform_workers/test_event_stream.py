@@ -33,7 +33,8 @@ def test_an_absent_stream_reads_as_empty(client: RedisClient) -> None:
 
 
 def test_replay_returns_every_event_in_order(client: RedisClient) -> None:
-    event = encode_job_event(make_started_event(job_id="job-1", user_id=7, queue="train"))
+    ts = "2026-12-05T01:02:03.456+00:00"
+    event = encode_job_event(make_started_event(job_id="job-1", user_id=7, queue="train", ts=ts))
     ids = _append(client, [event, '{"n":2}', '{"n":3}'])
     pairs = read_events(client, "trainer", "job-1")
     assert pairs == list(zip(ids, [event, '{"n":2}', '{"n":3}'], strict=True))
@@ -42,6 +43,7 @@ def test_replay_returns_every_event_in_order(client: RedisClient) -> None:
         "job_id": "job-1",
         "user_id": 7,
         "queue": "train",
+        "ts": ts,
     }
 
 

@@ -1,12 +1,15 @@
 """Versioned training metrics events, so dashboards can chart a run without reading our store.
 
 Decoders drop fields they do not know: a newer producer's additive field never breaks an older
-subscriber, while a changed meaning gets a new version suffix.
+subscriber, while a changed meaning gets a new version suffix. `ts` (when the event was
+published, `event_time`) is such an additive field: every make_* sets it, and an event from a
+publisher older than it decodes without it.
 """
 
 from collections.abc import Callable
-from typing import Literal, NotRequired, TypedDict, TypeGuard
+from typing import Literal, NotRequired, TypedDict, TypeGuard, TypeVar
 
+from platform_core.event_time import check_event_time, event_time, received_time
 from platform_core.json_types import (
     JSONObject,
     dump_json_object,
@@ -34,6 +37,7 @@ class TrainerConfigV1(TypedDict):
     type: Literal["trainer.metrics.config.v1"]
     job_id: str
     user_id: int
+    ts: NotRequired[str]
     model_family: str
     model_size: str
     total_epochs: int
@@ -55,6 +59,7 @@ class TrainerProgressMetricsV1(TypedDict):
     type: Literal["trainer.metrics.progress.v1"]
     job_id: str
     user_id: int
+    ts: NotRequired[str]
     epoch: int
     total_epochs: int
     step: int
@@ -72,6 +77,7 @@ class TrainerCompletedMetricsV1(TypedDict):
     type: Literal["trainer.metrics.completed.v1"]
     job_id: str
     user_id: int
+    ts: NotRequired[str]
     loss: float
     perplexity: float
     artifact_path: str
@@ -92,6 +98,7 @@ class TrainerAlertV1(TypedDict):
     type: Literal["trainer.metrics.alert.v1"]
     job_id: str
     user_id: int
+    ts: NotRequired[str]
     kind: str
     step: int
     value: float
@@ -102,6 +109,27 @@ class TrainerAlertV1(TypedDict):
 TrainerMetricsEventV1 = (
     TrainerConfigV1 | TrainerProgressMetricsV1 | TrainerCompletedMetricsV1 | TrainerAlertV1
 )
+_EventT = TypeVar(
+    "_EventT", TrainerConfigV1, TrainerProgressMetricsV1, TrainerCompletedMetricsV1, TrainerAlertV1
+)
+
+
+def _stamped(event: _EventT, ts: str | None) -> _EventT:
+    """Every event says when it was published: now, unless the caller names the time."""
+    event["ts"] = event_time() if ts is None else check_event_time(ts)
+    return event
+
+
+def _as_received(event: _EventT, obj: JSONObject) -> _EventT:
+    """Decoders build through make_*, which stamps now: a decoded event keeps its publisher's
+    `ts` instead, and one from a publisher older than `ts` stays without (never the reader's
+    clock)."""
+    ts = received_time(obj)
+    if ts is None:
+        del event["ts"]
+    else:
+        event["ts"] = ts
+    return event
 
 
 def make_config_event(
@@ -121,8 +149,10 @@ def make_config_event(
     learning_rate: float | None = None,
     max_seq_len: int | None = None,
     num_params: int | None = None,
+    ts: str | None = None,
 ) -> TrainerConfigV1:
-    """Builds the config event; a None optional stays out of the dict rather than as null."""
+    """Builds the config event; a None optional stays out of the dict rather than as null
+    (except `ts`: None means now)."""
     event: TrainerConfigV1 = {
         "type": "trainer.metrics.config.v1",
         "job_id": job_id,
@@ -150,7 +180,7 @@ def make_config_event(
         event["max_seq_len"] = max_seq_len
     if num_params is not None:
         event["num_params"] = num_params
-    return event
+    return _stamped(event, ts)
 
 
 def make_progress_metrics_event(
@@ -166,8 +196,9 @@ def make_progress_metrics_event(
     learning_rate: float | None = None,
     tokens_per_second: float | None = None,
     grad_norm: float | None = None,
+    ts: str | None = None,
 ) -> TrainerProgressMetricsV1:
-    """Builds a progress metrics event; a None optional stays out of the dict."""
+    """Builds a progress metrics event; a None optional stays out of the dict (`ts`: now)."""
     event: TrainerProgressMetricsV1 = {
         "type": "trainer.metrics.progress.v1",
         "job_id": job_id,
@@ -187,7 +218,7 @@ def make_progress_metrics_event(
         event["tokens_per_second"] = float(tokens_per_second)
     if grad_norm is not None:
         event["grad_norm"] = float(grad_norm)
-    return event
+    return _stamped(event, ts)
 
 
 def make_completed_metrics_event(
@@ -204,8 +235,9 @@ def make_completed_metrics_event(
     stop_reason: str | None = None,
     best_val_loss: float | None = None,
     best_step: int | None = None,
+    ts: str | None = None,
 ) -> TrainerCompletedMetricsV1:
-    """Builds the final metrics event; a None optional stays out of the dict."""
+    """Builds the final metrics event; a None optional stays out of the dict (`ts`: now)."""
     event: TrainerCompletedMetricsV1 = {
         "type": "trainer.metrics.completed.v1",
         "job_id": job_id,
@@ -228,7 +260,7 @@ def make_completed_metrics_event(
         event["best_val_loss"] = float(best_val_loss)
     if best_step is not None:
         event["best_step"] = best_step
-    return event
+    return _stamped(event, ts)
 
 
 def make_alert_event(
@@ -240,8 +272,10 @@ def make_alert_event(
     value: float,
     threshold: float,
     message: str,
+    ts: str | None = None,
 ) -> TrainerAlertV1:
-    return {
+    """Builds an alert event."""
+    event: TrainerAlertV1 = {
         "type": "trainer.metrics.alert.v1",
         "job_id": job_id,
         "user_id": user_id,
@@ -251,70 +285,83 @@ def make_alert_event(
         "threshold": float(threshold),
         "message": message,
     }
+    return _stamped(event, ts)
 
 
 def _decode_config(obj: JSONObject) -> TrainerConfigV1:
-    return make_config_event(
-        job_id=require_str(obj, "job_id"),
-        user_id=require_int(obj, "user_id"),
-        model_family=require_str(obj, "model_family"),
-        model_size=require_str(obj, "model_size"),
-        total_epochs=require_int(obj, "total_epochs"),
-        queue=require_str(obj, "queue"),
-        device=optional_str(obj, "device"),
-        total_steps=optional_int(obj, "total_steps"),
-        cpu_cores=optional_int(obj, "cpu_cores"),
-        memory_mb=optional_int(obj, "memory_mb"),
-        optimal_threads=optional_int(obj, "optimal_threads"),
-        batch_size=optional_int(obj, "batch_size"),
-        learning_rate=optional_float(obj, "learning_rate"),
-        max_seq_len=optional_int(obj, "max_seq_len"),
-        num_params=optional_int(obj, "num_params"),
+    return _as_received(
+        make_config_event(
+            job_id=require_str(obj, "job_id"),
+            user_id=require_int(obj, "user_id"),
+            model_family=require_str(obj, "model_family"),
+            model_size=require_str(obj, "model_size"),
+            total_epochs=require_int(obj, "total_epochs"),
+            queue=require_str(obj, "queue"),
+            device=optional_str(obj, "device"),
+            total_steps=optional_int(obj, "total_steps"),
+            cpu_cores=optional_int(obj, "cpu_cores"),
+            memory_mb=optional_int(obj, "memory_mb"),
+            optimal_threads=optional_int(obj, "optimal_threads"),
+            batch_size=optional_int(obj, "batch_size"),
+            learning_rate=optional_float(obj, "learning_rate"),
+            max_seq_len=optional_int(obj, "max_seq_len"),
+            num_params=optional_int(obj, "num_params"),
+        ),
+        obj,
     )
 
 
 def _decode_progress(obj: JSONObject) -> TrainerProgressMetricsV1:
-    return make_progress_metrics_event(
-        job_id=require_str(obj, "job_id"),
-        user_id=require_int(obj, "user_id"),
-        epoch=require_int(obj, "epoch"),
-        total_epochs=require_int(obj, "total_epochs"),
-        step=require_int(obj, "step"),
-        loss=require_float(obj, "loss"),
-        total_steps=optional_int(obj, "total_steps"),
-        val_loss=optional_float(obj, "val_loss"),
-        learning_rate=optional_float(obj, "learning_rate"),
-        tokens_per_second=optional_float(obj, "tokens_per_second"),
-        grad_norm=optional_float(obj, "grad_norm"),
+    return _as_received(
+        make_progress_metrics_event(
+            job_id=require_str(obj, "job_id"),
+            user_id=require_int(obj, "user_id"),
+            epoch=require_int(obj, "epoch"),
+            total_epochs=require_int(obj, "total_epochs"),
+            step=require_int(obj, "step"),
+            loss=require_float(obj, "loss"),
+            total_steps=optional_int(obj, "total_steps"),
+            val_loss=optional_float(obj, "val_loss"),
+            learning_rate=optional_float(obj, "learning_rate"),
+            tokens_per_second=optional_float(obj, "tokens_per_second"),
+            grad_norm=optional_float(obj, "grad_norm"),
+        ),
+        obj,
     )
 
 
 def _decode_completed(obj: JSONObject) -> TrainerCompletedMetricsV1:
-    return make_completed_metrics_event(
-        job_id=require_str(obj, "job_id"),
-        user_id=require_int(obj, "user_id"),
-        loss=require_float(obj, "loss"),
-        perplexity=require_float(obj, "perplexity"),
-        artifact_path=require_str(obj, "artifact_path"),
-        val_loss=optional_float(obj, "val_loss"),
-        val_perplexity=optional_float(obj, "val_perplexity"),
-        steps=optional_int(obj, "steps"),
-        elapsed_s=optional_float(obj, "elapsed_s"),
-        stop_reason=optional_str(obj, "stop_reason"),
-        best_val_loss=optional_float(obj, "best_val_loss"),
-        best_step=optional_int(obj, "best_step"),
+    return _as_received(
+        make_completed_metrics_event(
+            job_id=require_str(obj, "job_id"),
+            user_id=require_int(obj, "user_id"),
+            loss=require_float(obj, "loss"),
+            perplexity=require_float(obj, "perplexity"),
+            artifact_path=require_str(obj, "artifact_path"),
+            val_loss=optional_float(obj, "val_loss"),
+            val_perplexity=optional_float(obj, "val_perplexity"),
+            steps=optional_int(obj, "steps"),
+            elapsed_s=optional_float(obj, "elapsed_s"),
+            stop_reason=optional_str(obj, "stop_reason"),
+            best_val_loss=optional_float(obj, "best_val_loss"),
+            best_step=optional_int(obj, "best_step"),
+        ),
+        obj,
     )
 
 
 def _decode_alert(obj: JSONObject) -> TrainerAlertV1:
-    return make_alert_event(
-        job_id=require_str(obj, "job_id"),
-        user_id=require_int(obj, "user_id"),
-        kind=require_str(obj, "kind"),
-        step=require_int(obj, "step"),
-        value=require_float(obj, "value"),
-        threshold=require_float(obj, "threshold"),
-        message=require_str(obj, "message"),
+    return _as_received(
+        make_alert_event(
+            job_id=require_str(obj, "job_id"),
+            user_id=require_int(obj, "user_id"),
+            kind=require_str(obj, "kind"),
+            step=require_int(obj, "step"),
+            value=require_float(obj, "value"),
+            threshold=require_float(obj, "threshold"),
+            message=require_str(obj, "message"),
+        ),
+        obj,
     )
 
 

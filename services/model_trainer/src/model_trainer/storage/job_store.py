@@ -59,6 +59,7 @@ from platform_workers.keys import (
 from platform_workers.redis_conn import RedisClient, as_text
 
 CANCEL_TTL_S = 7 * 24 * 3600
+COMPLETED_MESSAGE = "completed"
 _MIN_SCAN_BATCH = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -290,6 +291,13 @@ class JobStore:
         raw = self._redis.hgetall(record_key(DOMAIN, job_id))
         return _decode(raw) if raw else None
 
+    def status(self, job_id: str) -> JobStatus | None:
+        """The record's status alone (one HGET), None when there is no record or it is not a
+        status: for a caller that must not fail on a damaged record."""
+        raw = self._redis.hget(record_key(DOMAIN, job_id), "status")
+        text = None if raw is None else as_text(raw)
+        return next((status for status in JOB_STATUSES if status == text), None)
+
     def get_many(self, job_ids: list[str]) -> list[JobRecord | None]:
         """`get` for many jobs in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
@@ -333,7 +341,7 @@ class JobStore:
         fields: _HashFields = {
             "status": "completed",
             "progress": repr(1.0),
-            "message": "completed",
+            "message": COMPLETED_MESSAGE,
             "finished_at": now,
             "result": dump_json_object(result),
         }

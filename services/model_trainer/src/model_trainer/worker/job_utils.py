@@ -29,9 +29,10 @@ from model_trainer.contracts.jobs import (
 from model_trainer.contracts.model import PreparedLMModel, StopCheck
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings, load_settings
-from model_trainer.storage.job_store import JobStore
+from model_trainer.storage.job_store import COMPLETED_MESSAGE, JobStore
 from model_trainer.storage.runs import utc_now
 from model_trainer.worker.model_cache import load_run
+from model_trainer.worker.rq_meta import show_in_rq
 from platform_core.job_events import ErrorKind as EventErrorKind
 from platform_core.json_types import JSONObject, load_json_object
 from platform_workers.job_context import JobContext
@@ -246,6 +247,7 @@ def _fail(
 def record_completion(ctx: JobContext, store: JobStore, job_id: str, result: JSONObject) -> None:
     """The job's result in its record, then the completed event its followers end on."""
     store.complete(job_id, result=result, now=utc_now())
+    show_in_rq(job_id, {"progress": 1.0, "message": COMPLETED_MESSAGE})
     ctx.publish_completed(job_id, len(orjson.dumps(result)))
 
 
@@ -256,6 +258,7 @@ def _requeue(ctx: JobContext, store: JobStore, job_id: str, message: str) -> Non
     if job is not None:
         job.retries_left = (job.retries_left or 0) + 1
     store.requeue(job_id, message)
+    show_in_rq(job_id, {"message": message})
     ctx.publish_progress(0.0, message, force=True)
 
 
@@ -267,6 +270,7 @@ def record_failure(
         "cancelled" if code == "TRAINING_CANCELLED" else "failed"
     )
     store.fail(job_id, error=error, status=status, now=utc_now())
+    show_in_rq(job_id, {"message": message})
     ctx.publish_failed(_v1_event_kind(kind), code, message)
 
 

@@ -32,6 +32,7 @@ from model_trainer.worker.job_utils import (
     to_json_object,
 )
 from model_trainer.worker.preemption import ShutdownWatch, die_with_worker
+from model_trainer.worker.rq_meta import show_in_rq
 from platform_core.json_types import JSONObject
 from platform_core.trainer_metrics_events import (
     make_alert_event,
@@ -204,6 +205,17 @@ def _report_progress(
     if not ctx.publish_progress(fraction, message, force=metrics["step"] == metrics["total_steps"]):
         return
     store.set_progress(payload["job_id"], fraction, message)
+    show_in_rq(
+        payload["job_id"],
+        {
+            "progress": fraction,
+            "message": message,
+            "step": metrics["step"],
+            "total_steps": metrics["total_steps"],
+            "loss": metrics["loss"],
+            "tokens_per_second": metrics["tokens_per_second"],
+        },
+    )
     ctx.publish_metrics(
         make_progress_metrics_event(
             job_id=payload["job_id"],

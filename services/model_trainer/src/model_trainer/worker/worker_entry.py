@@ -34,6 +34,7 @@ from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
 from model_trainer.worker.job_utils import job_context, through_outage
 from model_trainer.worker.reconcile import reconcile
+from model_trainer.worker.rq_cancel import CancelledStaysCanceled
 from platform_core.json_types import require_int
 from platform_workers.keys import running_studies_key
 from platform_workers.redis_conn import RedisClient, redis_from_url
@@ -70,7 +71,7 @@ def requeue_abandoned(queues: Sequence[Queue], monitoring_interval: int) -> None
         queue.started_job_registry.cleanup(timestamp=cutoff)
 
 
-class TrainWorker(SpawnWorker):
+class TrainWorker(CancelledStaysCanceled, SpawnWorker):
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's heartbeats while the horse trains; a Redis outage skips them instead of killing
         this worker (and orphaning its training). They resume when Redis is back."""
@@ -81,7 +82,7 @@ class TrainWorker(SpawnWorker):
         super().execute_job(job, queue)
 
 
-class InferWorker(SimpleWorker):
+class InferWorker(CancelledStaysCanceled, SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         announce_started(self.connection, job, "infer")
         super().execute_job(job, queue)
