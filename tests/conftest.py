@@ -49,6 +49,8 @@ def settings(tmp_path: Path) -> Settings:
         "max_active_jobs": dict(DEFAULT_MAX_ACTIVE_JOBS),
         "max_user_corpus_bytes": 10_000_000,
         "max_queue_depth": 10_000,
+        "log_level": "INFO",
+        "metrics_token": None,
     }
 
 

@@ -15,6 +15,8 @@ DEFAULT_LIMITS = {
     "max_active_jobs": {"train": 8, "infer": 64},
     "max_user_corpus_bytes": 1024 * 1024 * 1024,
     "max_queue_depth": 10_000,
+    "log_level": "INFO",
+    "metrics_token": None,
 }
 
 
@@ -98,3 +100,14 @@ def test_a_job_time_limit_must_be_whole_positive_seconds(raw: str) -> None:
         load_settings({"JOB_TIMEOUT_S_SCORE": raw})
     assert caught.value.code == "INVALID_CONFIG"
     assert "JOB_TIMEOUT_S_SCORE" in caught.value.message
+
+
+def test_log_level_and_metrics_token_come_from_the_environment() -> None:
+    settings = load_settings({"LOG_LEVEL": "warning", "METRICS_TOKEN": "s3cret"})
+    assert (settings["log_level"], settings["metrics_token"]) == ("WARNING", "s3cret")
+    assert load_settings({"METRICS_TOKEN": ""})["metrics_token"] is None
+
+
+def test_an_unknown_log_level_is_refused() -> None:
+    with pytest.raises(ModelTrainerError, match="LOG_LEVEL must be one of DEBUG, INFO"):
+        load_settings({"LOG_LEVEL": "chatty"})

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TypedDict
 
 from model_trainer.contracts.jobs import JobType, QueueName
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
+from platform_core.structured_logs import LOG_LEVELS
 
 
 class Settings(TypedDict):
@@ -29,6 +30,10 @@ class Settings(TypedDict):
     max_user_corpus_bytes: int
     # Every user's waiting jobs on one queue together.
     max_queue_depth: int
+    # Observability: the level of every process's JSON log lines; a bearer token /metrics
+    # asks for (None: open, as Prometheus scrapers usually have no key; it shows no user data).
+    log_level: str
+    metrics_token: str | None
 
 
 # Inference answers a person waiting on it: a minute. Training, tokenizers and exports run long.
@@ -67,7 +72,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         },
         "max_user_corpus_bytes": _positive_int(source, "MAX_USER_CORPUS_BYTES", 1024 * _MIB),
         "max_queue_depth": _positive_int(source, "MAX_QUEUE_DEPTH", 10_000),
+        "log_level": _log_level(source),
+        "metrics_token": source.get("METRICS_TOKEN") or None,
     }
+
+
+def _log_level(source: Mapping[str, str]) -> str:
+    level = source.get("LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {quoted(level)}",
+        )
+    return level
 
 
 def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:
