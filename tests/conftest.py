@@ -51,6 +51,8 @@ def settings(tmp_path: Path) -> Settings:
         "max_queue_depth": 10_000,
         "min_schedule_interval_s": 60,
         "max_schedules_per_user": 100,
+        "log_level": "INFO",
+        "metrics_token": None,
     }
 
 

@@ -80,6 +80,8 @@ def module_settings(root: Path) -> Settings:
         "max_queue_depth": 10_000,
         "min_schedule_interval_s": 60,
         "max_schedules_per_user": 100,
+        "log_level": "INFO",
+        "metrics_token": None,
     }
 
 

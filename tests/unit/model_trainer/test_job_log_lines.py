@@ -71,11 +71,14 @@ def test_a_completed_job_logs_its_start_its_own_lines_and_a_summary(redis: Redis
         ("model_trainer.worker.job_utils", "job started: train"),
         ("model_trainer.backends.test", "resuming from checkpoint step_000000020"),
     ]
-    assert kept[0].get("fields") == {"type": "train", "config": CONFIG}
+    assert kept[0].get("fields") == {"event": "job.started", "type": "train", "config": CONFIG}
     assert (kept[2]["level"], kept[2]["logger"]) == ("WARNING", "py.warnings")
     assert "tokenizer covers 99% of the corpus" in kept[2]["message"]
     assert kept[3]["message"].startswith("job completed in ")
-    assert kept[3].get("fields") == {"run_id": "run-1", "loss": 1.25, "val_loss": None}
+    summary = kept[3].get("fields", {})
+    duration = summary.pop("duration_s")
+    assert summary == {"event": "job.completed", "run_id": "run-1", "loss": 1.25, "val_loss": None}
+    assert isinstance(duration, float) and 0 <= duration < 5
     assert {line.get("attempt") for line in kept} == {2}
     assert {line["job_id"] for line in kept} == {"j1"}
     record = JobStore(redis).get("j1")
@@ -103,7 +106,10 @@ def test_a_failed_job_logs_its_error_code_kind_and_message(redis: RedisClient) -
         "ERROR",
         "job failed: CORPUS_EMPTY: corpus x is empty",
     )
-    assert last.get("fields") == {
+    fields = last.get("fields", {})
+    assert isinstance(fields.pop("duration_s"), float)
+    assert fields == {
+        "event": "job.failed",
         "code": "CORPUS_EMPTY",
         "kind": "user",
         "message": "corpus x is empty",
@@ -163,7 +169,7 @@ def test_an_inference_job_logs_its_type_and_config(redis: RedisClient, settings:
     with pytest.raises(ModelTrainerError):
         run_generate_job(payload, settings=settings, redis=redis)
     first, last = lines(redis, "g1")
-    assert first.get("fields") == {"type": "generate", "config": dict(config)}
+    assert first.get("fields") == {"event": "job.started", "type": "generate", "config": config}
     assert last["message"].startswith("job failed: MODEL_NOT_FOUND")
 
 

@@ -17,6 +17,8 @@ DEFAULT_LIMITS = {
     "max_queue_depth": 10_000,
     "min_schedule_interval_s": 60,
     "max_schedules_per_user": 100,
+    "log_level": "INFO",
+    "metrics_token": None,
 }
 
 
@@ -103,3 +105,14 @@ def test_a_job_time_limit_must_be_whole_positive_seconds(raw: str) -> None:
         load_settings({"JOB_TIMEOUT_S_SCORE": raw})
     assert caught.value.code == "INVALID_CONFIG"
     assert "JOB_TIMEOUT_S_SCORE" in caught.value.message
+
+
+def test_log_level_and_metrics_token_come_from_the_environment() -> None:
+    settings = load_settings({"LOG_LEVEL": "warning", "METRICS_TOKEN": "s3cret"})
+    assert (settings["log_level"], settings["metrics_token"]) == ("WARNING", "s3cret")
+    assert load_settings({"METRICS_TOKEN": ""})["metrics_token"] is None
+
+
+def test_an_unknown_log_level_is_refused() -> None:
+    with pytest.raises(ModelTrainerError, match="LOG_LEVEL must be one of DEBUG, INFO"):
+        load_settings({"LOG_LEVEL": "chatty"})

@@ -14,9 +14,9 @@ import fakeredis
 import pytest
 
 from platform_core.job_logs import JobLogLine, decode_log_line
+from platform_core.structured_logs import FIELDS_ATTR
 from platform_workers.job_context import JobContext
 from platform_workers.job_logs import (
-    FIELDS_ATTR,
     MESSAGE_LIMIT,
     JobLogHandler,
     capture_job_logs,

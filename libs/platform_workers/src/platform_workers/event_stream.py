@@ -43,6 +43,13 @@ def read_events(
     return _pairs(reply[0][1]) if reply else []
 
 
+def read_latest_events(
+    redis: RedisClient, domain: str, job_id: str, *, count: int
+) -> list[tuple[str, str]]:
+    """The job's newest `count` (entry_id, event_json) pairs, newest first."""
+    return _pairs(redis.xrevrange(event_stream_key(domain, job_id), count=count))
+
+
 async def read_events_async(
     redis: AsyncRedisClient, domain: str, job_id: str, *, after: str = "0-0", count: int = 100
 ) -> list[tuple[str, str]]:

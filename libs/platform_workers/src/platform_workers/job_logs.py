@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from platform_core.job_logs import JobLogLine, decode_log_line, encode_log_line, make_log_line
 from platform_core.json_types import JSONObject, PayloadError, load_json_object
+from platform_core.structured_logs import FIELDS_ATTR
 from platform_workers.keys import logs_key
 from platform_workers.redis_conn import RedisClient, as_text
 
@@ -34,8 +35,6 @@ logger = logging.getLogger(__name__)
 LOG_LINES_KEPT = 1000
 COOLDOWN_S = 10.0
 MESSAGE_LIMIT = 8192
-# `logger.info("...", extra={FIELDS_ATTR: {...}})` gives a line its structured `fields`.
-FIELDS_ATTR = "fields"
 
 
 class JobLogHandler(logging.Handler):

@@ -10,6 +10,8 @@ For a domain (``trainer`` for the model trainer), a job and a user:
 - ``{domain}:jobs:user:{user_id}`` sorted set indexing one user's jobs
 - ``{domain}:jobs:active``        sorted set of the jobs not yet ended (what reconciliation checks)
 - ``{domain}:user:{user_id}:active:{queue}`` sorted set of one user's unended jobs on a queue
+- ``{domain}:metrics:jobs_ended``   hash counting ended jobs by type, status and code
+- ``{domain}:metrics:job_durations`` hash of job run-time histograms by type and status
 
 A user's model registry (model names never hold ``:``):
 
@@ -59,6 +61,16 @@ def cancel_key(domain: str, job_id: str) -> str:
 def active_jobs_key(domain: str) -> str:
     """The sorted set of jobs that have not ended, scored by creation time."""
     return f"{domain}:jobs:active"
+
+
+def jobs_ended_key(domain: str) -> str:
+    """The hash counting ended jobs, for Prometheus."""
+    return f"{domain}:metrics:jobs_ended"
+
+
+def job_durations_key(domain: str) -> str:
+    """The hash holding job run-time histograms, for Prometheus."""
+    return f"{domain}:metrics:job_durations"
 
 
 def user_active_key(domain: str, user_id: int, queue: str) -> str:

@@ -46,6 +46,7 @@ from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.worker.worker_entry import run_workers
 from platform_core.job_logs import JobLogLine
 from platform_core.json_types import JSONValue, PayloadError, load_json_object
+from platform_core.structured_logs import configure_logging
 from platform_workers.redis_conn import redis_from_url
 from platform_workers.redis_server import RedisServerNotFound, wait_for_redis
 
@@ -217,8 +218,14 @@ def api(args: argparse.Namespace, settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _after_shutdown)
     warn_if_redis_unreachable(settings)
     app, hub = build_api(settings)
+    # uvicorn's own lines (access log included) become JSON lines like ours.
+    configure_logging(settings["log_level"])
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, timeout_graceful_shutdown=SHUTDOWN_GRACE_S
+        app,
+        host=args.host,
+        port=args.port,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        log_config=None,
     )
     # The last statement on purpose: under uvloop, coverage loses this frame once the server
     # has run, so a line after it would never count as executed (main returns 0 for None).
@@ -240,6 +247,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     queues = [parse_queue(name) for name in args.queues.split(",") if name]
     # Here, not in each queue's child process, so a missing Redis is one line, not a restart loop.
     wait_for_redis(settings["redis_url"], timeout_s=0)
+    configure_logging(settings["log_level"])
     return run_workers(queues, settings)
 
 

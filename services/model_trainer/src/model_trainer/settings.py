@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TypedDict
 
 from model_trainer.contracts.jobs import JobType, QueueName
-from model_trainer.errors import ModelTrainerError
+from model_trainer.errors import ModelTrainerError, quoted
+from platform_core.structured_logs import LOG_LEVELS
 
 
 class Settings(TypedDict):
@@ -33,6 +34,10 @@ class Settings(TypedDict):
     # many schedules one user may keep.
     min_schedule_interval_s: int
     max_schedules_per_user: int
+    # Observability: the level of every process's JSON log lines; a bearer token /metrics
+    # asks for (None: open, as Prometheus scrapers usually have no key; it shows no user data).
+    log_level: str
+    metrics_token: str | None
 
 
 # Inference answers a person waiting on it: a minute. Training, tokenizers and exports run long.
@@ -73,7 +78,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "max_queue_depth": _positive_int(source, "MAX_QUEUE_DEPTH", 10_000),
         "min_schedule_interval_s": _positive_int(source, "MIN_SCHEDULE_INTERVAL_S", 60),
         "max_schedules_per_user": _positive_int(source, "MAX_SCHEDULES_PER_USER", 100),
+        "log_level": _log_level(source),
+        "metrics_token": source.get("METRICS_TOKEN") or None,
     }
+
+
+def _log_level(source: Mapping[str, str]) -> str:
+    level = source.get("LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {quoted(level)}",
+        )
+    return level
 
 
 def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypedDict
 
+from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from model_trainer.api.event_hub import EventHub
@@ -28,4 +29,4 @@ class ApiContext(SubmitContext):
 
     events: EventHub
     # The dependency that turns a request's bearer key into its caller (api/auth.py).
-    caller: Callable[[HTTPAuthorizationCredentials | None], Principal]
+    caller: Callable[[Request, HTTPAuthorizationCredentials | None], Principal]

@@ -16,6 +16,8 @@ from model_trainer.api.auth import key_checker
 from model_trainer.api.body_limit import BodyLimit
 from model_trainer.api.errors import install_error_handlers
 from model_trainer.api.event_hub import EventHub
+from model_trainer.api.http_metrics import RequestMetrics
+from model_trainer.api.metrics import build_metrics_router
 from model_trainer.api.routes.corpora import build_corpora_router
 from model_trainer.api.routes.events import build_events_router
 from model_trainer.api.routes.exports import build_exports_router
@@ -78,6 +80,9 @@ def build_api(
     app.include_router(build_studies_router(ctx))
     app.include_router(build_schedules_router(ctx))
     app.include_router(build_health_router(ctx))
+    # Observability: GET /metrics, and every request counted (outermost, so refusals count).
+    app.include_router(build_metrics_router(ctx))
+    app.add_middleware(RequestMetrics)
     return app, hub
 
 

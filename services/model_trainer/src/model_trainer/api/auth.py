@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from model_trainer.errors import ModelTrainerError
@@ -30,15 +30,20 @@ def unauthenticated() -> ModelTrainerError:
     )
 
 
-def key_checker(redis: RedisClient) -> Callable[[HTTPAuthorizationCredentials | None], Principal]:
+def key_checker(
+    redis: RedisClient,
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
     """The dependency every /v1 route takes (`caller: Principal = Depends(...)`)."""
 
     def caller(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> Principal:
         principal = None if credentials is None else authenticate(redis, credentials.credentials)
         if principal is None:
             raise unauthenticated()
+        # Who is asking, for the line that logs a refusal.
+        request.state.user_id = principal["user_id"]
         return principal
 
     return caller

@@ -8,6 +8,7 @@ worker reads exactly the file the API checked.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
@@ -79,6 +80,9 @@ from platform_core.json_types import (
     require_object,
     require_str,
 )
+from platform_core.structured_logs import FIELDS_ATTR
+
+logger = logging.getLogger(__name__)
 
 # Every request names its time limit and priority.
 JobRequest = (
@@ -438,6 +442,16 @@ def record_and_enqueue(
         retry=Retry(max=retries) if retries else None,
         description=f"{job_type} {run_id or job_id}",
     )
+    submitted = {
+        "event": "job.submitted",
+        "job_id": job_id,
+        "user_id": caller["user_id"],
+        "type": job_type,
+        "queue": queue.name,
+        "run_id": run_id,
+        "origin": None if origin is None else origin["kind"],
+    }
+    logger.info("job submitted: %s %s", job_type, job_id, extra={FIELDS_ATTR: submitted})
     return {
         "job_id": job_id,
         "type": job_type,

@@ -39,6 +39,7 @@ from model_trainer.contracts.jobs import (
     JobType,
 )
 from model_trainer.errors import ModelTrainerError, quoted
+from model_trainer.storage.job_metrics import count_job_end
 from platform_core.json_types import (
     JSONObject,
     PayloadError,
@@ -68,6 +69,8 @@ _CURSOR = re.compile(r"(-?[0-9]+):(.+)", re.DOTALL)
 # Where a listing stands in the index: (score, job_id), ordered newest first.
 _Position: TypeAlias = tuple[int, str]
 _HashFields: TypeAlias = dict[FieldT, EncodableT]
+# What an ending job's metrics need from its record: its type and first start.
+_Ending: TypeAlias = tuple[JobType, str | None]
 
 
 def created_score(created_at: str) -> int:
@@ -80,6 +83,15 @@ def created_score(created_at: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    """Seconds from one ISO-8601 time to another (naive means UTC); None, rather than a failed
+    job end, when either is not one."""
+    try:
+        return max(0, created_score(end) - created_score(start)) / 1e6
+    except PayloadError:
+        return None
 
 
 def _check_progress(progress: float) -> None:
@@ -337,7 +349,7 @@ class JobStore:
 
     def complete(self, job_id: str, *, result: JSONObject, now: str) -> None:
         """Records the job's result and marks it completed."""
-        key, owner_active = self._ending(job_id)
+        key, owner_active, ending = self._ending(job_id)
         fields: _HashFields = {
             "status": "completed",
             "progress": repr(1.0),
@@ -350,7 +362,7 @@ class JobStore:
         pipe.hdel(key, "error")
         pipe.zrem(active_jobs_key(DOMAIN), job_id)
         pipe.zrem(owner_active, job_id)
-        pipe.execute()
+        self._count_once(pipe.execute()[2], ending, "completed", "", now)
 
     def fail(
         self,
@@ -361,7 +373,7 @@ class JobStore:
         now: str,
     ) -> None:
         """Records why the job ended without a result."""
-        key, owner_active = self._ending(job_id)
+        key, owner_active, ending = self._ending(job_id)
         fields: _HashFields = {
             "status": status,
             "message": error["message"],
@@ -373,7 +385,7 @@ class JobStore:
         pipe.hdel(key, "result")
         pipe.zrem(active_jobs_key(DOMAIN), job_id)
         pipe.zrem(owner_active, job_id)
-        pipe.execute()
+        self._count_once(pipe.execute()[2], ending, status, error["code"], now)
 
     def request_cancel(self, job_id: str) -> None:
         """Raises the flag a running job's JobContext.cancelled() polls."""
@@ -409,14 +421,36 @@ class JobStore:
         next_cursor = _encode_cursor(page[-1][1]) if len(found) > limit else None
         return [record for record, _ in page], next_cursor
 
-    def _ending(self, job_id: str) -> tuple[str, str]:
-        """The record's key and its user's active set (admission control), which the ending job
-        leaves; a record that was never created is refused, as in `_existing_key`."""
+    def _ending(self, job_id: str) -> tuple[str, str, _Ending]:
+        """The record's key, its user's active set (admission control), which the ending job
+        leaves, and its type and first start (its metrics); a record that was never created is
+        refused, as in `_existing_key`."""
         key = record_key(DOMAIN, job_id)
-        user_id, queue = self._redis.hmget(key, ["user_id", "queue"])
-        if user_id is None or queue is None:
+        user_id, queue, job_type, started_at = self._redis.hmget(
+            key, ["user_id", "queue", "type", "started_at"]
+        )
+        if user_id is None or queue is None or job_type is None:
             raise ModelTrainerError("JOB_NOT_FOUND", f"job {quoted(job_id)} does not exist")
-        return key, user_active_key(DOMAIN, int(as_text(user_id)), as_text(queue))
+        fields: JSONObject = {"type": as_text(job_type)}
+        ending: _Ending = (
+            require_literal(fields, "type", JOB_TYPES),
+            None if started_at is None else as_text(started_at),
+        )
+        return key, user_active_key(DOMAIN, int(as_text(user_id)), as_text(queue)), ending
+
+    def _count_once(
+        self, left_active: int, ending: _Ending, status: JobStatus, code: str, now: str
+    ) -> None:
+        """Counts the job's end for /metrics (`storage.job_metrics`), only if this call took it
+        out of the active jobs: a job ended twice (a worker finishing what the reconciler
+        already declared lost) is counted once, as it first ended."""
+        if not left_active:
+            return
+        job_type, started_at = ending
+        duration_s = None if started_at is None else _seconds_between(started_at, now)
+        count_job_end(
+            self._redis, job_type=job_type, status=status, code=code, duration_s=duration_s
+        )
 
     def _existing_key(self, job_id: str) -> str:
         """Refuses to write into a record that was never created (a partial hash is corrupt)."""

@@ -35,8 +35,8 @@ from model_trainer.worker.model_cache import load_run
 from model_trainer.worker.rq_meta import show_in_rq
 from platform_core.job_events import ErrorKind as EventErrorKind
 from platform_core.json_types import JSONObject, load_json_object
+from platform_core.structured_logs import FIELDS_ATTR, log_context
 from platform_workers.job_context import JobContext
-from platform_workers.job_logs import FIELDS_ATTR
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 if TYPE_CHECKING:
@@ -136,6 +136,13 @@ def coded_failure(error: Exception) -> ModelTrainerError:
     return ModelTrainerError("INTERNAL_ERROR", repr(error))
 
 
+def reported_by_the_job(error: object) -> bool:
+    """Whether RQ's own line about a job's exception (with its traceback) would only repeat
+    `run_job`'s: a coded failure (a cancel, a refusal, a timeout, memory) was logged as one line
+    with its code. Our bugs (INTERNAL_ERROR) and lost Redis connections keep RQ's traceback."""
+    return isinstance(error, Exception) and coded_failure(error).code != "INTERNAL_ERROR"
+
+
 def _exhausted(error: Exception) -> bool:
     if isinstance(error, MemoryError):
         return True
@@ -168,15 +175,19 @@ def run_job(
     is recorded only when no retry is left.
 
     Meanwhile the job's log records are kept as its log lines (`GET /v1/jobs/{id}/logs`): how
-    it started (type and config) and how it ended come first and last, each written before the
-    record changes, so whoever sees the job ended can read its last line. `config` is the
+    it started (type and config) and how it ended (with its `duration_s`) come first and last,
+    each written before the record changes, so whoever sees the job ended can read its last
+    line. The process's own log (JSON lines) gets the same lines, each carrying the job's id,
+    user and type; a cancel or a coded failure is one line without a traceback. `config` is the
     payload's, taken with `.get`: a malformed payload still fails inside, coded and final.
     """
     attempt = through_outage(lambda: _attempts(store, job_id), None)
-    with ctx.capture_logs(attempt=attempt, loggers=LIBRARY_LOGGERS):
-        logger.info(
-            "job started: %s", job_type, extra={FIELDS_ATTR: {"type": job_type, "config": config}}
-        )
+    with (
+        ctx.capture_logs(attempt=attempt, loggers=LIBRARY_LOGGERS),
+        log_context(job_id=job_id, user_id=ctx.user_id, type=job_type, attempt=attempt),
+    ):
+        started = {"event": "job.started", "type": job_type, "config": config}
+        logger.info("job started: %s", job_type, extra={FIELDS_ATTR: started})
         return _run_and_record(ctx, store, job_id, work)
 
 
@@ -195,27 +206,40 @@ def _run_and_record(
         result = work()
     except TRANSIENT_ERRORS as error:
         if _will_retry():
-            logger.warning("job interrupted, RQ will retry it: %r", error)
+            logger.warning(
+                "job interrupted, RQ will retry it: %r",
+                error,
+                extra=_ended("job.interrupted", began),
+            )
         else:
-            _fail(ctx, store, job_id, code="REDIS_UNAVAILABLE", kind="system", message=repr(error))
+            _fail(ctx, store, job_id, ModelTrainerError("REDIS_UNAVAILABLE", repr(error)), began)
         raise
     except ModelTrainerError as error:
         if error.code == "TRAINING_PREEMPTED":
-            logger.warning("job preempted: %s", error.message)
+            logger.warning("job preempted: %s", error.message, extra=_ended("job.preempted", began))
             _requeue(ctx, store, job_id, error.message)
             raise
         _stop_retries()
-        _fail(ctx, store, job_id, code=error.code, kind=error.kind, message=error.message)
+        _fail(ctx, store, job_id, error, began)
         raise
     except Exception as error:
         _stop_retries()
-        failure = coded_failure(error)
-        _fail(ctx, store, job_id, code=failure.code, kind=failure.kind, message=failure.message)
+        _fail(ctx, store, job_id, coded_failure(error), began)
         raise
-    elapsed_s = time.monotonic() - began
-    logger.info("job completed in %.1f s", elapsed_s, extra={FIELDS_ATTR: outcome_summary(result)})
+    summary = _ended("job.completed", began, outcome_summary(result))
+    logger.info("job completed in %.1f s", _since(began), extra=summary)
     patiently(lambda: record_completion(ctx, store, job_id, result))
     return result
+
+
+def _since(began: float) -> float:
+    """Seconds since `began` (a monotonic time), to the millisecond."""
+    return round(time.monotonic() - began, 3)
+
+
+def _ended(event: str, began: float, fields: JSONObject | None = None) -> dict[str, object]:
+    """A closing log line's structured fields: what happened, what it gave, how long it took."""
+    return {FIELDS_ATTR: {"event": event, **(fields or {}), "duration_s": _since(began)}}
 
 
 def outcome_summary(result: JSONObject) -> JSONObject:
@@ -229,17 +253,20 @@ def outcome_summary(result: JSONObject) -> JSONObject:
 
 
 def _fail(
-    ctx: JobContext, store: JobStore, job_id: str, *, code: str, kind: ErrorKind, message: str
+    ctx: JobContext, store: JobStore, job_id: str, failure: ModelTrainerError, began: float
 ) -> None:
-    """Log how the job ended, then record and announce it."""
-    cancelled = code == "TRAINING_CANCELLED"
+    """Log how the job ended (one line, no traceback: the code says what happened), then record
+    and announce it."""
+    code, kind, message = failure.code, failure.kind, failure.message
+    ending = "cancelled" if code == "TRAINING_CANCELLED" else "failed"
+    error: JSONObject = {"code": code, "kind": kind, "message": message}
     logger.log(
-        logging.WARNING if cancelled else logging.ERROR,
+        logging.WARNING if ending == "cancelled" else logging.ERROR,
         "job %s: %s: %s",
-        "cancelled" if cancelled else "failed",
+        ending,
         code,
         message,
-        extra={FIELDS_ATTR: {"code": code, "kind": kind, "message": message}},
+        extra=_ended(f"job.{ending}", began, error),
     )
     record_failure(ctx, store, job_id, code=code, kind=kind, message=message)
 

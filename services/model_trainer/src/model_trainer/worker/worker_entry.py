@@ -29,13 +29,14 @@ from rq.utils import current_timestamp
 from rq.worker import SpawnWorker
 
 from model_trainer.contracts.jobs import DOMAIN, WORKER_HEARTBEAT_S, QueueName, rq_queues
-from model_trainer.settings import Settings
+from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
-from model_trainer.worker.job_utils import job_context, through_outage
+from model_trainer.worker.job_utils import job_context, reported_by_the_job, through_outage
 from model_trainer.worker.reconcile import reconcile
 from model_trainer.worker.rq_cancel import CancelledStaysCanceled
 from platform_core.json_types import require_int
+from platform_core.structured_logs import configure_logging
 from platform_workers.keys import running_studies_key
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
@@ -81,11 +82,24 @@ class TrainWorker(CancelledStaysCanceled, SpawnWorker):
         announce_started(self.connection, job, "train")
         super().execute_job(job, queue)
 
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        """The horse is a fresh interpreter: its lines are JSON like its worker's."""
+        configure_logging(load_settings()["log_level"])
+        super().main_work_horse(job, queue)
+
+    def handle_exception(self, job: Job, *exc_info: object) -> None:
+        if not reported_by_the_job(exc_info[1]):
+            super().handle_exception(job, *exc_info)
+
 
 class InferWorker(CancelledStaysCanceled, SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         announce_started(self.connection, job, "infer")
         super().execute_job(job, queue)
+
+    def handle_exception(self, job: Job, *exc_info: object) -> None:
+        if not reported_by_the_job(exc_info[1]):
+            super().handle_exception(job, *exc_info)
 
 
 def make_worker(queue: QueueName, redis: RedisClient) -> TrainWorker | InferWorker:
@@ -149,7 +163,7 @@ def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     worker = make_worker(queue, redis_from_url(settings["redis_url"]))
     keep_maintaining(worker, settings)
-    return worker.work(burst=burst, logging_level="INFO")
+    return worker.work(burst=burst, logging_level=settings["log_level"])
 
 
 class Supervisor:
