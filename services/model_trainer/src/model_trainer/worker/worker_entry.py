@@ -33,6 +33,7 @@ from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
 from model_trainer.worker.job_utils import job_context, reported_by_the_job, through_outage
+from model_trainer.worker.prompt_shutdown import PromptUnsubscribe
 from model_trainer.worker.reconcile import reconcile
 from model_trainer.worker.rq_cancel import CancelledStaysCanceled
 from platform_core.json_types import require_int
@@ -72,7 +73,7 @@ def requeue_abandoned(queues: Sequence[Queue], monitoring_interval: int) -> None
         queue.started_job_registry.cleanup(timestamp=cutoff)
 
 
-class TrainWorker(CancelledStaysCanceled, SpawnWorker):
+class TrainWorker(PromptUnsubscribe, CancelledStaysCanceled, SpawnWorker):
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's heartbeats while the horse trains; a Redis outage skips them instead of killing
         this worker (and orphaning its training). They resume when Redis is back."""
@@ -92,7 +93,7 @@ class TrainWorker(CancelledStaysCanceled, SpawnWorker):
             super().handle_exception(job, *exc_info)
 
 
-class InferWorker(CancelledStaysCanceled, SimpleWorker):
+class InferWorker(PromptUnsubscribe, CancelledStaysCanceled, SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         announce_started(self.connection, job, "infer")
         super().execute_job(job, queue)
