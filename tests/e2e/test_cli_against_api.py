@@ -38,7 +38,8 @@ def test_upload_submit_follow_jobs_and_cancel(
     assert cli.main(["--url", url, "follow", str(accepted["job_id"])]) == 0
     assert "completed" in capsys.readouterr().out
 
-    assert cli.main(["--url", url, "jobs", "--status", "completed", "--type", "train"]) == 0
+    listing = ["jobs", "--status", "completed", "--type", "train", "--json"]
+    assert cli.main(["--url", url, *listing]) == 0
     listed = orjson.loads(capsys.readouterr().out)
     assert [job["job_id"] for job in listed["jobs"]] == [accepted["job_id"]]
 
@@ -56,7 +57,7 @@ def test_upload_submit_follow_jobs_and_cancel(
     queued = _json(capsys.readouterr().out)
     assert cli.main(["--url", url, "cancel", str(queued["job_id"])]) == 0
     assert _json(capsys.readouterr().out)["job_id"] == queued["job_id"]
-    assert cli.main(["--url", url, "jobs"]) == 0
+    assert cli.main(["jobs", "--url", url, "--json"]) == 0
     listed_all = orjson.loads(capsys.readouterr().out)
     assert [job["job_id"] for job in listed_all["jobs"]] == [queued["job_id"], accepted["job_id"]]
 

@@ -26,6 +26,11 @@ from model_trainer.api.event_hub import FOLLOW_TIMING
 from model_trainer.client import API_KEY_ENV, TrainerClient
 from model_trainer.contracts.jobs import DOMAIN
 from platform_core.json_types import JSONValue
+from platform_core.trainer_metrics_events import (
+    TrainerMetricsEventV1,
+    make_config_event,
+    make_progress_metrics_event,
+)
 from platform_workers.job_context import JobContext
 from platform_workers.keys import events_channel
 from platform_workers.redis_conn import RedisClient
@@ -177,6 +182,23 @@ def serve_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return process
 
 
+def report(
+    job_id: str, *, step: int, loss: float, val_loss: float | None = None
+) -> TrainerMetricsEventV1:
+    """A training's progress report at `step` of 10."""
+    return make_progress_metrics_event(
+        job_id=job_id,
+        user_id=1,
+        epoch=0,
+        total_epochs=1,
+        step=step,
+        total_steps=10,
+        loss=loss,
+        val_loss=val_loss,
+        tokens_per_second=12345.6,
+    )
+
+
 def test_the_cli_follower_resumes_after_an_api_restart(
     service_env: dict[str, str], redis: RedisClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,23 +220,43 @@ def test_the_cli_follower_resumes_after_an_api_restart(
         printed += capsys.readouterr().out
         return text in printed
 
-    wait_for(lambda: printed_has("started\n"), timeout=10, what="the follower to attach")
+    worker.publish_metrics(
+        make_config_event(
+            job_id=job_id,
+            user_id=1,
+            model_family="char_lstm",
+            model_size="tiny",
+            total_epochs=1,
+            queue="train",
+            num_params=1234,
+        )
+    )
+    wait_for(lambda: printed_has("(1,234 parameters)\n"), timeout=10, what="the follower")
     try:
         assert terminate(first) < STOP_WITHIN_S
     finally:
         stop(first)
-    worker.publish_progress(0.5, "half way", force=True)
+    # Published while no API runs: read after the restart, from where the follower was.
+    worker.publish_metrics(report(job_id, step=5, loss=2.0))
     second = serve_api(service_env, port)
     try:
+        worker.publish_metrics(report(job_id, step=10, loss=1.25, val_loss=1.5))
         worker.publish_completed(job_id, 2)
         follower.join(timeout=30)
     finally:
         stop(second)
     assert codes == [0]
     printed_has("")
-    assert printed.count("started\n") == 1
-    assert "half way" in printed
-    assert printed.endswith("completed\n")
+    lines = printed.splitlines()
+    assert "\r" not in printed
+    assert lines[:2] == ["started", "training char_lstm/tiny (1,234 parameters)"]
+    assert lines[2].startswith(" 50.0%  step 5/10  elapsed 0:00:")
+    assert lines[2].endswith("  12,346 tok/s  loss 2.0000")
+    assert lines[3].startswith("100.0%  step 10/10  elapsed 0:00:")
+    assert lines[3].endswith("  12,346 tok/s  loss 1.2500  val 1.5000")
+    assert "  ETA 0:00:00  " in lines[3]
+    assert lines[4].startswith("completed in 0:00:")
+    assert len(lines) == 5
 
 
 @pytest.mark.anyio

@@ -26,6 +26,7 @@ from rq.worker_registration import register
 from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.core.transport import Response
 from tests.conftest import SAMPLE_TEXT
+from tests.support.openapi import error_codes, obj
 from typing_extensions import TypedDict
 
 from model_trainer.storage.job_store import JobStore
@@ -230,9 +231,15 @@ def has_error_shape(body: object) -> bool:
 
 
 def coded_client_error(ctx: CheckContext, response: Response, case: OpenApiCase) -> None:
-    """Every 4xx has the one error shape, wrong methods and unknown paths included."""
+    """Every 4xx has the one error shape, wrong methods and unknown paths included, and a code
+    the operation documents for that status."""
     if 400 <= response.status_code < 500:
-        assert has_error_shape(response.json()), response.text
+        body = response.json()
+        assert has_error_shape(body), response.text
+        code = body["error"]["code"]
+        if code not in ("ROUTE_NOT_FOUND", "METHOD_NOT_ALLOWED"):
+            documented = error_codes(obj(case.operation.definition.raw))
+            assert code in documented.get(response.status_code, set()), response.text
 
 
 @fuzz.parametrize()

@@ -91,23 +91,27 @@ def test_local_generate_prints_each_requested_sample(
     assert all(sample.startswith("Or") for sample in samples)
 
 
-def test_unknown_family_exits_2_with_the_code(
+def test_unknown_family_exits_2_naming_the_families(
     cli_env: Settings, corpus_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["local-train", *TRAIN_ARGS, "--run-id", "x", "--corpus", str(corpus_path)]
-    assert cli.main([*argv, "--family", "nope"]) == 2
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--family", "nope"])
+    assert info.value.code == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("error: UNKNOWN_MODEL_FAMILY: ")
+    assert "argument --family: invalid choice: 'nope' (choose from 'char_lstm', 'gpt2')" in (
+        captured.err
+    )
     assert captured.out == ""
     assert not (cli_env["artifacts_root"] / "runs" / "x").exists()
 
 
-def test_invalid_size_exits_2(
+def test_a_size_the_family_lacks_exits_2_with_the_code(
     cli_env: Settings, corpus_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["local-train", "--size", "huge", "--run-id", "x", "--corpus", str(corpus_path)]
+    argv = ["local-train", "--size", "nano", "--run-id", "x", "--corpus", str(corpus_path)]
     assert cli.main(argv) == 2
-    assert "INVALID_MODEL_SIZE" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: INVALID_MODEL_SIZE: model_size for char_lstm")
 
 
 def test_corpus_outside_the_roots_exits_2(
@@ -142,11 +146,11 @@ def test_local_train_without_a_corpus_builds_the_default_one(
 def test_running_the_module_as_a_script_exits_with_mains_code(
     cli_env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["model-trainer", "local-train", "--family", "nope"])
+    monkeypatch.setattr(sys, "argv", ["model-trainer", "local-train", "--size", "nano"])
     with pytest.raises(SystemExit) as info:
         runpy.run_path(cli.__file__, run_name="__main__")
     assert info.value.code == 2
-    assert "UNKNOWN_MODEL_FAMILY" in capsys.readouterr().err
+    assert "INVALID_MODEL_SIZE" in capsys.readouterr().err
 
 
 def test_a_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:

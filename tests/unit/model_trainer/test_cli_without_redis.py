@@ -27,6 +27,7 @@ NEEDS_API = {
     "submit": ["submit", "train", "model_family=char_lstm", "--follow"],
     "export": ["export", "r1"],
     "follow": ["follow", "j1"],
+    "job": ["job", "j1"],
     "jobs": ["jobs"],
     "cancel": ["cancel", "j1"],
     "logs": ["logs", "j1"],

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import get_args
 
 import httpx
 import orjson
@@ -18,10 +18,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_trainer.api.app import build_api
+from model_trainer.api.routes.runs import FilterMetric, RunMetric
 from model_trainer.api.schemas import train_options
-from model_trainer.backends.presets import check_model_size
+from model_trainer.backends.presets import CHAR_LSTM_SIZES, MODEL_SIZES, check_model_size
 from model_trainer.backends.registry import get_backend
+from model_trainer.cli_args import (
+    URL_ENV,
+    Commands,
+    HelpFormatter,
+    add_command,
+    add_connection_options,
+)
 from model_trainer.cli_schedules import SCHEDULE_HANDLERS, add_schedule_parsers
+from model_trainer.cli_views import job_summary, jobs_table, objects, result_text
 from model_trainer.client import (
     API_KEY_ENV,
     ApiError,
@@ -30,9 +39,15 @@ from model_trainer.client import (
     TrainerClient,
 )
 from model_trainer.contracts.defaults import make_generate_config
-from model_trainer.contracts.jobs import JOB_TYPES, parse_queue
+from model_trainer.contracts.jobs import JOB_STATUSES, JOB_TYPES, QUEUE_NAMES, parse_queue
 from model_trainer.contracts.limits import DEFAULT_LOG_TAIL
-from model_trainer.contracts.model import StepMetrics, TrainingAlert, TrainOutcome
+from model_trainer.contracts.model import (
+    MODEL_FAMILIES,
+    DeviceChoice,
+    StepMetrics,
+    TrainingAlert,
+    TrainOutcome,
+)
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions, make_train_config
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.demo import run_demo
@@ -45,13 +60,24 @@ from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.worker.worker_entry import run_workers
 from platform_core.job_logs import JobLogLine
-from platform_core.json_types import JSONValue, PayloadError, load_json_object
+from platform_core.json_types import (
+    JSONValue,
+    PayloadError,
+    load_json_object,
+    optional_object,
+    optional_str,
+    require_str,
+)
 from platform_core.structured_logs import configure_logging
 from platform_workers.redis_conn import redis_from_url
 from platform_workers.redis_server import RedisServerNotFound, wait_for_redis
 
 DEFAULT_CORPUS = "stdlib.txt"
 SHUTDOWN_GRACE_S = 3
+# The exit status of a command stopped with Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+# Job types whose result `follow` prints as text when they complete.
+SHOWN_RESULTS = ("generate", "score")
 
 
 def _print_progress(metrics: StepMetrics) -> None:
@@ -260,11 +286,24 @@ def submit(args: argparse.Namespace, settings: Settings) -> int:
     body = dict(_field(item) for item in args.fields)
     if args.model is not None:
         body["model"] = args.model
-    accepted = _client(args).submit(args.job_type, body)
+    client = _client(args)
+    accepted = client.submit(args.job_type, body)
     _print_json(accepted)
     job_id = accepted.get("job_id")
     if args.follow and isinstance(job_id, str):
-        return 0 if render(_client(args).events(job_id)) else 1
+        return _follow(client, job_id)
+    return 0
+
+
+def _follow(client: TrainerClient, job_id: str) -> int:
+    """Show the job's events until it ends; then what a generate or score job produced."""
+    if not render(client.events(job_id)):
+        return 1
+    record = client.job(job_id)
+    job_type = require_str(record, "type")
+    result = optional_object(record, "result")
+    if job_type in SHOWN_RESULTS and result is not None:
+        print(result_text(job_type, result))
     return 0
 
 
@@ -296,16 +335,36 @@ def follow(args: argparse.Namespace, settings: Settings) -> int:
     """A missing job, API or Redis is said at once; only a stream that ends early is retried."""
     client = _client(args)
     client.job(args.job_id)
-    return 0 if render(client.events(args.job_id)) else 1
+    return _follow(client, args.job_id)
+
+
+def job(args: argparse.Namespace, settings: Settings) -> int:
+    """The job's status, then its result (generated text and scores as text)."""
+    record = _client(args).job(args.job_id)
+    if args.json:
+        _print_json(record)
+        return 0
+    print(job_summary(record))
+    result = optional_object(record, "result")
+    if result is not None:
+        print(f"result:\n{result_text(require_str(record, 'type'), result)}")
+    return 0
 
 
 def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    """A table of your jobs (--json: the API's answer), and how to ask for the next page."""
     filters: dict[str, str | int] = {"limit": args.limit}
-    if args.status:
-        filters["status"] = args.status
-    if args.type:
-        filters["type"] = args.type
-    _print_json(_client(args).jobs(**filters))
+    options = {"status": args.status, "type": args.type, "cursor": args.cursor}
+    filters.update({name: value for name, value in options.items() if value is not None})
+    page = _client(args).jobs(**filters)
+    if args.json:
+        _print_json(page)
+        return 0
+    listed = objects(page.get("jobs"), "jobs")
+    print(jobs_table(listed) if listed else "no jobs")
+    cursor = optional_str(page, "next_cursor")
+    if cursor is not None:
+        print(f"more: model-trainer jobs --cursor {cursor}")
     return 0
 
 
@@ -451,168 +510,233 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, size=args.size, max_steps=args.max_steps)
 
 
-def _local_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    train = commands.add_parser("local-train", help="train in this process, no service")
-    train.add_argument("--family", default="char_lstm")
-    train.add_argument("--size", default="small")
-    train.add_argument("--corpus", default=None, help="default: Python's stdlib sources")
+def _local_parsers(commands: Commands) -> None:
+    train = add_command(commands, "local-train", "train in this process, no service")
+    train.add_argument("--family", choices=MODEL_FAMILIES, default="char_lstm", help="model family")
     train.add_argument(
-        "--max-steps", type=int, default=300, help="0: train --epochs whole epochs instead"
+        "--size", choices=MODEL_SIZES, default="small", help="model size (the family's own)"
     )
-    train.add_argument("--epochs", type=int, default=1)
-    train.add_argument("--seq-len", type=int, default=128)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=4e-3)
-    train.add_argument("--log-every", type=int, default=25)
-    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--run-id", default=f"local-{int(time.time())}")
+    train.add_argument("--corpus", default=None, help="a text file; default: Python's stdlib")
+    train.add_argument(
+        "--max-steps", type=int, default=300, help="optimizer steps; 0: --epochs whole epochs"
+    )
+    train.add_argument("--epochs", type=int, default=1, help="passes over the corpus")
+    train.add_argument("--seq-len", type=int, default=128, help="tokens per window")
+    train.add_argument("--batch-size", type=int, default=32, help="windows per step")
+    train.add_argument("--lr", type=float, default=4e-3, help="peak learning rate")
+    train.add_argument("--log-every", type=int, default=25, help="steps between progress lines")
+    train.add_argument(
+        "--device", choices=get_args(DeviceChoice), default="auto", help="where to train"
+    )
+    train.add_argument("--seed", type=int, default=0, help="seeds weights and data order")
+    train.add_argument(
+        "--run-id", default=f"local-{int(time.time())}", help="the run directory's name"
+    )
     train.add_argument(
         "options", nargs="*", help="any other train option as key=value, e.g. beta2=0.99"
     )
-    generate = commands.add_parser("local-generate", help="sample from a run, no service")
-    generate.add_argument("--family", default="char_lstm")
-    generate.add_argument("--run-id", required=True)
-    generate.add_argument("--seed", type=int, default=None)
-    generate.add_argument("--prompt", default="")
-    generate.add_argument("--max-new-tokens", type=int, default=200)
-    generate.add_argument("--temperature", type=float, default=0.8)
-    generate.add_argument("--top-k", type=int, default=0)
-    generate.add_argument("--top-p", type=float, default=1.0)
-    generate.add_argument("--num", type=int, default=1)
-
-
-def _service_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    api_cmd = commands.add_parser("api", help="serve the HTTP API (uvicorn)")
-    api_cmd.add_argument("--host", default="127.0.0.1")
-    api_cmd.add_argument("--port", type=int, default=8000)
-    worker_cmd = commands.add_parser("worker", help="run RQ workers")
-    worker_cmd.add_argument("--queues", default="train,infer")
-    commands.add_parser("upload", help="upload a corpus file").add_argument("path")
-    submit_cmd = commands.add_parser("submit", help="submit a job: submit train key=value ...")
-    submit_cmd.add_argument("job_type", choices=JOB_TYPES)
-    submit_cmd.add_argument("fields", nargs="*", help="request fields as key=value")
-    submit_cmd.add_argument("--follow", action="store_true", help="then follow its progress")
-    export_cmd = commands.add_parser(
-        "export", help="export a run as a .tar.gz bundle (HF files, ONNX, inference.py)"
+    generate = add_command(commands, "local-generate", "sample from a run, no service")
+    generate.add_argument(
+        "--family", choices=MODEL_FAMILIES, default="char_lstm", help="the run's model family"
     )
-    export_cmd.add_argument("run_id")
-    export_cmd.add_argument("--out", default=None, help="default: RUN_ID-JOB_ID.tar.gz here")
-    export_cmd.add_argument("--follow", action="store_true", help="show progress while waiting")
-    export_cmd.add_argument("--no-wait", action="store_true", help="only submit the job")
+    generate.add_argument("--run-id", required=True, help="a run under ARTIFACTS_ROOT/runs")
+    generate.add_argument("--seed", type=int, default=None, help="seeds sampling; default: random")
+    generate.add_argument("--prompt", default="", help="the text to continue")
+    generate.add_argument("--max-new-tokens", type=int, default=200, help="tokens to add")
+    generate.add_argument(
+        "--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder"
+    )
+    generate.add_argument(
+        "--top-k", type=int, default=0, help="sample among the k likeliest; 0: all"
+    )
+    generate.add_argument(
+        "--top-p", type=float, default=1.0, help="sample within this probability mass; 1: all"
+    )
+    generate.add_argument("--num", type=int, default=1, help="samples to draw")
+
+
+def _service_parsers(commands: Commands) -> None:
+    api_cmd = add_command(commands, "api", "serve the HTTP API (uvicorn)")
+    api_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    api_cmd.add_argument("--port", type=int, default=8000, help="port to listen on")
+    worker_cmd = add_command(commands, "worker", "run RQ workers (talks to Redis)")
+    worker_cmd.add_argument(
+        "--queues",
+        default=",".join(QUEUE_NAMES),
+        help=f"comma-separated, one worker process each; of {', '.join(QUEUE_NAMES)}",
+    )
+    add_command(commands, "upload", "upload a corpus file", api=True).add_argument(
+        "path", help="a UTF-8 text file"
+    )
+    submit_cmd = add_command(
+        commands, "submit", "submit a job: submit train key=value ...", api=True
+    )
+    submit_cmd.add_argument("job_type", choices=JOB_TYPES, help="what kind of job")
+    submit_cmd.add_argument(
+        "fields", nargs="*", help="request fields as key=value (see /docs for each type's)"
+    )
+    submit_cmd.add_argument(
+        "--follow",
+        action="store_true",
+        help="then show its progress; generate and score print their result",
+    )
     submit_cmd.add_argument(
         "--model",
         default=None,
-        help="eval/score/generate: a registered model (name@alias or name/version) "
+        help="eval/score/generate/export: a registered model (name@alias or name/version) "
         "instead of run_id",
     )
-    commands.add_parser("follow", help="follow a job's events").add_argument("job_id")
-    jobs_cmd = commands.add_parser("jobs", help="list your jobs, newest first")
-    jobs_cmd.add_argument("--status", default=None)
-    jobs_cmd.add_argument("--type", default=None)
-    jobs_cmd.add_argument("--limit", type=int, default=20)
-    commands.add_parser("cancel", help="cancel a job").add_argument("job_id")
-    logs_cmd = commands.add_parser("logs", help="a job's log lines from its worker, oldest first")
-    logs_cmd.add_argument("job_id")
+    export_cmd = add_command(
+        commands,
+        "export",
+        "export a run as a .tar.gz bundle (HF files, ONNX, inference.py)",
+        api=True,
+    )
+    export_cmd.add_argument("run_id", help="a finished run of yours")
+    export_cmd.add_argument("--out", default=None, help="the file; default RUN_ID-JOB_ID.tar.gz")
+    export_cmd.add_argument("--follow", action="store_true", help="show progress while waiting")
+    export_cmd.add_argument("--no-wait", action="store_true", help="only submit the job")
+    follow_cmd = add_command(
+        commands, "follow", "show a job's progress live until it ends", api=True
+    )
+    follow_cmd.add_argument("job_id", help="the job to follow")
+    job_cmd = add_command(commands, "job", "a job's status and result", api=True)
+    job_cmd.add_argument("job_id", help="the job to show")
+    job_cmd.add_argument("--json", action="store_true", help="print the record as JSON")
+    jobs_cmd = add_command(commands, "jobs", "list your jobs, newest first", api=True)
+    jobs_cmd.add_argument(
+        "--status", choices=JOB_STATUSES, default=None, help="only jobs in this status"
+    )
+    jobs_cmd.add_argument("--type", choices=JOB_TYPES, default=None, help="only this job type")
+    jobs_cmd.add_argument("--limit", type=int, default=20, help="jobs per page (1-200)")
+    jobs_cmd.add_argument("--cursor", default=None, help="the page a previous listing named")
+    jobs_cmd.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    add_command(commands, "cancel", "cancel a job", api=True).add_argument(
+        "job_id", help="the job to cancel"
+    )
+    logs_cmd = add_command(
+        commands, "logs", "a job's log lines from its worker, oldest first", api=True
+    )
+    logs_cmd.add_argument("job_id", help="the job whose lines to show")
     logs_cmd.add_argument("--tail", type=int, default=DEFAULT_LOG_TAIL, help="the newest N lines")
-    keys = commands.add_parser("keys", help="API keys (talks to Redis directly)")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key for a user; prints it once")
-    create.add_argument("--user", required=True)
+    keys = add_command(commands, "keys", "API keys (talks to Redis directly)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = add_command(key_commands, "create", "create a key for a user; prints it once")
+    create.add_argument("--user", required=True, help="the user's name")
     create.add_argument("--admin", action="store_true", help="sees and acts on every user's")
-    key_commands.add_parser("list", help="every key's id, user and role (never the key)")
-    key_commands.add_parser("revoke", help="revoke a key by its id").add_argument("key_id")
+    add_command(key_commands, "list", "every key's id, user and role (never the key)")
+    add_command(key_commands, "revoke", "revoke a key by its id").add_argument(
+        "key_id", help="as `keys list` shows it"
+    )
     _models_parsers(commands)
     _runs_parsers(commands)
     _studies_parsers(commands)
-    demo_cmd = commands.add_parser("demo", help="start everything, train, sample (make run)")
-    demo_cmd.add_argument("--size", default="small")
-    demo_cmd.add_argument("--max-steps", type=int, default=300)
+    demo_cmd = add_command(commands, "demo", "start everything, train, sample (make run)")
+    demo_cmd.add_argument(
+        "--size", choices=CHAR_LSTM_SIZES, default="small", help="the char_lstm to train"
+    )
+    demo_cmd.add_argument("--max-steps", type=int, default=300, help="optimizer steps")
 
 
-def _runs_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runs = commands.add_parser("runs", help="your finished runs: metrics, checkpoints, compare")
-    run_commands = runs.add_subparsers(dest="runs_command", required=True)
-    listing = run_commands.add_parser("list", help="runs, sorted and filtered by a metric")
-    listing.add_argument("--sort", default="created_at", help="created_at, loss, val_loss, ...")
-    listing.add_argument("--order", choices=("asc", "desc"), default=None)
-    listing.add_argument("--family", default=None, help="char_lstm or gpt2")
-    listing.add_argument("--metric", default=None, help="filter: keep this metric in [min, max]")
-    listing.add_argument("--min", type=float, default=None)
-    listing.add_argument("--max", type=float, default=None)
-    listing.add_argument("--limit", type=int, default=100)
-    metrics = run_commands.add_parser("metrics", help="a run's step-by-step metrics")
-    metrics.add_argument("run_id")
-    metrics.add_argument("--offset", type=int, default=0)
-    metrics.add_argument("--limit", type=int, default=1000)
+def _runs_parsers(commands: Commands) -> None:
+    runs = add_command(
+        commands, "runs", "your finished runs: metrics, checkpoints, compare", api=True
+    )
+    run_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    listing = add_command(run_commands, "list", "runs, sorted and filtered by a metric", api=True)
+    listing.add_argument(
+        "--sort", choices=get_args(RunMetric), default="created_at", help="order by"
+    )
+    listing.add_argument(
+        "--order",
+        choices=("asc", "desc"),
+        default=None,
+        help="default: desc for created_at, asc for the others",
+    )
+    listing.add_argument("--family", choices=MODEL_FAMILIES, default=None, help="only this family")
+    listing.add_argument(
+        "--metric", choices=get_args(FilterMetric), default=None, help="keep it in [min, max]"
+    )
+    listing.add_argument("--min", type=float, default=None, help="with --metric: lowest kept")
+    listing.add_argument("--max", type=float, default=None, help="with --metric: highest kept")
+    listing.add_argument("--limit", type=int, default=100, help="runs at most")
+    metrics = add_command(run_commands, "metrics", "a run's step-by-step metrics", api=True)
+    metrics.add_argument("run_id", help="the run")
+    metrics.add_argument("--offset", type=int, default=0, help="points to skip")
+    metrics.add_argument("--limit", type=int, default=1000, help="points per page")
     metrics.add_argument("--points", type=int, default=None, help="down-sample to N points")
-    checkpoints = run_commands.add_parser("checkpoints", help="a run's kept checkpoints")
-    checkpoints.add_argument("run_id")
-    compare = run_commands.add_parser("compare", help="runs side by side")
-    compare.add_argument("run_ids", nargs="+")
+    add_command(run_commands, "checkpoints", "a run's kept checkpoints", api=True).add_argument(
+        "run_id", help="the run"
+    )
+    add_command(run_commands, "compare", "runs side by side", api=True).add_argument(
+        "run_ids", nargs="+", help="2 to 10 runs"
+    )
 
 
-def _models_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    models = commands.add_parser("models", help="your model registry: versions and aliases")
-    model_commands = models.add_subparsers(dest="models_command", required=True)
-    create = model_commands.add_parser("create", help="create a model name")
-    create.add_argument("name")
-    create.add_argument("--description", default="")
-    model_commands.add_parser("list", help="your models with their aliases")
-    model_commands.add_parser("show", help="one model").add_argument("name")
-    register = model_commands.add_parser("register", help="add a version from a finished run")
-    register.add_argument("name")
+def _models_parsers(commands: Commands) -> None:
+    models = add_command(commands, "models", "your model registry: versions and aliases", api=True)
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    create = add_command(model_commands, "create", "create a model name", api=True)
+    create.add_argument("name", help="lowercase letters, digits and _.- (64 at most)")
+    create.add_argument("--description", default="", help="what it is for")
+    add_command(model_commands, "list", "your models with their aliases", api=True)
+    add_command(model_commands, "show", "one model", api=True).add_argument(
+        "name", help="the model"
+    )
+    register = add_command(
+        model_commands, "register", "add a version from a finished run", api=True
+    )
+    register.add_argument("name", help="the model")
     register.add_argument("--run", required=True, help="the run id")
     register.add_argument("--step", type=int, default=None, help="a checkpoint's step")
-    versions = model_commands.add_parser("versions", help="a model's versions, oldest first")
-    versions.add_argument("name")
-    versions.add_argument("--after", type=int, default=0)
-    versions.add_argument("--limit", type=int, default=50)
-    promote = model_commands.add_parser("promote", help="point an alias at a version")
-    promote.add_argument("name")
-    promote.add_argument("version", type=int)
-    promote.add_argument("--alias", required=True)
+    versions = add_command(model_commands, "versions", "a model's versions, oldest first", api=True)
+    versions.add_argument("name", help="the model")
+    versions.add_argument("--after", type=int, default=0, help="versions after this number")
+    versions.add_argument("--limit", type=int, default=50, help="versions per page")
+    promote = add_command(model_commands, "promote", "point an alias at a version", api=True)
+    promote.add_argument("name", help="the model")
+    promote.add_argument("version", type=int, help="the version's number")
+    promote.add_argument("--alias", required=True, help="e.g. production")
     promote.add_argument(
         "--force", action="store_true", help="even if its val_loss is worse than the holder's"
     )
-    rollback = model_commands.add_parser("rollback", help="move an alias back one promotion")
-    rollback.add_argument("name")
-    rollback.add_argument("--alias", required=True)
-    compare = model_commands.add_parser("compare", help="config differences and metrics")
-    compare.add_argument("name")
-    compare.add_argument("versions", type=int, nargs="+")
+    rollback = add_command(model_commands, "rollback", "move an alias back one promotion", api=True)
+    rollback.add_argument("name", help="the model")
+    rollback.add_argument("--alias", required=True, help="e.g. production")
+    compare = add_command(model_commands, "compare", "config differences and metrics", api=True)
+    compare.add_argument("name", help="the model")
+    compare.add_argument("versions", type=int, nargs="+", help="2 to 10 version numbers")
 
 
-def _studies_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    studies = commands.add_parser(
-        "studies", help="hyperparameter studies (Optuna); trials are jobs"
+def _studies_parsers(commands: Commands) -> None:
+    studies = add_command(
+        commands, "studies", "hyperparameter studies (Optuna); trials are jobs", api=True
     )
-    study_commands = studies.add_subparsers(dest="studies_command", required=True)
-    create = study_commands.add_parser("create", help="start a study from a JSON request file")
+    study_commands = studies.add_subparsers(dest="studies_command", required=True, metavar="ACTION")
+    create = add_command(
+        study_commands, "create", "start a study from a JSON request file", api=True
+    )
     create.add_argument("spec", help="the POST /v1/studies body as a JSON file, or - for stdin")
-    show = study_commands.add_parser("show", help="a study: status, counts, best trial")
-    show.add_argument("study_id")
+    show = add_command(study_commands, "show", "a study: status, counts, best trial", api=True)
+    show.add_argument("study_id", help="the study")
     for command in (create, show):
         command.add_argument("--wait", action="store_true", help="print progress until it ends")
         command.add_argument("--poll", type=float, default=2.0, help="seconds between polls")
-    study_commands.add_parser("list", help="your studies, newest first")
-    study_commands.add_parser("trials", help="a study's trials").add_argument("study_id")
-    study_commands.add_parser("cancel", help="cancel a study and its trials").add_argument(
-        "study_id"
+    add_command(study_commands, "list", "your studies, newest first", api=True)
+    add_command(study_commands, "trials", "a study's trials", api=True).add_argument(
+        "study_id", help="the study"
+    )
+    add_command(study_commands, "cancel", "cancel a study and its trials", api=True).add_argument(
+        "study_id", help="the study"
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-trainer", description=__doc__)
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("MODEL_TRAINER_URL", "http://127.0.0.1:8000"),
-        help="the API's base URL (env MODEL_TRAINER_URL)",
+    parser = argparse.ArgumentParser(
+        prog="model-trainer", description=__doc__, formatter_class=HelpFormatter
     )
-    parser.add_argument(
-        "--api-key", default=None, help=f"the API key to send (default: env {API_KEY_ENV})"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    add_connection_options(parser, main=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _local_parsers(commands)
     _service_parsers(commands)
     add_schedule_parsers(commands)
@@ -629,6 +753,7 @@ HANDLERS: dict[str, Handler] = {
     "submit": submit,
     "export": export,
     "follow": follow,
+    "job": job,
     "jobs": jobs,
     "cancel": cancel,
     "logs": logs,
@@ -677,14 +802,33 @@ def explain(error: Exception, args: argparse.Namespace) -> str:
     """One line: what failed and, when something is missing, how to get it."""
     if isinstance(error, RedisConnectionError | RedisTimeoutError):
         return redis_unreachable(error)
-    if isinstance(error, httpx.TransportError):
+    if isinstance(error, httpx.TransportError | httpx.InvalidURL):
         return (
             f"cannot reach the API at {args.url} ({error}): start it (`model-trainer api`, or "
-            "`make run`), or point --url / MODEL_TRAINER_URL at one"
+            f"`make run`), or point --url / {URL_ENV} at one"
         )
     if isinstance(error, ApiError) and error.code == "REDIS_UNAVAILABLE":
         return f"{error} (the API at {args.url} cannot reach its Redis: start it)"
-    return str(error)
+    if isinstance(error, ApiError) and error.code == "UNAUTHENTICATED":
+        return f"{error} (pass --api-key or set {API_KEY_ENV}; `model-trainer keys create`)"
+    return " ".join(str(error).split())
+
+
+# Everything a command can fail with that is not a bug: said in one line, exit status 2.
+EXPECTED_FAILURES = (
+    ModelTrainerError,
+    ApiError,
+    StreamEnded,
+    PayloadError,
+    BundleMismatch,
+    httpx.TransportError,
+    httpx.InvalidURL,
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisServerNotFound,
+    TimeoutError,
+    OSError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -694,20 +838,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         group = _GROUPS.get(args.command)
         command = args.command if group is None else f"{args.command} {getattr(args, group)}"
         code = HANDLERS[command](args, settings)
-    except (
-        ModelTrainerError,
-        ApiError,
-        StreamEnded,
-        PayloadError,
-        BundleMismatch,
-        httpx.TransportError,
-        RedisConnectionError,
-        RedisTimeoutError,
-        RedisServerNotFound,
-        TimeoutError,
-    ) as error:
+    except EXPECTED_FAILURES as error:
         print(f"error: {explain(error, args)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     return code if isinstance(code, int) else 0
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import orjson
 
+from model_trainer.cli_args import Commands, add_command
 from model_trainer.client import TrainerClient
 from model_trainer.contracts.jobs import JOB_TYPES
 from model_trainer.errors import ModelTrainerError
@@ -86,25 +87,36 @@ SCHEDULE_HANDLERS: dict[str, Callable[[argparse.Namespace, Settings], object]] =
 }
 
 
-def add_schedule_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    commands.add_parser("scheduler", help="fire schedules (RQ's cron scheduler; talks to Redis)")
-    schedules = commands.add_parser("schedules", help="your recurring jobs: cron or interval")
-    actions = schedules.add_subparsers(dest="schedules_command", required=True)
-    create = actions.add_parser(
-        "create", help="submit a job on a schedule: create train key=value ... --every 3600"
+def add_schedule_parsers(commands: Commands) -> None:
+    add_command(commands, "scheduler", "fire schedules (RQ's cron scheduler; talks to Redis)")
+    schedules = add_command(
+        commands, "schedules", "your recurring jobs: cron or interval", api=True
     )
-    create.add_argument("job_type", choices=JOB_TYPES)
+    actions = schedules.add_subparsers(dest="schedules_command", required=True, metavar="ACTION")
+    create = add_command(
+        actions,
+        "create",
+        "submit a job on a schedule: create train key=value ... --every 3600",
+        api=True,
+    )
+    create.add_argument("job_type", choices=JOB_TYPES, help="what kind of job each firing submits")
     create.add_argument("fields", nargs="*", help="the job request's fields as key=value")
     when = create.add_mutually_exclusive_group(required=True)
-    when.add_argument("--cron", help="'minute hour day-of-month month day-of-week'")
+    when.add_argument(
+        "--cron", help="'minute hour day-of-month month day-of-week', in the scheduler's time zone"
+    )
     when.add_argument("--every", type=int, help="seconds between firings")
-    create.add_argument("--name", default=None)
-    create.add_argument("--model", default=None, help="eval/score/generate/export: name@alias")
-    actions.add_parser("list", help="your schedules")
+    create.add_argument("--name", default=None, help="a name to recognise it by")
+    create.add_argument(
+        "--model", default=None, help="eval/score/generate/export: name@alias or name/version"
+    )
+    add_command(actions, "list", "your schedules", api=True)
     for action, text in (
         ("show", "a schedule and its newest firings"),
         ("pause", "stop firing until resumed"),
         ("resume", "fire again (a missed slot fires once at once)"),
         ("delete", "no more firings; its jobs stay"),
     ):
-        actions.add_parser(action, help=text).add_argument("schedule_id")
+        add_command(actions, action, text, api=True).add_argument(
+            "schedule_id", help="as `schedules list` shows it"
+        )

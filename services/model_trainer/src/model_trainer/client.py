@@ -16,10 +16,18 @@ from model_trainer.contracts.jobs import TERMINAL_STATUSES
 from model_trainer.contracts.limits import DEFAULT_LOG_TAIL
 from platform_core.job_events import TERMINAL_JOB_EVENT_TYPES
 from platform_core.job_logs import JobLogLine, log_lines_from_object
-from platform_core.json_types import JSONObject, JSONValue, load_json_object
+from platform_core.json_types import (
+    JSONObject,
+    JSONValue,
+    PayloadError,
+    dump_json_object,
+    load_json_object,
+)
 
 # The API sends a keepalive comment every 15 s: a longer silence means a dead connection.
 STREAM_READ_TIMEOUT_S = 60.0
+# How much of an unexpected error body an ApiError quotes.
+QUOTED_BODY = 200
 
 
 class ServerEvent(TypedDict):
@@ -40,16 +48,30 @@ RECONNECT: Reconnect = {"first_delay_s": 0.2, "max_delay_s": 5.0, "give_up_after
 
 
 class ApiError(Exception):
-    """A non-2xx answer, with the API's coded error body."""
+    """A non-2xx answer, with the API's coded error body (or whatever else answered: a proxy's
+    page says its status and its first words)."""
 
     def __init__(self, status: int, body: JSONObject) -> None:
         error = body.get("error")
         code = error.get("code") if isinstance(error, dict) else None
         message = error.get("message") if isinstance(error, dict) else None
-        super().__init__(f"HTTP {status} {code}: {message}")
         self.status = status
         self.body = body
         self.code = code if isinstance(code, str) else ""
+        said = message if isinstance(message, str) else dump_json_object(body)[:QUOTED_BODY]
+        super().__init__(
+            f"HTTP {status} {self.code}: {said}" if self.code else f"HTTP {status}: {said}"
+        )
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> ApiError:
+        """The refusal a response carries, whether its body is our error body or not."""
+        try:
+            body = load_json_object(response.content)
+        except PayloadError:
+            said = " ".join(response.text[:QUOTED_BODY].split()) or response.reason_phrase
+            body = {"error": {"code": "", "message": said}}
+        return cls(response.status_code, body)
 
 
 class _Backoff:
@@ -113,10 +135,9 @@ class TrainerClient:
         self._http.close()
 
     def _json(self, response: httpx.Response) -> JSONObject:
-        body = load_json_object(response.content)
         if response.is_error:
-            raise ApiError(response.status_code, body)
-        return body
+            raise ApiError.of(response)
+        return load_json_object(response.content)
 
     def upload_corpus(self, text: bytes) -> JSONObject:
         headers = {"content-type": "text/plain; charset=utf-8"}
@@ -237,7 +258,7 @@ class TrainerClient:
         ) as response:
             if response.is_error:
                 response.read()
-                raise ApiError(response.status_code, load_json_object(response.content))
+                raise ApiError.of(response)
             yield from parse_sse(response.iter_lines())
 
     def wait(self, job_id: str) -> JSONObject:
@@ -257,7 +278,7 @@ class TrainerClient:
             ) as response:
                 if response.is_error:
                     response.read()
-                    raise ApiError(response.status_code, load_json_object(response.content))
+                    raise ApiError.of(response)
                 expected = response.headers.get(BUNDLE_SHA256_HEADER)
                 with partial.open("wb") as handle:
                     for chunk in response.iter_bytes():

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from model_trainer.api import ApiContext
 from model_trainer.api.auth import key_checker
@@ -18,6 +19,7 @@ from model_trainer.api.errors import install_error_handlers
 from model_trainer.api.event_hub import EventHub
 from model_trainer.api.http_metrics import RequestMetrics
 from model_trainer.api.metrics import build_metrics_router
+from model_trainer.api.openapi import operation_id
 from model_trainer.api.routes.corpora import build_corpora_router
 from model_trainer.api.routes.events import build_events_router
 from model_trainer.api.routes.exports import build_exports_router
@@ -34,6 +36,13 @@ from model_trainer.storage.job_store import JobStore
 from platform_workers.async_redis import async_redis_from_url
 from platform_workers.keys import events_channel
 from platform_workers.redis_conn import RedisClient, redis_from_url
+
+API_DESCRIPTION = """Train and serve small language models as queued, typed jobs.
+
+Every route except /healthz, /readyz and the documents needs `Authorization: Bearer <key>`.
+Every refusal has one body, `{"error": {"code", "message", "details"}}`; each route lists the
+codes it may answer with. A path no route has is `404 ROUTE_NOT_FOUND`, and a method a path does
+not take `405 METHOD_NOT_ALLOWED`, in the same body."""
 
 
 def create_app(
@@ -62,11 +71,15 @@ def build_api(
         "events": hub,
         "caller": key_checker(client),
     }
-    app = FastAPI(
+    # /docs and /redoc load their scripts and styles from this process, never from a CDN.
+    app = FastAPIOffline(
         title="model-trainer",
         version="1",
-        description="Train and serve small language models as queued, typed jobs.",
+        description=API_DESCRIPTION,
         lifespan=hub_lifespan(hub),
+        generate_unique_id_function=operation_id,
+        # Swagger UI would send the document's URL to validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=resolved["max_request_bytes"])

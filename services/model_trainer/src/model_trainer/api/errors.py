@@ -39,7 +39,7 @@ QUOTA_RETRY_AFTER_S = 10
 
 
 # Headers some refusals carry: how to authenticate, and when to come back.
-_HEADERS: dict[ModelTrainerErrorCode, dict[str, str]] = {
+REFUSAL_HEADERS: dict[ModelTrainerErrorCode, dict[str, str]] = {
     "UNAUTHENTICATED": {"WWW-Authenticate": "Bearer"},
     "QUOTA_EXCEEDED": {"Retry-After": str(QUOTA_RETRY_AFTER_S)},
     "QUEUE_FULL": {"Retry-After": str(QUOTA_RETRY_AFTER_S)},
@@ -48,9 +48,8 @@ _HEADERS: dict[ModelTrainerErrorCode, dict[str, str]] = {
 
 
 def error_response(error: ModelTrainerError) -> JSONResponse:
-    return JSONResponse(
-        status_code=error.http_status, content=error.to_body(), headers=_HEADERS.get(error.code)
-    )
+    headers = REFUSAL_HEADERS.get(error.code)
+    return JSONResponse(status_code=error.http_status, content=error.to_body(), headers=headers)
 
 
 def validation_error(exc: RequestValidationError) -> ModelTrainerError:

@@ -108,3 +108,9 @@ def check_fits_preset(family: ModelFamily, size: str, max_seq_len: int) -> None:
             f"got {max_seq_len}",
             details={"field": "max_seq_len"},
         )
+
+
+# Every size some family offers, for the API's documentation (each family's own are checked).
+MODEL_SIZES: tuple[str, ...] = tuple(
+    dict.fromkeys(size for caps in CAPABILITIES.values() for size in caps["supported_sizes"])
+)

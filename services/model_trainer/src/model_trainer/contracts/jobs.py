@@ -87,6 +87,8 @@ WORKER_FUNCTIONS: dict[JobType, str] = {
 
 
 class JobError(TypedDict):
+    """Why a job failed: its code, whose fault (kind) and a message."""
+
     code: str
     kind: ErrorKind
     message: str

@@ -101,6 +101,8 @@ class StudySpec(TypedDict):
 
 
 class StudyError(TypedDict):
+    """Why a study failed."""
+
     code: str
     message: str
 

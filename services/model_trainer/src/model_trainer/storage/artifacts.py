@@ -29,6 +29,8 @@ _PROC_STATUS = Path("/proc/self/status")
 
 
 class ArtifactDigest(TypedDict):
+    """A stored file's sha256 and size, as its manifest records them."""
+
     sha256: str
     bytes: int
 

@@ -38,6 +38,8 @@ class CheckpointMetrics(TypedDict):
 
 
 class CheckpointInfo(CheckpointMetrics):
+    """A kept checkpoint: its step, losses, size on disk and time."""
+
     bytes: int
 
 

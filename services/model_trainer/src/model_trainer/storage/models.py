@@ -53,6 +53,8 @@ T = TypeVar("T")
 
 
 class ModelRecord(TypedDict):
+    """A model of the registry, with its aliases and latest version."""
+
     name: str
     user_id: int
     description: str
@@ -73,6 +75,8 @@ class ModelVersion(VersionSource):
 
 
 class AliasState(TypedDict):
+    """Which version an alias points at, and which it pointed at before."""
+
     alias: str
     version: int
     # The versions it held before, newest first: what rollback returns to.

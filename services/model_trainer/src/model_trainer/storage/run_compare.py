@@ -18,6 +18,8 @@ from platform_core.json_types import (
 
 
 class FinalMetrics(TypedDict):
+    """A run's figures at its end."""
+
     loss: float
     val_loss: float | None
     steps: int
@@ -35,6 +37,8 @@ class BestMetrics(TypedDict):
 
 
 class ComparedRun(TypedDict):
+    """One run in a comparison: what it is, its final and its best figures."""
+
     run_id: str
     model_family: str
     model_size: str
@@ -43,6 +47,8 @@ class ComparedRun(TypedDict):
 
 
 class RunComparison(TypedDict):
+    """Runs side by side, and the config keys whose values differ between them."""
+
     runs: list[ComparedRun]
     # Only the config keys whose values differ: key -> {run_id: value}.
     config_differences: dict[str, dict[str, JSONValue]]

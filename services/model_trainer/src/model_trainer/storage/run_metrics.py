@@ -40,6 +40,8 @@ class MetricPoint(TypedDict):
 
 
 class MetricsPage(TypedDict):
+    """A page of a run's metrics history, oldest first."""
+
     run_id: str
     total: int
     points: list[MetricPoint]

@@ -52,6 +52,8 @@ _LIBRARIES = ("torch", "numpy", "safetensors", "orjson", "transformers", "tokeni
 
 
 class RunManifest(TypedDict):
+    """A finished run's manifest.json: what it trained, on what, with what result."""
+
     run_id: str
     model_family: ModelFamily
     model_size: str

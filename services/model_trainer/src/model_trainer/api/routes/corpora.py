@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
 from model_trainer.api.body_limit import declared_length
-from model_trainer.api.routes import ERROR_RESPONSES
+from model_trainer.api.openapi import refusals
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
@@ -30,12 +30,19 @@ from platform_core.json_types import ROOT_FIELD
 _TEXT_BODY: dict[str, object] = {
     "requestBody": {
         "required": True,
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+        "description": "the corpus as UTF-8 text (`curl --data-binary @corpus.txt`)",
+        "content": {
+            "text/plain": {
+                "schema": {"type": "string", "examples": ["First Citizen:\nBefore we proceed"]}
+            }
+        },
     }
 }
 
 
 class StoredCorpus(TypedDict):
+    """An uploaded corpus: train, eval and tokenizer jobs name it by `corpus_id`."""
+
     corpus_id: str
     bytes: int
     sha256: str
@@ -93,7 +100,7 @@ def check_corpus_quota(settings: Settings, used: int, adding: int) -> None:
 
 
 def build_corpora_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["corpora"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["corpora"])
     key = Depends(ctx["caller"])
 
     @router.post(
@@ -101,10 +108,12 @@ def build_corpora_router(ctx: ApiContext) -> APIRouter:
         status_code=201,
         response_model=StoredCorpus,
         openapi_extra=_TEXT_BODY,
+        responses=refusals("CORPUS_TOO_LARGE", "CORPUS_EMPTY", "QUOTA_EXCEEDED"),
     )
     async def upload_corpus(request: Request, caller: Principal = key) -> StoredCorpus:
-        """Counted against the caller's MAX_USER_CORPUS_BYTES; re-uploading one's own corpus
-        is free. A plain `async def`: the quota's Redis reads are two short calls."""
+        """Store a corpus under its sha256. Counted against the caller's MAX_USER_CORPUS_BYTES;
+        re-uploading one's own corpus is free. (A plain `async def`: the quota's Redis reads
+        are two short calls.)"""
         settings = ctx["settings"]
         # A declared size past the whole quota is refused before a byte is stored.
         check_corpus_quota(settings, 0, declared_length(request.scope) or 0)

@@ -25,8 +25,9 @@ from redis.exceptions import RedisError
 
 from model_trainer.api import ApiContext
 from model_trainer.api.event_hub import EventHub, FollowTiming
-from model_trainer.api.routes import ERROR_RESPONSES
+from model_trainer.api.openapi import refusals
 from model_trainer.api.routes.jobs import owned_job
+from model_trainer.api.schemas import JobId
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.storage.api_keys import Principal
@@ -44,6 +45,13 @@ STATUS_FIELD = "status"  # the job record's status field (storage/job_store.py)
 KEEPALIVE = ": keepalive\n\n"
 _STREAM_ID = re.compile(r"[0-9]+(-[0-9]+)?")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_SCHEMA = {
+    "type": "string",
+    "examples": [
+        'id: 1764902523456-0\nevent: trainer.job.progress.v1\ndata: {"type": '
+        '"trainer.job.progress.v1", "job_id": "6f1c", "progress": 0.5, ...}\n\n'
+    ],
+}
 
 
 def event_type(event_json: str) -> str:
@@ -150,21 +158,39 @@ def checked_stream_id(last_event_id: str) -> str:
 
 
 def build_events_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["jobs"])
     key = Depends(ctx["caller"])
 
     @router.get(
         "/v1/jobs/{job_id}/events",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}, "description": "SSE frames"}},
+        responses={
+            200: {
+                "content": {"text/event-stream": {"schema": SSE_SCHEMA}},
+                "description": "Server-Sent Events: `id` (pass it back as Last-Event-ID), "
+                "`event` (the event's type) and `data` (the event as JSON) per event, "
+                "`: keepalive` comments in silences; the stream ends after the terminal event",
+            },
+            **refusals("JOB_NOT_FOUND"),
+        },
     )
-    def job_events(
-        job_id: str,
-        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    def follow_job_events(
+        job_id: JobId,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                description="resume after this event's id (what the last frame's `id` said)",
+                examples=["1764902523456-0"],
+            ),
+        ] = None,
         caller: Principal = key,
     ) -> StreamingResponse:
-        """A plain `def`: the ownership check reads Redis synchronously in the thread pool;
-        the stream itself then runs on the event loop."""
+        """The job's lifecycle and metrics events, replayed from its start (or after
+        Last-Event-ID), then live until its terminal event.
+
+        A plain `def`: the ownership check reads Redis synchronously in the thread pool; the
+        stream itself then runs on the event loop."""
         owned_job(ctx, caller, job_id)
         after = "0-0" if last_event_id is None else checked_stream_id(last_event_id)
         frames = follow_events(ctx["events"], job_id, after)

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from model_trainer.api import ApiContext
-from model_trainer.api.routes import ERROR_RESPONSES
+from model_trainer.api.openapi import RUN_READ, SUBMISSION, refusals
 from model_trainer.api.routes.jobs import owned_job
-from model_trainer.api.schemas import ExportJobRequest
+from model_trainer.api.schemas import ExportJobRequest, JobId
 from model_trainer.api.submit import SubmittedJob, submit_export
 from model_trainer.contracts.export import BUNDLE_SHA256_HEADER
 from model_trainer.contracts.jobs import JobRecord
@@ -20,19 +20,31 @@ from platform_core.json_types import PayloadError, require_int, require_str
 
 
 def build_exports_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["exports"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["exports"])
     key = Depends(ctx["caller"])
 
-    @router.post("/v1/jobs/export", status_code=202, response_model=SubmittedJob)
-    def post_export(body: ExportJobRequest, caller: Principal = key) -> SubmittedJob:
+    @router.post(
+        "/v1/jobs/export",
+        status_code=202,
+        response_model=SubmittedJob,
+        responses=refusals(*SUBMISSION, *RUN_READ),
+    )
+    def submit_export_job(body: ExportJobRequest, caller: Principal = key) -> SubmittedJob:
+        """Export a finished run (or checkpoint, or model version) as a .tar.gz bundle."""
         return submit_export(ctx, caller, body)
 
     @router.get(
         "/v1/jobs/{job_id}/bundle",
         response_class=FileResponse,
-        responses={200: {"content": {BUNDLE_MEDIA_TYPE: {}}, "description": "the .tar.gz"}},
+        responses={
+            200: {
+                "content": {BUNDLE_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                "description": f"the .tar.gz; its sha256 in {BUNDLE_SHA256_HEADER}",
+            },
+            **refusals("JOB_NOT_FOUND", "JOB_NOT_COMPLETED", "ARTIFACT_CORRUPT"),
+        },
     )
-    def get_bundle(job_id: str, caller: Principal = key) -> FileResponse:
+    def download_export_bundle(job_id: JobId, caller: Principal = key) -> FileResponse:
         """The caller's completed export job's bundle, streamed from disk."""
         record = completed_export(owned_job(ctx, caller, job_id))
         path = bundle_path(ctx["settings"], job_id)

@@ -11,20 +11,27 @@ from rq import Queue, Worker
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
+from model_trainer.api.openapi import refusals
 from model_trainer.contracts.jobs import WORKER_LIVENESS_S, QueueName
 from platform_workers.redis_conn import RedisClient
 
 
 class HealthBody(TypedDict):
+    """The process answers (`status` is always "ok")."""
+
     status: str
 
 
 class QueueWorkersBody(TypedDict):
+    """Live workers listening on each queue."""
+
     train: int
     infer: int
 
 
 class ReadinessBody(TypedDict):
+    """Whether Redis answers, and how many live workers each queue has."""
+
     redis: bool
     workers: QueueWorkersBody
 
@@ -53,18 +60,21 @@ def readiness(redis: RedisClient) -> ReadinessBody:
 def build_health_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", response_model=HealthBody)
-    def healthz() -> HealthBody:
+    @router.get("/healthz", response_model=HealthBody, responses=refusals(keyed=False))
+    def check_health() -> HealthBody:
+        """The process answers; needs no key and reads nothing."""
         return {"status": "ok"}
 
     @router.get(
         "/readyz",
         response_model=ReadinessBody,
         responses={
-            503: {"model": ReadinessBody, "description": "Redis or a queue's workers missing"}
+            **refusals(keyed=False),
+            503: {"model": ReadinessBody, "description": "Redis or a queue's workers missing"},
         },
     )
-    def readyz() -> JSONResponse:
+    def check_readiness() -> JSONResponse:
+        """Ready when Redis answers and every queue has a live worker; needs no key."""
         body = readiness(ctx["redis"])
         workers = body["workers"]
         ready = body["redis"] and workers["train"] > 0 and workers["infer"] > 0

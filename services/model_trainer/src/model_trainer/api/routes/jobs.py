@@ -12,10 +12,13 @@ from rq.serializers import JSONSerializer
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
-from model_trainer.api.routes import ERROR_RESPONSES
+from model_trainer.api.openapi import FILE_READ, RUN_READ, SUBMISSION, refusals
 from model_trainer.api.schemas import (
+    EXAMPLE_CURSOR,
+    AdminUserId,
     EvalJobRequest,
     GenerateJobRequest,
+    JobId,
     ScoreJobRequest,
     TokenizerJobRequest,
     TrainJobRequest,
@@ -29,15 +32,32 @@ from model_trainer.api.submit import (
     submit_train,
 )
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, JobRecord, JobStatus, JobType
-from model_trainer.errors import QUOTE_LIMIT, ModelTrainerError, quoted
+from model_trainer.errors import QUOTE_LIMIT, ModelTrainerError, ModelTrainerErrorCode, quoted
 from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.runs import utc_now
 from platform_workers.job_context import JobContext
 
 CANCELLED_MESSAGE = "cancelled by the user before it started"
+# Besides a submission's own refusals: a train job names a family, size, tokenizer and maybe a
+# run to continue; score and generate read a text file only.
+TRAIN_REFUSALS: tuple[ModelTrainerErrorCode, ...] = (
+    *RUN_READ,
+    *FILE_READ,
+    "UNKNOWN_MODEL_FAMILY",
+    "INVALID_MODEL_SIZE",
+    "TOKENIZER_NOT_FOUND",
+    "MODEL_INCOMPATIBLE",
+)
+TEXT_FILE_READ: tuple[ModelTrainerErrorCode, ...] = (
+    "CORPUS_NOT_FOUND",
+    "PATH_OUTSIDE_ROOT",
+    "INVALID_PATH",
+)
 
 
 class JobListBody(TypedDict):
+    """A page of your jobs, newest first; pass `next_cursor` as `cursor` for the next."""
+
     jobs: list[JobRecord]
     next_cursor: str | None
 
@@ -78,41 +98,83 @@ def cancel_queued(ctx: ApiContext, record: JobRecord) -> None:
 
 
 def build_jobs_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["jobs"])
     key = Depends(ctx["caller"])
 
-    @router.post("/v1/jobs/train", status_code=202, response_model=SubmittedJob)
-    def post_train(body: TrainJobRequest, caller: Principal = key) -> SubmittedJob:
+    @router.post(
+        "/v1/jobs/train",
+        status_code=202,
+        response_model=SubmittedJob,
+        responses=refusals(*SUBMISSION, *TRAIN_REFUSALS),
+    )
+    def submit_train_job(body: TrainJobRequest, caller: Principal = key) -> SubmittedJob:
+        """Train a model from scratch (or continue or fine-tune one) on a corpus."""
         return submit_train(ctx, caller, body)
 
-    @router.post("/v1/jobs/eval", status_code=202, response_model=SubmittedJob)
-    def post_eval(body: EvalJobRequest, caller: Principal = key) -> SubmittedJob:
+    @router.post(
+        "/v1/jobs/eval",
+        status_code=202,
+        response_model=SubmittedJob,
+        responses=refusals(*SUBMISSION, *RUN_READ, *FILE_READ),
+    )
+    def submit_eval_job(body: EvalJobRequest, caller: Principal = key) -> SubmittedJob:
+        """Measure a trained model's loss on a corpus."""
         return submit_eval(ctx, caller, body)
 
-    @router.post("/v1/jobs/score", status_code=202, response_model=SubmittedJob)
-    def post_score(body: ScoreJobRequest, caller: Principal = key) -> SubmittedJob:
+    @router.post(
+        "/v1/jobs/score",
+        status_code=202,
+        response_model=SubmittedJob,
+        responses=refusals(*SUBMISSION, *RUN_READ, *TEXT_FILE_READ),
+    )
+    def submit_score_job(body: ScoreJobRequest, caller: Principal = key) -> SubmittedJob:
+        """Score a text token by token with a trained model."""
         return submit_score(ctx, caller, body)
 
-    @router.post("/v1/jobs/generate", status_code=202, response_model=SubmittedJob)
-    def post_generate(body: GenerateJobRequest, caller: Principal = key) -> SubmittedJob:
+    @router.post(
+        "/v1/jobs/generate",
+        status_code=202,
+        response_model=SubmittedJob,
+        responses=refusals(*SUBMISSION, *RUN_READ, *TEXT_FILE_READ),
+    )
+    def submit_generate_job(body: GenerateJobRequest, caller: Principal = key) -> SubmittedJob:
+        """Sample continuations of a prompt from a trained model."""
         return submit_generate(ctx, caller, body)
 
-    @router.post("/v1/jobs/tokenizer", status_code=202, response_model=SubmittedJob)
-    def post_tokenizer(body: TokenizerJobRequest, caller: Principal = key) -> SubmittedJob:
+    @router.post(
+        "/v1/jobs/tokenizer",
+        status_code=202,
+        response_model=SubmittedJob,
+        responses=refusals(*SUBMISSION, *FILE_READ),
+    )
+    def submit_tokenizer_job(body: TokenizerJobRequest, caller: Principal = key) -> SubmittedJob:
+        """Train a tokenizer on a corpus."""
         return submit_tokenizer(ctx, caller, body)
 
-    @router.get("/v1/jobs", response_model=JobListBody)
+    @router.get("/v1/jobs", response_model=JobListBody, responses=refusals())
     def list_jobs(
         *,
-        status: JobStatus | None = None,
-        job_type: Annotated[JobType | None, Query(alias="type")] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Query(max_length=200)] = None,
-        user_id: Annotated[
-            int | None, Query(ge=0, le=2**53, description="admins: another user's jobs")
+        status: Annotated[
+            JobStatus | None,
+            Query(description="only jobs in this status", examples=["running"]),
         ] = None,
+        job_type: Annotated[
+            JobType | None,
+            Query(alias="type", description="only jobs of this type", examples=["train"]),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=200, description="jobs per page", examples=[20])] = 50,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                description="the `next_cursor` of the previous page",
+                examples=[EXAMPLE_CURSOR],
+            ),
+        ] = None,
+        user_id: AdminUserId = None,
         caller: Principal = key,
     ) -> JobListBody:
+        """Your jobs, newest first, a page at a time (`next_cursor` asks for the next)."""
         jobs, next_cursor = ctx["jobs"].list_for_user(
             listed_user(caller, user_id),
             status=status,
@@ -122,16 +184,21 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         )
         return {"jobs": jobs, "next_cursor": next_cursor}
 
-    @router.get("/v1/jobs/{job_id}", response_model=JobRecord)
-    def get_job(job_id: str, caller: Principal = key) -> JobRecord:
+    @router.get("/v1/jobs/{job_id}", response_model=JobRecord, responses=refusals("JOB_NOT_FOUND"))
+    def get_job(job_id: JobId, caller: Principal = key) -> JobRecord:
+        """The job's record: status, progress, attempts, times, result or error."""
         return owned_job(ctx, caller, job_id)
 
     @router.delete(
         "/v1/jobs/{job_id}",
         response_model=JobRecord,
-        responses={202: {"model": JobRecord, "description": "running: it stops at its next step"}},
+        responses={
+            202: {"model": JobRecord, "description": "running: it stops at its next step"},
+            **refusals("JOB_NOT_FOUND", "JOB_ALREADY_FINISHED"),
+        },
     )
-    def delete_job(job_id: str, response: Response, caller: Principal = key) -> JobRecord:
+    def cancel_job(job_id: JobId, response: Response, caller: Principal = key) -> JobRecord:
+        """Cancel the job: a queued one at once (200), a running one at its next step (202)."""
         record = owned_job(ctx, caller, job_id)
         if record["status"] in TERMINAL_STATUSES:
             raise ModelTrainerError(

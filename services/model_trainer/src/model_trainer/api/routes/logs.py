@@ -12,8 +12,9 @@ from fastapi import APIRouter, Depends, Query
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
-from model_trainer.api.routes import ERROR_RESPONSES
+from model_trainer.api.openapi import refusals
 from model_trainer.api.routes.jobs import owned_job
+from model_trainer.api.schemas import JobId
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.contracts.limits import DEFAULT_LOG_TAIL, MAX_LOG_TAIL
 from model_trainer.storage.api_keys import Principal
@@ -22,22 +23,29 @@ from platform_workers.job_logs import read_job_logs
 
 
 class JobLogsBody(TypedDict):
+    """A job's newest log lines from its worker, oldest first."""
+
     job_id: str
     lines: list[JobLogLine]
     total_lines: int  # how many lines the job keeps, of which `lines` are the newest
 
 
 def build_logs_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["jobs"])
     key = Depends(ctx["caller"])
 
-    @router.get("/v1/jobs/{job_id}/logs", response_model=JobLogsBody)
-    def job_logs(
-        job_id: str,
-        tail: Annotated[int, Query(ge=1, le=MAX_LOG_TAIL)] = DEFAULT_LOG_TAIL,
+    @router.get(
+        "/v1/jobs/{job_id}/logs", response_model=JobLogsBody, responses=refusals("JOB_NOT_FOUND")
+    )
+    def get_job_logs(
+        job_id: JobId,
+        tail: Annotated[
+            int, Query(ge=1, le=MAX_LOG_TAIL, description="the newest N lines", examples=[50])
+        ] = DEFAULT_LOG_TAIL,
         caller: Principal = key,
     ) -> JobLogsBody:
-        """The caller's job only (any job for an admin): another user's is JOB_NOT_FOUND."""
+        """The job's log lines from its worker, oldest first. The caller's job only (any job
+        for an admin): another user's is JOB_NOT_FOUND."""
         owned_job(ctx, caller, job_id)
         lines, total = read_job_logs(ctx["redis"], DOMAIN, job_id, tail=tail)
         return {"job_id": job_id, "lines": lines, "total_lines": total}

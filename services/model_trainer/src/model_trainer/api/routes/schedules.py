@@ -13,14 +13,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
 from model_trainer.api.job_requests import KEPT_REQUESTS
-from model_trainer.api.routes import ERROR_RESPONSES
-from model_trainer.api.routes.jobs import listed_user
-from model_trainer.api.schemas import CreateScheduleRequest
+from model_trainer.api.openapi import refusals
+from model_trainer.api.routes.jobs import TRAIN_REFUSALS, listed_user
+from model_trainer.api.schemas import AdminUserId, CreateScheduleRequest
 from model_trainer.contracts import limits as L
 from model_trainer.contracts.jobs import JobType
 from model_trainer.errors import QUOTE_LIMIT, ModelTrainerError, quoted
@@ -29,25 +29,35 @@ from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.schedules import Firing, ScheduleRecord, ScheduleStore
 from platform_core.json_types import dump_json_object
 
-ScheduleId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
-UserId = Annotated[
-    int | None, Query(ge=0, le=2**53, description="admins: another user's schedules")
+ScheduleId = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{32}$",
+        description="a schedule's id, as its creation answered",
+        examples=["0c9e5d2b7a6f4e3d8c1b2a3f4e5d6c7b"],
+    ),
 ]
 # A request naming what its job creates: every firing after the first would find it taken.
 _CREATES: dict[JobType, str] = {"train": "run_id", "tokenizer": "tokenizer_id"}
 
 
 class ScheduleView(ScheduleRecord):
+    """A schedule, and when it fires next."""
+
     # The next slot; in the past when it is due (it fires once a scheduler runs); None paused.
     next_fire_at: str | None
 
 
 class ScheduleDetail(ScheduleView):
+    """A schedule with its newest firings."""
+
     # The newest firings, newest first.
     firings: list[Firing]
 
 
 class ScheduleListBody(TypedDict):
+    """Your schedules."""
+
     schedules: list[ScheduleView]
 
 
@@ -107,7 +117,7 @@ def owned_schedule(store: ScheduleStore, caller: Principal, schedule_id: str) ->
 
 
 def build_schedules_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["schedules"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["schedules"])
     key = Depends(ctx["caller"])
     store = ScheduleStore(ctx["redis"])
 
@@ -117,32 +127,58 @@ def build_schedules_router(ctx: ApiContext) -> APIRouter:
         # Deleted between the two reads: as unknown as it is now.
         return view(record or owned_schedule(store, caller, schedule_id))
 
-    @router.post("/v1/schedules", status_code=201, response_model=ScheduleView)
+    @router.post(
+        "/v1/schedules",
+        status_code=201,
+        response_model=ScheduleView,
+        responses=refusals("REQUEST_TOO_LARGE", "QUOTA_EXCEEDED", *TRAIN_REFUSALS),
+    )
     def create_schedule(body: CreateScheduleRequest, caller: Principal = key) -> ScheduleView:
+        """Submit a job request on a cron expression or an interval, as you. The request is
+        checked now as its submission would be, so one that could never fire is refused."""
         record = new_schedule(ctx, caller, body)
         limit = ctx["settings"]["max_schedules_per_user"]
         return view(store.create(record, limit=limit))
 
-    @router.get("/v1/schedules", response_model=ScheduleListBody)
-    def list_schedules(user_id: UserId = None, caller: Principal = key) -> ScheduleListBody:
+    @router.get("/v1/schedules", response_model=ScheduleListBody, responses=refusals())
+    def list_schedules(user_id: AdminUserId = None, caller: Principal = key) -> ScheduleListBody:
+        """Your schedules, each with when it fires next."""
         records = store.list_for_user(listed_user(caller, user_id))
         return {"schedules": [view(record) for record in records]}
 
-    @router.get("/v1/schedules/{schedule_id}", response_model=ScheduleDetail)
+    @router.get(
+        "/v1/schedules/{schedule_id}",
+        response_model=ScheduleDetail,
+        responses=refusals("SCHEDULE_NOT_FOUND"),
+    )
     def get_schedule(schedule_id: ScheduleId, caller: Principal = key) -> ScheduleDetail:
+        """A schedule and its newest firings (the jobs it submitted, or why it could not)."""
         record = owned_schedule(store, caller, schedule_id)
         return {**view(record), "firings": store.firings(schedule_id)}
 
-    @router.post("/v1/schedules/{schedule_id}/pause", response_model=ScheduleView)
+    @router.post(
+        "/v1/schedules/{schedule_id}/pause",
+        response_model=ScheduleView,
+        responses=refusals("SCHEDULE_NOT_FOUND"),
+    )
     def pause_schedule(schedule_id: ScheduleId, caller: Principal = key) -> ScheduleView:
+        """Stop firing until resumed."""
         return set_paused(caller, schedule_id, True)
 
-    @router.post("/v1/schedules/{schedule_id}/resume", response_model=ScheduleView)
+    @router.post(
+        "/v1/schedules/{schedule_id}/resume",
+        response_model=ScheduleView,
+        responses=refusals("SCHEDULE_NOT_FOUND"),
+    )
     def resume_schedule(schedule_id: ScheduleId, caller: Principal = key) -> ScheduleView:
         """Slots missed while paused coalesce into one firing at once (README, "Schedules")."""
         return set_paused(caller, schedule_id, False)
 
-    @router.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView)
+    @router.delete(
+        "/v1/schedules/{schedule_id}",
+        response_model=ScheduleView,
+        responses=refusals("SCHEDULE_NOT_FOUND"),
+    )
     def delete_schedule(schedule_id: ScheduleId, caller: Principal = key) -> ScheduleView:
         """No more firings; the jobs it submitted stay."""
         record = owned_schedule(store, caller, schedule_id)

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
-from model_trainer.api.routes import ERROR_RESPONSES
-from model_trainer.api.routes.jobs import cancel_queued
+from model_trainer.api.openapi import refusals
+from model_trainer.api.routes.jobs import TRAIN_REFUSALS, cancel_queued
 from model_trainer.api.schemas import StudyRequest
 from model_trainer.api.study_spec import checked_spec
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES
@@ -36,12 +36,21 @@ from model_trainer.storage.studies import StudyStore
 from platform_core.json_types import JSONObject
 from platform_workers.keys import study_lock_key
 
-StudyId = Annotated[str, Path(pattern=r"^study-[0-9a-f]{12}$")]
+StudyId = Annotated[
+    str,
+    Path(
+        pattern=r"^study-[0-9a-f]{12}$",
+        description="a study's id, as its creation answered",
+        examples=["study-0123456789ab"],
+    ),
+]
 # How long a cancel waits for a study being advanced right now.
 CANCEL_WAIT_S = 30.0
 
 
 class BestTrial(TypedDict):
+    """The complete trial with the lowest value so far."""
+
     number: int
     value: float
     params: JSONObject
@@ -50,6 +59,8 @@ class BestTrial(TypedDict):
 
 
 class StudyBody(TypedDict):
+    """A study: its status, how its trials stand, the best one, and what it searches."""
+
     study_id: str
     name: str
     status: StudyStatus
@@ -65,10 +76,14 @@ class StudyBody(TypedDict):
 
 
 class StudyListBody(TypedDict):
+    """Your studies, newest first."""
+
     studies: list[StudyBody]
 
 
 class TrialListBody(TypedDict):
+    """Every trial of a study."""
+
     trials: list[TrialRecord]
 
 
@@ -129,39 +144,62 @@ def study_record(caller: Principal, spec: StudySpec, timeout_s: int | None) -> S
 
 
 def build_studies_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["studies"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["studies"])
     key = Depends(ctx["caller"])
     store = StudyStore(ctx["redis"])
 
     def owned(caller: Principal, study_id: str) -> StudyRecord:
         return store.require(study_id, caller["user_id"], admin=caller["admin"])
 
-    @router.post("/v1/studies", status_code=201, response_model=StudyBody)
+    @router.post(
+        "/v1/studies",
+        status_code=201,
+        response_model=StudyBody,
+        responses=refusals("REQUEST_TOO_LARGE", "QUOTA_EXCEEDED", *TRAIN_REFUSALS),
+    )
     def create_study(body: StudyRequest, caller: Principal = key) -> StudyBody:
+        """Start tuning a train request with Optuna; every trial is a train job of yours. Its
+        base request and each parameter's ends are checked as a train submission is."""
         record = study_record(caller, checked_spec(ctx, caller, body), body.timeout_s)
         store.create(record)
         return study_body(record, [])
 
-    @router.get("/v1/studies", response_model=StudyListBody)
+    @router.get("/v1/studies", response_model=StudyListBody, responses=refusals())
     def list_studies(
-        limit: Annotated[int, Query(ge=1, le=200)] = 50, caller: Principal = key
+        limit: Annotated[
+            int, Query(ge=1, le=200, description="studies at most", examples=[20])
+        ] = 50,
+        caller: Principal = key,
     ) -> StudyListBody:
+        """Your studies, newest first."""
         records = store.list_for_user(caller["user_id"], limit)
         return {
             "studies": [study_body(record, store.trials(record["study_id"])) for record in records]
         }
 
-    @router.get("/v1/studies/{study_id}", response_model=StudyBody)
+    @router.get(
+        "/v1/studies/{study_id}", response_model=StudyBody, responses=refusals("STUDY_NOT_FOUND")
+    )
     def get_study(study_id: StudyId, caller: Principal = key) -> StudyBody:
+        """The study: status, trial counts per state, best trial."""
         record = owned(caller, study_id)
         return study_body(record, store.trials(study_id))
 
-    @router.get("/v1/studies/{study_id}/trials", response_model=TrialListBody)
-    def get_trials(study_id: StudyId, caller: Principal = key) -> TrialListBody:
+    @router.get(
+        "/v1/studies/{study_id}/trials",
+        response_model=TrialListBody,
+        responses=refusals("STUDY_NOT_FOUND"),
+    )
+    def list_study_trials(study_id: StudyId, caller: Principal = key) -> TrialListBody:
+        """Every trial: its parameters, state, value, job and run."""
         owned(caller, study_id)
         return {"trials": store.trials(study_id)}
 
-    @router.delete("/v1/studies/{study_id}", response_model=StudyBody)
+    @router.delete(
+        "/v1/studies/{study_id}",
+        response_model=StudyBody,
+        responses=refusals("STUDY_NOT_FOUND", "STUDY_ENDED"),
+    )
     def cancel_study(study_id: StudyId, caller: Principal = key) -> StudyBody:
         """End the study and cancel its unfinished trials (a running one stops at its next
         step, after a checkpoint)."""
