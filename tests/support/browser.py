@@ -140,14 +140,19 @@ class Browser:
         return require_object(answer, "result").get("value")
 
     def wait_for(self, expression: str, *, timeout: float) -> JSONValue:
-        """Evaluates `expression` until it is truthy, and returns that value."""
+        """Evaluates `expression` until it is truthy, and returns that value; an error (the
+        page still loading after a click) counts as not yet."""
         deadline = time.monotonic() + timeout
+        last: BrowserError | None = None
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except BrowserError as error:
+                value, last = None, error
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout} s waiting for {expression}")
+                raise TimeoutError(f"timed out after {timeout} s waiting for {expression}: {last}")
             time.sleep(0.1)
 
     def screenshot(self, path: Path) -> Path:

@@ -46,7 +46,9 @@ export function needKey() {
   if (key) {
     return Promise.resolve(key);
   }
-  askForKey(null);
+  if ($("key-form").hidden) {
+    askForKey(null);
+  }
   return new Promise((resolve) => keyWaiters.push(resolve));
 }
 

@@ -10,6 +10,7 @@ const REFRESH_MS = 3000;
 let shown = PAGE; // how many rows the list asks for: grows with "Show more"
 let nextCursor = null;
 let timer = null;
+let generation = 0; // the newest request's number: an older answer arriving late is dropped
 
 setUp();
 readFilters();
@@ -49,8 +50,12 @@ function filtersChanged() {
 // Reloads the rows shown so far (up to the API's page size) and schedules the next refresh.
 async function refresh() {
   clearTimeout(timer);
+  const mine = ++generation;
   try {
     const body = await api(`/v1/jobs?${query(Math.min(shown, MAX_LIMIT), null)}`);
+    if (mine !== generation) {
+      return;
+    }
     render(body.jobs, false);
     nextCursor = body.next_cursor;
     $("more").hidden = nextCursor === null;
@@ -59,12 +64,18 @@ async function refresh() {
   } catch (error) {
     showError(error);
   }
-  timer = setTimeout(refresh, REFRESH_MS);
+  if (mine === generation) {
+    timer = setTimeout(refresh, REFRESH_MS);
+  }
 }
 
 async function showMore() {
+  const mine = generation;
   try {
     const body = await api(`/v1/jobs?${query(PAGE, nextCursor)}`);
+    if (mine !== generation) {
+      return;
+    }
     render(body.jobs, true);
     shown += body.jobs.length;
     nextCursor = body.next_cursor;
@@ -90,7 +101,7 @@ function row(job) {
   return el(
     "tr",
     { "data-job-id": job.job_id, "data-status": job.status },
-    el("td", {}, formatTime(job.created_at)),
+    el("td", { class: "time" }, formatTime(job.created_at)),
     el("td", {}, link),
     el("td", {}, job.type),
     el("td", {}, el("span", { class: `status ${job.status}` }, job.status)),
