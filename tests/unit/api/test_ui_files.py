@@ -4,6 +4,7 @@ and nothing from another origin; and a built wheel carries every file."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import fakeredis
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Message, Scope
 
 from model_trainer.api.app import create_app
 from model_trainer.api.event_hub import EventHub
@@ -61,6 +64,14 @@ def test_files_are_served_with_their_type_and_policy(
     assert response.headers["cache-control"] == "no-cache"
 
 
+def test_head_answers_like_get_without_the_body(anonymous: TestClient) -> None:
+    response = anonymous.head("/ui/job.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert response.headers["content-length"] == str(len((UI_DIR / "job.js").read_bytes()))
+    assert response.content == b""
+
+
 def test_the_policy_allows_only_this_origin_and_no_inline_script() -> None:
     directives = dict(part.strip().split(" ", 1) for part in CONTENT_SECURITY_POLICY.split(";"))
     assert directives["default-src"] == "'none'"
@@ -97,6 +108,46 @@ def test_nothing_else_is_served(anonymous: TestClient, path: str) -> None:
     response = anonymous.get(path)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "ROUTE_NOT_FOUND"
+
+
+def raw_status(app: FastAPI, path: str) -> int:
+    """The status of a GET whose path reaches the app as it is (HTTP clients would remove the
+    dot segments first; a hostile one need not)."""
+    statuses: list[int] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1),
+    }
+    asyncio.run(app(scope, receive, send))
+    return statuses[0]
+
+
+@pytest.mark.parametrize(
+    "path", ["/ui/../api/app.py", "/ui/../../../../etc/passwd", "/ui/vendor/../../app.py"]
+)
+def test_dot_segments_that_reach_the_app_are_not_served(
+    settings: Settings, redis: fakeredis.FakeRedis, hub: EventHub, path: str
+) -> None:
+    assert raw_status(create_app(settings, redis, hub), path) == 404
+    assert raw_status(create_app(settings, redis, hub), "/ui/app.js") == 200
 
 
 def test_a_symlink_out_of_the_folder_is_never_served(tmp_path: Path) -> None:

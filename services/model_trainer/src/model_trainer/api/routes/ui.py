@@ -56,12 +56,12 @@ def build_ui_router(directory: Path = UI_DIR) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     files = ui_files(directory)
 
-    @router.get("/ui")
+    @router.api_route("/ui", methods=["GET", "HEAD"])
     def ui_root() -> RedirectResponse:
         """Relative links in the pages resolve against `/ui/`."""
         return RedirectResponse("/ui/", headers=SECURITY_HEADERS)
 
-    @router.get("/ui/{name:path}")
+    @router.api_route("/ui/{name:path}", methods=["GET", "HEAD"])
     def ui_file(name: str) -> Response:
         found = files.get(name or INDEX)
         if found is None:
