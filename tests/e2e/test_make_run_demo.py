@@ -37,6 +37,7 @@ def test_demo_trains_follows_samples_and_scores_on_redislites_server(
     version = subprocess.run([bundled, "--version"], capture_output=True, text=True, check=True)
     assert "v=6.2." in version.stdout
     assert "uploaded corpus" in out
+    assert "web page, while the demo runs: http://127.0.0.1:" in out
     assert "training char_lstm/tiny" in out
     assert "100.0%" in out
     assert "completed" in out

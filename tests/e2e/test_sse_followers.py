@@ -168,6 +168,24 @@ async def test_sigterm_ends_the_followers_streams_and_the_api_within_5_s(
     assert outcomes == [{"events": [], "error": None}] * 50
 
 
+@pytest.mark.anyio
+async def test_a_follower_silent_past_its_poll_interval_still_gets_the_next_event(
+    api: tuple[subprocess.Popen[bytes], str], redis: RedisClient
+) -> None:
+    """A follower nothing wakes polls on a timer (at most 1.5 poll intervals); the timer must
+    leave its stream open. (A cancellation-based timeout ended the stream under coverage on
+    Python 3.11 while the connection stayed open, and the client waited forever.)"""
+    base_url = api[1]
+    (job_id,) = queued_jobs(base_url, 1)
+    followers = Followers(base_url)
+    followers.start([job_id], per_job=1)
+    await followers.all_attached()
+    await asyncio.sleep(FOLLOW_TIMING["poll_s"] * 1.5 + 1)
+    job_context(redis, job_id).publish_failed("user", "TRAINING_CANCELLED", "stopped")
+    outcomes = await followers.outcomes()
+    assert outcomes == [{"events": ["trainer.job.failed.v1"], "error": None}]
+
+
 def serve_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     """`model-trainer api` on a given port, once it answers."""
     process = cli_process(["api", "--port", str(port)], env)

@@ -30,6 +30,7 @@ from model_trainer.worker.train_job import run_train_job
 from model_trainer.worker.worker_entry import make_worker
 from platform_core.job_events import decode_job_event
 from platform_core.json_types import load_json_object
+from platform_core.trainer_metrics_events import decode_trainer_metrics_event, is_progress_metrics
 from platform_workers.event_stream import read_events
 from platform_workers.redis_conn import RedisClient
 
@@ -96,6 +97,18 @@ def test_train_job_records_the_result_and_publishes_metrics(
     assert types[0] == "trainer.metrics.config.v1"
     assert types[-2:] == ["trainer.metrics.completed.v1", "trainer.job.completed.v1"]
     assert "trainer.metrics.progress.v1" in types
+    # Each validation is published at once, its val_loss on a progress metrics event: the last
+    # is the final one, the result's.
+    validated = [
+        event
+        for _, data in read_events(redis, "trainer", "t1")
+        if load_json_object(data)["type"] == "trainer.metrics.progress.v1"
+        and is_progress_metrics(event := decode_trainer_metrics_event(data))
+        and "val_loss" in event
+    ]
+    assert validated
+    assert validated[-1]["step"] == 20
+    assert validated[-1].get("val_loss") == record["result"]["val_loss"]
 
 
 def test_a_coded_failure_is_recorded_and_announced(redis: RedisClient, settings: Settings) -> None:

@@ -11,7 +11,12 @@ from torch import Tensor
 
 from model_trainer.backends.char_lstm import CharLSTMModel
 from model_trainer.backends.presets import CHAR_LSTM_SIZES
-from model_trainer.contracts.model import StepMetrics, TrainingAlert, TrainingCallbacks
+from model_trainer.contracts.model import (
+    StepMetrics,
+    TrainingAlert,
+    TrainingCallbacks,
+    ValidationMetrics,
+)
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.checkpoints import checkpoint_dirs, read_metrics
@@ -97,8 +102,10 @@ class Recorder:
         self,
         cancel_after: int | None = None,
         prune: Callable[[int, float], bool] | None = None,
+        validations: list[ValidationMetrics] | None = None,
     ) -> None:
         self.prune = prune
+        self.validations = validations
         self.beats: list[float] = []
         self.progress: list[StepMetrics] = []
         self.alerts: list[TrainingAlert] = []
@@ -116,13 +123,16 @@ class Recorder:
         self.progress.append(metrics)
 
     def callbacks(self) -> TrainingCallbacks:
-        return {
+        callbacks: TrainingCallbacks = {
             "heartbeat": self.heartbeat,
             "cancelled": self.cancelled,
             "progress": self.on_progress,
             "alert": self.alerts.append,
             "prune": self.prune,
         }
+        if self.validations is not None:
+            callbacks["evaluated"] = self.validations.append
+        return callbacks
 
 
 def _trainer(
@@ -214,6 +224,19 @@ def test_eval_every_steps_yields_between_epochs() -> None:
         _trainer(_model(), _config(max_steps=14, eval_every_steps=5), Recorder()).train()
     )
     assert [m["step"] for m in history] == [5, 10, 12, 14]
+
+
+def test_each_validation_is_reported_with_the_report_at_its_step() -> None:
+    validations: list[ValidationMetrics] = []
+    recorder = Recorder(validations=validations)
+    history = list(_trainer(_model(), _config(max_steps=14, eval_every_steps=5), recorder).train())
+    assert [(v["step"], v["val_loss"]) for v in validations] == [
+        (m["step"], m["val_loss"]) for m in history
+    ]
+    reports = {m["step"]: m for m in recorder.progress}
+    for validation in validations:
+        report = reports[validation["step"]]
+        assert {**validation, "val_loss": None} == {**report, "val_loss": None}
 
 
 def test_without_validation_windows_val_loss_is_none() -> None:

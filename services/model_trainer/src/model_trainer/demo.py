@@ -111,6 +111,7 @@ def run_demo(settings: Settings, *, size: str, max_steps: int) -> int:
         _wait_until("/readyz", time.monotonic() + STARTUP_TIMEOUT_S, probe)
         key = create_key(redis_from_url(env["REDIS_URL"]), DEMO_USER)
         print(f"API key for user {DEMO_USER} (export {API_KEY_ENV}=...): {key['key']}")
+        print(f"web page, while the demo runs: {base_url}/ui (it asks for that key)")
         client = TrainerClient(base_url, api_key=key["key"])
         stack.callback(client.close)
         return _train_sample_score(client, settings, size=size, max_steps=max_steps)

@@ -30,6 +30,7 @@ from model_trainer.api.routes.models import build_models_router
 from model_trainer.api.routes.runs import build_runs_router
 from model_trainer.api.routes.schedules import build_schedules_router
 from model_trainer.api.routes.studies import build_studies_router
+from model_trainer.api.routes.ui import build_ui_router
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
@@ -93,6 +94,7 @@ def build_api(
     app.include_router(build_studies_router(ctx))
     app.include_router(build_schedules_router(ctx))
     app.include_router(build_health_router(ctx))
+    app.include_router(build_ui_router())  # the web page's files: no key, no data
     # Observability: GET /metrics, and every request counted (outermost, so refusals count).
     app.include_router(build_metrics_router(ctx))
     app.add_middleware(RequestMetrics)

@@ -210,6 +210,13 @@ class StepMetrics(TypedDict):
     elapsed_s: float
 
 
+class ValidationMetrics(StepMetrics):
+    """Reported to the evaluation callback after each validation: the report at that step
+    (evaluations always follow one) and the validation loss measured there."""
+
+    val_loss: float
+
+
 class TrainingAlert(TypedDict):
     """A sign of an unhealthy run (seed 000's GradientMonitor and alerts): raised once when
     a threshold is crossed, again only after the value came back within it."""
@@ -232,6 +239,8 @@ class TrainingCallbacks(TypedDict):
     heartbeat: Callable[[float], None]
     cancelled: Callable[[], bool]
     progress: Callable[[StepMetrics], None] | None
+    # After each validation (rare: per epoch or eval_every_steps), never throttled.
+    evaluated: NotRequired[Callable[[ValidationMetrics], None]]
     alert: Callable[[TrainingAlert], None] | None
     # `(step, val_loss) -> stop?` after each validation: a study's trial reports to its pruner.
     prune: Callable[[int, float], bool] | None

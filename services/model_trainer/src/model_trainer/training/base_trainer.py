@@ -348,6 +348,7 @@ class BaseTrainer:
         if val_loss is not None and last is not None:
             self._record({**last, "val_loss": val_loss})
             self._raise_alerts(self._health.check_validation(self._pos["step"], val_loss))
+            self._report_validation(last, val_loss)
         metrics: EvalMetrics = {
             "epoch": self._pos["epoch"],
             "step": self._pos["step"],
@@ -360,6 +361,24 @@ class BaseTrainer:
         }
         self._last_eval = metrics
         return metrics
+
+    def _report_validation(self, last: MetricPoint, val_loss: float) -> None:
+        """The step's report again, with its validation loss, to the evaluation callback."""
+        evaluated = self._callbacks.get("evaluated")
+        if evaluated is not None:
+            evaluated(
+                {
+                    "epoch": last["epoch"],
+                    "step": last["step"],
+                    "total_steps": self._schedule.total,
+                    "loss": last["loss"],
+                    "learning_rate": last["learning_rate"],
+                    "grad_norm": last["grad_norm"],
+                    "tokens_per_second": last["tokens_per_second"],
+                    "elapsed_s": last["elapsed_s"],
+                    "val_loss": val_loss,
+                }
+            )
 
     def _beat(self, now: float) -> float:
         """Call the heartbeat and return when the next one is due (a clock read, not Redis)."""

@@ -13,6 +13,7 @@ from model_trainer.contracts.model import (
     StepMetrics,
     TrainingAlert,
     TrainingCallbacks,
+    ValidationMetrics,
 )
 from model_trainer.contracts.studies import TrialRef
 from model_trainer.contracts.tokenizer import TokenizerHandle
@@ -35,6 +36,7 @@ from model_trainer.worker.preemption import ShutdownWatch, die_with_worker
 from model_trainer.worker.rq_meta import show_in_rq
 from platform_core.json_types import JSONObject
 from platform_core.trainer_metrics_events import (
+    TrainerProgressMetricsV1,
     make_alert_event,
     make_completed_metrics_event,
     make_config_event,
@@ -109,6 +111,9 @@ def _train(
         ),
         "progress": lambda metrics: through_outage(
             lambda: _report_progress(payload, metrics, ctx, store), None
+        ),
+        "evaluated": lambda metrics: through_outage(
+            lambda: _report_validation(payload, metrics, ctx), None
         ),
         "alert": lambda alert: through_outage(lambda: _report_alert(payload, alert, ctx), None),
         "prune": _prune_check(payload, settings, redis),
@@ -216,19 +221,33 @@ def _report_progress(
             "tokens_per_second": metrics["tokens_per_second"],
         },
     )
-    ctx.publish_metrics(
-        make_progress_metrics_event(
-            job_id=payload["job_id"],
-            user_id=payload["user_id"],
-            epoch=metrics["epoch"],
-            total_epochs=payload["config"]["num_epochs"],
-            step=metrics["step"],
-            loss=metrics["loss"],
-            total_steps=metrics["total_steps"],
-            learning_rate=metrics["learning_rate"],
-            tokens_per_second=metrics["tokens_per_second"],
-            grad_norm=metrics["grad_norm"],
-        )
+    ctx.publish_metrics(_progress_event(payload, metrics))
+
+
+def _report_validation(
+    payload: TrainJobPayload, metrics: ValidationMetrics, ctx: JobContext
+) -> None:
+    """Validations are rare (per epoch or eval_every_steps), so each is published: a progress
+    metrics event that also carries val_loss, for followers to chart live."""
+    ctx.publish_metrics(_progress_event(payload, metrics, metrics["val_loss"]))
+
+
+def _progress_event(
+    payload: TrainJobPayload, metrics: StepMetrics, val_loss: float | None = None
+) -> TrainerProgressMetricsV1:
+    """A report as a trainer.metrics.progress.v1 event."""
+    return make_progress_metrics_event(
+        job_id=payload["job_id"],
+        user_id=payload["user_id"],
+        epoch=metrics["epoch"],
+        total_epochs=payload["config"]["num_epochs"],
+        step=metrics["step"],
+        loss=metrics["loss"],
+        total_steps=metrics["total_steps"],
+        val_loss=val_loss,
+        learning_rate=metrics["learning_rate"],
+        tokens_per_second=metrics["tokens_per_second"],
+        grad_norm=metrics["grad_norm"],
     )
 
 

@@ -16,7 +16,6 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
@@ -113,10 +112,17 @@ async def _read(
 
 
 async def _doze(wake: asyncio.Event, seconds: float) -> None:
-    """Until the hub wakes this follower or `seconds` pass."""
-    with suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await wake.wait()
+    """Until the hub wakes this follower or `seconds` pass (a timer wakes it then).
+
+    No cancellation is involved: `asyncio.timeout` and `wait_for` turn a cancellation into
+    TimeoutError, which Python 3.11 gets wrong under a trace function (coverage; CPython
+    gh-106749): the stray CancelledError ended the response while its connection stayed open,
+    so a client waited forever on a stream that was silent for one poll interval."""
+    timer = asyncio.get_running_loop().call_later(seconds, wake.set)
+    try:
+        await wake.wait()
+    finally:
+        timer.cancel()
 
 
 async def follow_events(hub: EventHub, job_id: str, after: str) -> AsyncIterator[str]:
