@@ -377,6 +377,7 @@ class TrainJobRequest:
 
 
 _TRAIN_OPTIONS = TypeAdapter(TrainOptions)
+_TRAIN_REQUEST = TypeAdapter(TrainJobRequest)
 
 
 def train_options(fields: Mapping[str, object]) -> TrainOptions:
@@ -385,11 +386,22 @@ def train_options(fields: Mapping[str, object]) -> TrainOptions:
     try:
         return _TRAIN_OPTIONS.validate_python(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ModelTrainerError(
-            "INVALID_CONFIG", f"{field}: {first['msg']}", details={"field": field}
-        ) from exc
+        raise invalid_fields(exc) from exc
+
+
+def train_request(fields: Mapping[str, object]) -> TrainJobRequest:
+    """A train request built outside HTTP (a study's trial), checked as the route checks one."""
+    try:
+        return _TRAIN_REQUEST.validate_python(fields)
+    except ValidationError as exc:
+        raise invalid_fields(exc) from exc
+
+
+def invalid_fields(exc: ValidationError) -> ModelTrainerError:
+    """Pydantic's first complaint as our coded error, naming the field."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    return ModelTrainerError("INVALID_CONFIG", f"{field}: {first['msg']}", details={"field": field})
 
 
 def train_request_options(body: TrainJobRequest) -> TrainOptions:

@@ -9,10 +9,10 @@ one step holds).
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from model_trainer.api import SubmitContext
-from model_trainer.api.schemas import ParamRequest, StudyRequest, TrainJobRequest
+from model_trainer.api.schemas import ParamRequest, StudyRequest, TrainJobRequest, train_request
 from model_trainer.api.submit import plan_train
 from model_trainer.contracts import studies as S
 from model_trainer.contracts.studies import Choice, ParamSpec, StudySpec, grid_values
@@ -160,11 +160,10 @@ def _check_trial(
 ) -> None:
     """The base request with the variant's values passes as a request and as a submission."""
     try:
-        request = _TRAIN_REQUEST.validate_python({**base, **variant})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise _invalid(f"base.{field}", f"a trial with {variant}: {field}: {first['msg']}") from exc
+        request = train_request({**base, **variant})
+    except ModelTrainerError as exc:
+        field = exc.details["field"]
+        raise _invalid(f"base.{field}", f"a trial with {variant}: {exc.message}") from exc
     try:
         plan_train(ctx, caller, request)
     except ModelTrainerError as exc:

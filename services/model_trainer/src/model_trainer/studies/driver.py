@@ -23,11 +23,10 @@ import optuna
 import orjson
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
-from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import LockError
 
 from model_trainer.api import SubmitContext
-from model_trainer.api.schemas import TrainJobRequest
+from model_trainer.api.schemas import TrainJobRequest, train_request
 from model_trainer.api.submit import submit_train, trial_id
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, JobOrigin, JobRecord
 from model_trainer.contracts.studies import (
@@ -54,7 +53,6 @@ logger = logging.getLogger(__name__)
 WAIT_CODES = ("QUOTA_EXCEEDED", "QUEUE_FULL")
 LOCK_TIMEOUT_S = 120
 LOCK_WAIT_S = 30.0
-_TRAIN_REQUEST = TypeAdapter(TrainJobRequest)
 
 
 def submit_context(settings: Settings, redis: RedisClient) -> SubmitContext:
@@ -207,10 +205,11 @@ def _ask_more(
     space = distributions(spec)
     while _may_ask(record, trials):
         asked = study.ask(space)
+        ids = trial_id({"study_id": record["study_id"], "number": asked.number})
         trial: TrialRecord = {
             "number": asked.number,
-            "job_id": trial_id({"study_id": record["study_id"], "number": asked.number}),
-            "run_id": trial_id({"study_id": record["study_id"], "number": asked.number}),
+            "job_id": ids,
+            "run_id": ids,
             "params": json_params(asked.params),
             "state": "waiting",
             "value": None,
@@ -275,15 +274,7 @@ def _put(store: StudyStore, record: StudyRecord, trial: TrialRecord) -> TrialRec
 
 def trial_request(record: StudyRecord, trial: TrialRecord) -> TrainJobRequest:
     """The base request with the trial's values and its own run id, validated as a request."""
-    fields = {**record["spec"]["base"], **trial["params"], "run_id": trial["run_id"]}
-    try:
-        return _TRAIN_REQUEST.validate_python(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ModelTrainerError(
-            "INVALID_CONFIG", f"{field}: {first['msg']}", details={"field": field}
-        ) from exc
+    return train_request({**record["spec"]["base"], **trial["params"], "run_id": trial["run_id"]})
 
 
 def _owner(redis: RedisClient, record: StudyRecord) -> Principal:
@@ -309,12 +300,7 @@ def _end_refused(
 ) -> StudyRecord:
     """A trial the study cannot submit at all: the study fails, its unsubmitted trials too."""
     logger.warning("study %s failed: %s: %s", record["study_id"], refused.code, refused.message)
-    for trial in trials.values():
-        if trial["state"] == "waiting":
-            study.tell(trial["number"], state=OptunaState.FAIL)
-            store.put_trial(
-                record["study_id"], {**trial, "state": "cancelled", "finished_at": utc_now()}
-            )
+    _cancel_waiting(store, study, record, trials)
     error: StudyError = {"code": refused.code, "message": refused.message}
     return store.end(record, "failed", "refused", now=utc_now(), error=error)
 
@@ -332,11 +318,22 @@ def _end_if_done(
     if finished >= record["spec"]["n_trials"]:
         return store.end(record, "completed", "n_trials", now=utc_now())
     if _past_deadline(record):
-        for trial in trials.values():
-            if trial["state"] == "waiting":
-                study.tell(trial["number"], state=OptunaState.FAIL)
-                store.put_trial(
-                    record["study_id"], {**trial, "state": "cancelled", "finished_at": utc_now()}
-                )
+        _cancel_waiting(store, study, record, trials)
         return store.end(record, "completed", "timeout", now=utc_now())
     return record
+
+
+def _cancel_waiting(
+    store: StudyStore,
+    study: optuna.Study,
+    record: StudyRecord,
+    trials: Mapping[int, TrialRecord],
+) -> None:
+    """Trials asked for but never submitted, once the study ends: failed to Optuna, cancelled
+    in our records."""
+    for trial in trials.values():
+        if trial["state"] == "waiting":
+            study.tell(trial["number"], state=OptunaState.FAIL)
+            store.put_trial(
+                record["study_id"], {**trial, "state": "cancelled", "finished_at": utc_now()}
+            )

@@ -206,15 +206,20 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
                 f"job {job_id} already ended as {record['status']}",
                 details={"job_id": job_id, "status": record["status"]},
             )
-        # Set the flag first: a worker that picks the job up right now still sees it.
-        ctx["jobs"].request_cancel(job_id)
+        cancel(ctx, record)
         if record["status"] == "running":
             response.status_code = 202
-        else:
-            cancel_queued(ctx, record)
         return owned_job(ctx, caller, job_id)
 
     return router
+
+
+def cancel(ctx: ApiContext, record: JobRecord) -> None:
+    """Cancel an unended job: a queued one at once, a running one at its next step."""
+    # Set the flag first: a worker that picks the job up right now still sees it.
+    ctx["jobs"].request_cancel(record["job_id"])
+    if record["status"] != "running":
+        cancel_queued(ctx, record)
 
 
 def listed_user(caller: Principal, user_id: int | None) -> int:

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
 from model_trainer.api.openapi import refusals
-from model_trainer.api.routes.jobs import TRAIN_REFUSALS, cancel_queued
+from model_trainer.api.routes.jobs import TRAIN_REFUSALS, cancel
 from model_trainer.api.schemas import StudyRequest
 from model_trainer.api.study_spec import checked_spec
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES
@@ -226,7 +226,5 @@ def build_studies_router(ctx: ApiContext) -> APIRouter:
 def _cancel_trial(ctx: ApiContext, store: StudyStore, study_id: str, trial: TrialRecord) -> None:
     job = ctx["jobs"].get(trial["job_id"])
     if job is not None and job["status"] not in TERMINAL_STATUSES:
-        ctx["jobs"].request_cancel(job["job_id"])
-        if job["status"] == "queued":
-            cancel_queued(ctx, job)
+        cancel(ctx, job)
     store.put_trial(study_id, {**trial, "state": "cancelled", "finished_at": utc_now()})
