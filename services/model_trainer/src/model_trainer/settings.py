@@ -10,6 +10,7 @@ from typing import TypedDict
 from model_trainer.contracts.jobs import JobType, QueueName
 from model_trainer.errors import ModelTrainerError, quoted
 from platform_core.structured_logs import LOG_LEVELS
+from platform_workers.redis_url import InvalidRedisUrl, check_redis_url
 
 
 class Settings(TypedDict):
@@ -59,7 +60,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment; roots are made absolute so paths compare safely."""
     source = os.environ if env is None else env
     return {
-        "redis_url": source.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "redis_url": _redis_url(source),
         "artifacts_root": Path(source.get("ARTIFACTS_ROOT", "./var/artifacts")).resolve(),
         "data_root": Path(source.get("DATA_ROOT", "./var/data")).resolve(),
         "max_corpus_bytes": _positive_int(source, "MAX_CORPUS_BYTES", 64 * _MIB),
@@ -81,6 +82,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "log_level": _log_level(source),
         "metrics_token": source.get("METRICS_TOKEN") or None,
     }
+
+
+def _redis_url(source: Mapping[str, str]) -> str:
+    """Plain, TLS or Sentinel (platform_workers.redis_url); a malformed one stops the process
+    at start, saying what is wrong."""
+    url = source.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        check_redis_url(url)
+    except InvalidRedisUrl as error:
+        raise ModelTrainerError("INVALID_CONFIG", str(error)) from None
+    return url
 
 
 def _log_level(source: Mapping[str, str]) -> str:

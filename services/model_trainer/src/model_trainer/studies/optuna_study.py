@@ -4,7 +4,6 @@ loss) rebuilds these from the spec, so nothing but the journal has to be shared.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import optuna
@@ -14,7 +13,6 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 from optuna.storages import JournalStorage
@@ -25,19 +23,29 @@ from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.contracts.studies import Choice, ParamSpec, StudyRecord, StudySpec, grid_values
 from model_trainer.settings import Settings
 from platform_workers.keys import optuna_prefix
+from platform_workers.redis_conn import RedisClient, redis_from_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _SEED_SPACE = 2**32
 
 
-def journal(settings: Settings, study_id: str) -> JournalStorage:
-    """The study's journal in Redis (Optuna marks its Redis backend experimental; it has kept
+class RedisJournal(JournalRedisBackend):
+    """Optuna's Redis journal over a client of ours: Optuna's own `Redis.from_url` would know
+    neither Sentinel URLs nor our retries (Optuna marks this backend experimental; it has kept
     its interface since 3.1)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        backend = JournalRedisBackend(settings["redis_url"], prefix=optuna_prefix(DOMAIN, study_id))
-    return JournalStorage(backend)
+
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
+        self._redis = redis
+        self._use_cluster = False
+        self._prefix = prefix
+
+
+def journal(settings: Settings, study_id: str) -> JournalStorage:
+    """The study's journal in Redis."""
+    return JournalStorage(
+        RedisJournal(redis_from_url(settings["redis_url"]), optuna_prefix(DOMAIN, study_id))
+    )
 
 
 def open_study(settings: Settings, record: StudyRecord, *, salt: int = 0) -> optuna.Study:

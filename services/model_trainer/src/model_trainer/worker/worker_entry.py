@@ -26,7 +26,6 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
-from rq.worker import SpawnWorker
 
 from model_trainer.contracts.jobs import DOMAIN, WORKER_HEARTBEAT_S, QueueName, rq_queues
 from model_trainer.settings import Settings, load_settings
@@ -36,6 +35,7 @@ from model_trainer.worker.job_utils import job_context, reported_by_the_job, thr
 from model_trainer.worker.prompt_shutdown import PromptUnsubscribe
 from model_trainer.worker.reconcile import reconcile
 from model_trainer.worker.rq_cancel import CancelledStaysCanceled
+from model_trainer.worker.spawn_horse import SpawnFromSettings
 from platform_core.json_types import require_int
 from platform_core.structured_logs import configure_logging
 from platform_workers.keys import running_studies_key
@@ -73,7 +73,7 @@ def requeue_abandoned(queues: Sequence[Queue], monitoring_interval: int) -> None
         queue.started_job_registry.cleanup(timestamp=cutoff)
 
 
-class TrainWorker(PromptUnsubscribe, CancelledStaysCanceled, SpawnWorker):
+class TrainWorker(PromptUnsubscribe, CancelledStaysCanceled, SpawnFromSettings):
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's heartbeats while the horse trains; a Redis outage skips them instead of killing
         this worker (and orphaning its training). They resume when Redis is back."""
