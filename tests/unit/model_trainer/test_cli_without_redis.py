@@ -137,3 +137,26 @@ def test_a_reachable_redis_is_no_warning(
     monkeypatch.setenv("REDIS_URL", redis_url)
     cli.warn_if_redis_unreachable(load_settings())
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command", sorted([*NEEDS_REDIS, "api"]))
+def test_a_malformed_redis_url_is_one_line_before_anything_starts(
+    command: str,
+    nothing_runs: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis+sentinel://:s3cret@127.0.0.1:26379")
+    assert cli.main(NEEDS_REDIS.get(command, ["api"])) == 2
+    assert _one_error_line(capsys) == (
+        "error: INVALID_CONFIG: redis+sentinel:// URLs name the service: …/service_name[/db]\n"
+    )
+
+
+def test_no_sentinel_answering_is_redis_unreachable(
+    nothing_runs: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", f"redis+sentinel://127.0.0.1:{free_port()}/mymaster")
+    assert cli.main(["keys", "list"]) == 2
+    err = _one_error_line(capsys)
+    assert err.startswith("error: cannot reach Redis (No master found for 'mymaster'")

@@ -116,3 +116,15 @@ def test_log_level_and_metrics_token_come_from_the_environment() -> None:
 def test_an_unknown_log_level_is_refused() -> None:
     with pytest.raises(ModelTrainerError, match="LOG_LEVEL must be one of DEBUG, INFO"):
         load_settings({"LOG_LEVEL": "chatty"})
+
+
+def test_redis_url_takes_tls_and_sentinel_forms() -> None:
+    for url in ("rediss://:pw@redis:6380/0?ssl_cert_reqs=required", "redis+sentinel://s1/mymaster"):
+        assert load_settings({"REDIS_URL": url})["redis_url"] == url
+
+
+def test_a_malformed_redis_url_is_refused_without_its_password() -> None:
+    with pytest.raises(ModelTrainerError, match="REDIS_URL is malformed: Port") as caught:
+        load_settings({"REDIS_URL": "redis://:s3cret@redis:port/0"})
+    assert caught.value.code == "INVALID_CONFIG"
+    assert "s3cret" not in str(caught.value)

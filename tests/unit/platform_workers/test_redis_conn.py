@@ -5,7 +5,9 @@ import time
 import fakeredis
 import pytest
 from redis import Redis
+from redis.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.sentinel import SentinelConnectionPool
 
 from platform_workers.redis_conn import (
     BACKOFF_CAP_S,
@@ -16,6 +18,7 @@ from platform_workers.redis_conn import (
     as_text,
     redis_from_url,
 )
+from platform_workers.redis_url import InvalidRedisUrl
 
 
 def test_redis_from_url_builds_a_bytes_client_with_health_checks() -> None:
@@ -78,3 +81,36 @@ def test_a_lost_connection_is_retried_with_backoff_before_it_surfaces() -> None:
     assert len(attempts) == RETRIES + 1
     assert time.monotonic() - started < 4 * BACKOFF_CAP_S
     client.close()
+
+
+def test_a_tls_url_gives_a_verifying_tls_client_with_the_same_options() -> None:
+    url = "rediss://:pw@redis.example:6380/2?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=required"
+    client = redis_from_url(url)
+    pool = client.connection_pool
+    assert issubclass(pool.connection_class, SSLConnection)
+    kwargs = pool.connection_kwargs
+    assert (kwargs["ssl_ca_certs"], kwargs["ssl_cert_reqs"]) == ("/etc/ca.pem", "required")
+    assert (kwargs["password"], kwargs["db"], kwargs["protocol"]) == ("pw", 2, RESP_PROTOCOL)
+    client.close()
+
+
+def test_a_sentinel_url_gives_a_client_of_the_current_primary() -> None:
+    client = redis_from_url("redis+sentinel://:pw@s1:26380,s2/mymaster/4")
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
+    assert (pool.service_name, pool.is_master) == ("mymaster", True)
+    assert [
+        sentinel.get_connection_kwargs()["port"] for sentinel in pool.sentinel_manager.sentinels
+    ] == [26380, 26379]
+    kwargs = pool.connection_kwargs
+    assert (kwargs["password"], kwargs["db"], kwargs["decode_responses"]) == ("pw", 4, False)
+    assert (kwargs["protocol"], kwargs["socket_connect_timeout"]) == (RESP_PROTOCOL, 5)
+    assert kwargs["health_check_interval"] == HEALTH_CHECK_INTERVAL_S
+    retry = client.get_retry()
+    assert retry is not None and retry.get_retries() == RETRIES
+    client.close()
+
+
+def test_a_malformed_url_is_refused_before_any_connection() -> None:
+    with pytest.raises(InvalidRedisUrl, match="database must be a whole number"):
+        redis_from_url("redis://127.0.0.1:6379/zero")
