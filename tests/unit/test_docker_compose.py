@@ -10,6 +10,8 @@ from model_trainer import cli
 from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+# The compose Redis unless REDIS_URL (TLS or Sentinel included) is set where compose runs.
+REDIS_URL = "${REDIS_URL:-redis://redis:6379/0}"
 
 
 def _at(node: object, *path: str | int) -> object:
@@ -73,13 +75,13 @@ def test_one_artifacts_volume_shared_by_every_app_service() -> None:
         assert _at(_services(), service, "volumes") == ["artifacts:/var/lib/model-trainer"]
         root = _at(_services(), service, "environment", "ARTIFACTS_ROOT")
         assert isinstance(root, str) and root.startswith("/var/lib/model-trainer/")
-        assert _at(_services(), service, "environment", "REDIS_URL") == "redis://redis:6379/0"
+        assert _at(_services(), service, "environment", "REDIS_URL") == REDIS_URL
 
 
 def test_the_dashboard_watches_the_same_redis_and_reads_json_jobs() -> None:
     command = _command("dashboard")
     assert command[0] == "rq-dashboard"
-    assert command[command.index("--redis-url") + 1] == "redis://redis:6379/0"
+    assert command[command.index("--redis-url") + 1] == REDIS_URL
     assert "--json" in command
 
 
