@@ -19,6 +19,7 @@ DEFAULT_LIMITS = {
     "max_schedules_per_user": 100,
     "log_level": "INFO",
     "metrics_token": None,
+    "worker_device": "auto",
 }
 
 
@@ -116,3 +117,13 @@ def test_log_level_and_metrics_token_come_from_the_environment() -> None:
 def test_an_unknown_log_level_is_refused() -> None:
     with pytest.raises(ModelTrainerError, match="LOG_LEVEL must be one of DEBUG, INFO"):
         load_settings({"LOG_LEVEL": "chatty"})
+
+
+@pytest.mark.parametrize("choice", ["auto", "cpu", "cuda"])
+def test_a_worker_device_comes_from_the_environment(choice: str) -> None:
+    assert load_settings({"WORKER_DEVICE": choice})["worker_device"] == choice
+
+
+def test_an_unknown_worker_device_is_refused() -> None:
+    with pytest.raises(ModelTrainerError, match="WORKER_DEVICE must be one of auto, cpu, cuda"):
+        load_settings({"WORKER_DEVICE": "tpu"})
