@@ -12,7 +12,9 @@ from platform_workers.redis_conn import RedisClient
 def register_worker(redis: RedisClient, *queues: str, name: str | None = None) -> Worker:
     """What a starting worker writes: its hash with a fresh heartbeat, and its place in the
     per-queue registries. (Worker.register_birth does the same but is unannotated.)"""
-    worker = Worker([Queue(queue, connection=redis) for queue in queues], name=name, connection=redis)
+    worker = Worker(
+        [Queue(queue, connection=redis) for queue in queues], name=name, connection=redis
+    )
     worker.heartbeat()
     register(worker)
     return worker
