@@ -10,16 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 from rq import Queue, Worker
 from tests.support.processes import cli_process, stop, wait_for
 from tests.support.workers import register_worker
 
 from model_trainer.api import SubmitContext
-from model_trainer.api.routes.health import readiness
+from model_trainer.api.app import create_app
 from model_trainer.api.routes.studies import study_record
 from model_trainer.api.schemas import ParamRequest, StudyRequest, TrainJobRequest
 from model_trainer.api.study_spec import checked_spec
-from model_trainer.api.submit import submit_train
 from model_trainer.contracts.jobs import worker_rq_queues
 from model_trainer.contracts.model import DeviceChoice
 from model_trainer.settings import Settings
@@ -27,9 +28,14 @@ from model_trainer.storage.api_keys import Principal, create_key
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.studies import StudyStore
 from model_trainer.studies.driver import advance
+from platform_core.json_types import JSONObject, load_json_object
 from platform_workers.redis_conn import RedisClient
 
 CALLER: Principal = {"user_id": 1, "user": "alice", "admin": False, "key_id": "a" * 12}
+
+
+def train_body(device: DeviceChoice) -> JSONObject:
+    return load_json_object(TypeAdapter(TrainJobRequest).dump_json(train(device)))
 
 
 def train(device: DeviceChoice) -> TrainJobRequest:
@@ -65,35 +71,35 @@ def _status(ctx: SubmitContext, job_id: str) -> str:
 def test_a_cpu_worker_leaves_a_cuda_job_queued_and_runs_the_auto_job_after_it(
     ctx: SubmitContext, redis: RedisClient, service_env: dict[str, str]
 ) -> None:
-    stand_in = register_worker(redis, *worker_rq_queues("train", "cuda"), name="cuda-train-gpu1")
-    needs_cuda = submit_train(ctx, CALLER, train("cuda"))
-    anywhere = submit_train(ctx, CALLER, train("auto"))
-    assert Queue("train-cuda", connection=redis).job_ids == [needs_cuda["job_id"]]
-    assert Queue("train", connection=redis).job_ids == [anywhere["job_id"]]
+    key = create_key(redis, "alice")["key"]
+    app = create_app(ctx["settings"], redis)
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as http:
+        stand_in = register_worker(redis, *worker_rq_queues("train", "cuda"), name="cuda-gpu1")
+        needs_cuda = http.post("/v1/jobs/train", json=train_body("cuda")).json()["job_id"]
+        anywhere = http.post("/v1/jobs/train", json=train_body("auto")).json()["job_id"]
+        assert Queue("train-cuda", connection=redis).job_ids == [needs_cuda]
+        assert Queue("train", connection=redis).job_ids == [anywhere]
 
-    worker = cli_process(["worker", "--queues", "train"], service_env)  # WORKER_DEVICE unset
-    try:
-        wait_for(
-            lambda: _status(ctx, anywhere["job_id"]) == "completed",
-            timeout=90,
-            what="the auto job to complete on the CPU worker",
-        )
-        (cpu,) = [
-            w
-            for w in Worker.all(queue=Queue("train", connection=redis))
-            if w is not None and w.name != stand_in.name
-        ]
-        assert cpu.name.startswith("cpu-train-")
-        assert "train-cuda" not in cpu.queue_names()
-        time.sleep(1.0)  # the CPU worker is idle again, listening; the CUDA job is still there
-        assert _status(ctx, needs_cuda["job_id"]) == "queued"
-        assert Queue("train-cuda", connection=redis).job_ids == [needs_cuda["job_id"]]
-        stand_in.heartbeat()
-        ready = readiness(redis)
-        assert ready["workers"]["train"] == 2
-        assert ready["cuda_workers"] == {"train": 1, "infer": 0}
-    finally:
-        stop(worker)
+        worker = cli_process(["worker", "--queues", "train"], service_env)  # WORKER_DEVICE unset
+        try:
+            wait_for(
+                lambda: _status(ctx, anywhere) == "completed",
+                timeout=90,
+                what="the auto job to complete on the CPU worker",
+            )
+            listening = Worker.all(queue=Queue("train", connection=redis))
+            (cpu,) = [w for w in listening if w.name != stand_in.name]
+            assert cpu.name.startswith("cpu-train-")
+            assert "train-cuda" not in cpu.queue_names()
+            time.sleep(1.0)  # the CPU worker is idle again, listening; the CUDA job still waits
+            assert _status(ctx, needs_cuda) == "queued"
+            assert Queue("train-cuda", connection=redis).job_ids == [needs_cuda]
+            stand_in.heartbeat()
+            ready = http.get("/readyz").json()
+            assert ready["workers"]["train"] == 2
+            assert ready["cuda_workers"] == {"train": 1, "infer": 0}
+        finally:
+            stop(worker)
 
 
 def test_a_study_trial_waits_while_no_cuda_worker_listens(

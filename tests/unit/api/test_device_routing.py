@@ -14,6 +14,7 @@ from rq import Queue
 from rq.utils import utcformat
 from tests.support.workers import register_worker
 
+from model_trainer.api import SubmitContext
 from model_trainer.api.app import create_app
 from model_trainer.api.event_hub import EventHub
 from model_trainer.contracts.jobs import (
@@ -23,8 +24,10 @@ from model_trainer.contracts.jobs import (
     rq_queues,
     worker_rq_queues,
 )
+from model_trainer.scheduler.firing import fire
 from model_trainer.settings import Settings
 from model_trainer.storage.job_store import JobStore
+from model_trainer.storage.schedules import ScheduleStore
 from platform_core.json_types import JSONObject
 
 TRAIN: JSONObject = {"model_family": "char_lstm", "model_size": "tiny", "corpus_path": "corpus.txt"}
@@ -173,3 +176,22 @@ def test_a_study_on_cuda_needs_a_cuda_worker_when_it_is_created(
     assert (refused.status_code, refused.json()["error"]["code"]) == (503, "NO_CUDA_WORKER")
     cuda_worker(redis)
     assert client.post("/v1/studies", json=body).status_code == 201
+
+
+def test_a_cuda_schedule_is_kept_and_a_firing_without_a_cuda_worker_records_the_refusal(
+    client: TestClient, redis: fakeredis.FakeRedis, settings: Settings
+) -> None:
+    """A schedule fires later, when a CUDA worker may be there: only its firings are refused."""
+    created = client.post(
+        "/v1/schedules", json={"job_type": "train", "request": CUDA_TRAIN, "interval_s": 3600}
+    )
+    assert created.status_code == 201, created.text
+    store = ScheduleStore(redis)
+    record = store.get(created.json()["schedule_id"])
+    assert record is not None
+    ctx: SubmitContext = {"settings": settings, "redis": redis, "jobs": JobStore(redis)}
+    now = datetime.now(UTC)
+    firing = fire(ctx, store, record, slot=now, now=now)
+    assert firing is not None and firing["job_id"] is None
+    assert firing["error"] is not None and firing["error"]["code"] == "NO_CUDA_WORKER"
+    assert lengths(redis) == {}
