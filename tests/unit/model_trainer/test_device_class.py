@@ -26,6 +26,11 @@ def test_the_probe_sees_what_torch_sees() -> None:
     assert cuda_present() is torch.cuda.is_available()
 
 
+def test_a_probe_that_hangs_finds_no_cuda(caplog: pytest.LogCaptureFixture) -> None:
+    assert cuda_present(timeout_s=0.01) is False
+    assert "gave no answer" in caplog.text
+
+
 def test_auto_is_cpu_and_cuda_is_refused_where_the_probe_finds_none() -> None:
     assert worker_device("auto", probe=lambda: False) == "cpu"
     with pytest.raises(ModelTrainerError) as refused:

@@ -9,6 +9,7 @@ import, about a second, per worker start, and none when the class is set to `cpu
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,16 +17,25 @@ from collections.abc import Callable
 from model_trainer.contracts.jobs import WorkerDevice, WorkerDeviceChoice
 from model_trainer.errors import ModelTrainerError
 
+logger = logging.getLogger(__name__)
+
 # Exits 0 only when torch imports and sees a CUDA device.
 _PROBE = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
 PROBE_TIMEOUT_S = 120
 
 
-def cuda_present() -> bool:
-    """Whether torch sees a CUDA device on this machine (False without torch)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
-    )
+def cuda_present(*, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether torch sees a CUDA device on this machine: False without torch, and False when
+    the probe hangs (a wedged driver runs no jobs either)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE], capture_output=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        logger.warning(
+            "the CUDA probe gave no answer in %.0f s: taking this worker as cpu", timeout_s
+        )
+        return False
     return done.returncode == 0
 
 
