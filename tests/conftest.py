@@ -53,6 +53,7 @@ def settings(tmp_path: Path) -> Settings:
         "max_schedules_per_user": 100,
         "log_level": "INFO",
         "metrics_token": None,
+        "worker_device": "auto",
     }
 
 

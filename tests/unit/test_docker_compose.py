@@ -61,7 +61,9 @@ def test_api_and_workers_run_cli_commands_the_e2e_tests_start() -> None:
         assert command[0] == "model-trainer"
         parsed = cli.build_parser().parse_args(command[1:])
         assert parsed.command in {"api", "worker"}
-    assert _command("worker-gpu")[-1] == "train,infer"
+    for service, device in (("worker-cpu", "cpu"), ("worker-gpu", "cuda")):
+        parsed = cli.build_parser().parse_args(_command(service)[1:])
+        assert (parsed.queues, parsed.device) == ("train,infer", device)
 
 
 def test_the_gpu_worker_reserves_a_gpu() -> None:

@@ -35,7 +35,11 @@ def test_healthz(client: TestClient) -> None:
 def test_not_ready_without_workers(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"redis": True, "workers": {"train": 0, "infer": 0}}
+    assert response.json() == {
+        "redis": True,
+        "workers": {"train": 0, "infer": 0},
+        "cuda_workers": {"train": 0, "infer": 0},
+    }
 
 
 def test_ready_when_every_queue_has_a_worker(
@@ -45,7 +49,7 @@ def test_ready_when_every_queue_has_a_worker(
     register_worker(redis, "infer")
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"redis": True, "workers": {"train": 1, "infer": 2}}
+    assert response.json()["workers"] == {"train": 1, "infer": 2}
 
 
 def test_not_ready_while_a_queue_has_no_worker(
@@ -70,7 +74,11 @@ def test_not_ready_when_redis_is_down(settings: Settings) -> None:
     client = TestClient(create_app(settings, fakeredis.FakeRedis(server=server)))
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"redis": False, "workers": {"train": 0, "infer": 0}}
+    assert response.json() == {
+        "redis": False,
+        "workers": {"train": 0, "infer": 0},
+        "cuda_workers": {"train": 0, "infer": 0},
+    }
     assert client.get("/healthz").status_code == 200
 
 

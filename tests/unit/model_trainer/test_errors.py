@@ -36,6 +36,7 @@ def test_every_code_has_a_known_kind() -> None:
         ("PATH_OUTSIDE_ROOT", 400),
         ("TRAINING_NAN_LOSS", 500),
         ("CUDA_NOT_AVAILABLE", 503),
+        ("NO_CUDA_WORKER", 503),
     ],
 )
 def test_documented_statuses(code: ModelTrainerErrorCode, status: int) -> None:

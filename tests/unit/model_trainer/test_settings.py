@@ -19,6 +19,7 @@ DEFAULT_LIMITS = {
     "max_schedules_per_user": 100,
     "log_level": "INFO",
     "metrics_token": None,
+    "worker_device": "auto",
 }
 
 
@@ -128,3 +129,13 @@ def test_a_malformed_redis_url_is_refused_without_its_password() -> None:
         load_settings({"REDIS_URL": "redis://:s3cret@redis:port/0"})
     assert caught.value.code == "INVALID_CONFIG"
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("choice", ["auto", "cpu", "cuda"])
+def test_a_worker_device_comes_from_the_environment(choice: str) -> None:
+    assert load_settings({"WORKER_DEVICE": choice})["worker_device"] == choice
+
+
+def test_an_unknown_worker_device_is_refused() -> None:
+    with pytest.raises(ModelTrainerError, match="WORKER_DEVICE must be one of auto, cpu, cuda"):
+        load_settings({"WORKER_DEVICE": "tpu"})

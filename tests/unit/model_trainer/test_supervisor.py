@@ -61,8 +61,16 @@ def test_a_child_that_lived_long_enough_restarts_after_the_base_delay() -> None:
     assert not thread.is_alive()
 
 
-def test_children_run_this_cli_for_one_queue() -> None:
-    assert worker_command("infer")[1:] == ["-m", "model_trainer.cli", "worker", "--queues", "infer"]
+def test_children_run_this_cli_for_one_queue_and_the_found_device() -> None:
+    assert worker_command("infer", "cuda")[1:] == [
+        "-m",
+        "model_trainer.cli",
+        "worker",
+        "--queues",
+        "infer",
+        "--device",
+        "cuda",
+    ]
 
 
 def test_stopping_while_a_child_waits_for_its_restart_signals_only_the_living() -> None:

@@ -39,7 +39,13 @@ from model_trainer.client import (
     TrainerClient,
 )
 from model_trainer.contracts.defaults import make_generate_config
-from model_trainer.contracts.jobs import JOB_STATUSES, JOB_TYPES, QUEUE_NAMES, parse_queue
+from model_trainer.contracts.jobs import (
+    JOB_STATUSES,
+    JOB_TYPES,
+    QUEUE_NAMES,
+    WORKER_DEVICE_CHOICES,
+    parse_queue,
+)
 from model_trainer.contracts.limits import DEFAULT_LOG_TAIL
 from model_trainer.contracts.model import (
     MODEL_FAMILIES,
@@ -53,11 +59,12 @@ from model_trainer.contracts.validators import parse_model_family
 from model_trainer.demo import run_demo
 from model_trainer.errors import ModelTrainerError
 from model_trainer.follow import render
-from model_trainer.settings import Settings, load_settings
+from model_trainer.settings import Settings, load_settings, parse_worker_device
 from model_trainer.storage.api_keys import create_key, list_keys, revoke_key
 from model_trainer.storage.corpora import build_default_corpus, read_corpus
 from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
+from model_trainer.worker.device_class import worker_device
 from model_trainer.worker.worker_entry import run_workers
 from platform_core.job_logs import JobLogLine
 from platform_core.json_types import (
@@ -271,10 +278,13 @@ def warn_if_redis_unreachable(settings: Settings) -> None:
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     queues = [parse_queue(name) for name in args.queues.split(",") if name]
-    # Here, not in each queue's child process, so a missing Redis is one line, not a restart loop.
+    choice = settings["worker_device"] if args.device is None else args.device
+    # Here, not in each queue's child process, so a missing Redis or GPU is one line, not a
+    # restart loop.
+    device = worker_device(parse_worker_device(choice, "--device"))
     wait_for_redis(settings["redis_url"], timeout_s=0)
     configure_logging(settings["log_level"])
-    return run_workers(queues, settings)
+    return run_workers(queues, settings, device)
 
 
 def upload(args: argparse.Namespace, settings: Settings) -> int:
@@ -564,6 +574,12 @@ def _service_parsers(commands: Commands) -> None:
         "--queues",
         default=",".join(QUEUE_NAMES),
         help=f"comma-separated, one worker process each; of {', '.join(QUEUE_NAMES)}",
+    )
+    worker_cmd.add_argument(
+        "--device",
+        choices=WORKER_DEVICE_CHOICES,
+        help="the device class to advertise: cuda workers also take jobs that need CUDA "
+        "(default: WORKER_DEVICE, else auto: cuda where torch finds it)",
     )
     add_command(commands, "upload", "upload a corpus file", api=True).add_argument(
         "path", help="a UTF-8 text file"

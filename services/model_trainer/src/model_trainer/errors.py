@@ -62,6 +62,7 @@ ModelTrainerErrorCode = Literal[
     "REDIS_UNAVAILABLE",
     "WORKER_LOST",
     "CUDA_NOT_AVAILABLE",
+    "NO_CUDA_WORKER",
     "CUDA_OOM",
     "ARTIFACT_UPLOAD_FAILED",
     "ARTIFACT_DOWNLOAD_FAILED",
@@ -147,6 +148,8 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     # our records with RQ's registries.
     "WORKER_LOST": ErrorSpec(500, "system"),
     "CUDA_NOT_AVAILABLE": ErrorSpec(503, "resource"),
+    # A job that needs CUDA was submitted while no live worker listens on its CUDA queue.
+    "NO_CUDA_WORKER": ErrorSpec(503, "resource"),
     "CUDA_OOM": ErrorSpec(507, "resource"),
     "ARTIFACT_UPLOAD_FAILED": ErrorSpec(502, "system"),
     "ARTIFACT_DOWNLOAD_FAILED": ErrorSpec(502, "system"),

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
 
-from model_trainer.contracts.jobs import JobType, QueueName
+from model_trainer.contracts.jobs import (
+    WORKER_DEVICE_CHOICES,
+    JobType,
+    QueueName,
+    WorkerDeviceChoice,
+)
 from model_trainer.errors import ModelTrainerError, quoted
 from platform_core.structured_logs import LOG_LEVELS
 from platform_workers.redis_url import InvalidRedisUrl, check_redis_url
@@ -39,6 +44,8 @@ class Settings(TypedDict):
     # asks for (None: open, as Prometheus scrapers usually have no key; it shows no user data).
     log_level: str
     metrics_token: str | None
+    # The device class a worker advertises: auto finds CUDA with torch, cpu or cuda says so.
+    worker_device: WorkerDeviceChoice
 
 
 # Inference answers a person waiting on it: a minute. Training, tokenizers and exports run long.
@@ -81,6 +88,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "max_schedules_per_user": _positive_int(source, "MAX_SCHEDULES_PER_USER", 100),
         "log_level": _log_level(source),
         "metrics_token": source.get("METRICS_TOKEN") or None,
+        "worker_device": parse_worker_device(source.get("WORKER_DEVICE", "auto"), "WORKER_DEVICE"),
     }
 
 
@@ -93,6 +101,18 @@ def _redis_url(source: Mapping[str, str]) -> str:
     except InvalidRedisUrl as error:
         raise ModelTrainerError("INVALID_CONFIG", str(error)) from None
     return url
+
+
+def parse_worker_device(value: str, name: str) -> WorkerDeviceChoice:
+    """Narrow WORKER_DEVICE (or `worker --device`) to a choice the worker knows."""
+    for choice in WORKER_DEVICE_CHOICES:
+        if choice == value:
+            return choice
+    raise ModelTrainerError(
+        "INVALID_CONFIG",
+        f"{name} must be one of {', '.join(WORKER_DEVICE_CHOICES)}, got {quoted(value)}",
+        details={"field": name},
+    )
 
 
 def _log_level(source: Mapping[str, str]) -> str:

@@ -1,13 +1,14 @@
 """Admission control: a user's queued+running jobs per queue, and every user's queue depth.
 
-The global cap reads RQ's own queue lengths (one LLEN per priority of the queue class). The
-per-user count is the size of a sorted set of the user's unended job ids per queue (all
-priorities alike), scored by submit time: a job joins it here and leaves it when its record
-ends (`JobStore.complete`/`fail`), so counting is one ZCARD whatever the user has queued, in the
-same round trip as the queues' lengths. In case a job ever ends without its record saying so,
-an admission about to refuse first re-checks the set's oldest few members and drops those whose
-record ended, or that never got one within a minute. A submission adds itself first and then
-counts, so two racing submissions can both be refused but never both slip past the limit.
+The global cap reads RQ's own queue lengths (one LLEN per priority and device of the queue
+class). The per-user count is the size of a sorted set of the user's unended job ids per queue
+(all priorities and devices alike), scored by submit time: a job joins it here and leaves it
+when its record ends (`JobStore.complete`/`fail`), so counting is one ZCARD whatever the user
+has queued, in the same round trip as the queues' lengths. In case a job ever ends without its
+record saying so, an admission about to refuse first re-checks the set's oldest few members and
+drops those whose record ended, or that never got one within a minute. A submission adds itself
+first and then counts, so two racing submissions can both be refused but never both slip past
+the limit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, QueueName, rq_queues
+from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, QueueName, every_rq_queue
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
@@ -47,7 +48,7 @@ def admit(
     pipe = redis.pipeline(transaction=False)
     pipe.zadd(key, {job_id: now})
     pipe.zcard(key)
-    for name in rq_queues(queue):
+    for name in every_rq_queue(queue):
         pipe.llen(Queue(name, connection=redis, serializer=JSONSerializer).key)
     _, counted, *lengths = pipe.execute()
     depth = sum(int(length) for length in lengths)

@@ -43,6 +43,7 @@ REFUSAL_HEADERS: dict[ModelTrainerErrorCode, dict[str, str]] = {
     "UNAUTHENTICATED": {"WWW-Authenticate": "Bearer"},
     "QUOTA_EXCEEDED": {"Retry-After": str(QUOTA_RETRY_AFTER_S)},
     "QUEUE_FULL": {"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+    "NO_CUDA_WORKER": {"Retry-After": str(QUOTA_RETRY_AFTER_S)},
     "REDIS_UNAVAILABLE": {"Retry-After": str(RETRY_AFTER_S)},
 }
 

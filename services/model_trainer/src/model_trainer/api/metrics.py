@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from model_trainer.api import ApiContext
-from model_trainer.contracts.jobs import DOMAIN, QUEUE_NAMES, rq_queues
+from model_trainer.contracts.jobs import DOMAIN, QUEUE_NAMES, every_rq_queue
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.job_metrics import DURATION_BUCKETS, read_job_metrics
 from model_trainer.storage.job_store import JobStore
@@ -82,7 +82,7 @@ class ServiceCollector:
         depth = GaugeMetricFamily(
             "model_trainer_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"]
         )
-        for name in (name for queue in QUEUE_NAMES for name in rq_queues(queue)):
+        for name in (name for queue in QUEUE_NAMES for name in every_rq_queue(queue)):
             depth.add_metric([name], Queue(name, connection=self._redis).count)
         return [depth]
 
@@ -126,7 +126,7 @@ class ServiceCollector:
         )
         started = [
             job_id
-            for name in rq_queues("train")
+            for name in every_rq_queue("train")
             for job_id in Queue(name, connection=self._redis).started_job_registry.get_job_ids(
                 cleanup=False
             )

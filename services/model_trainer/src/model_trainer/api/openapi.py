@@ -28,6 +28,8 @@ MEANINGS: dict[ModelTrainerErrorCode, str] = {
     "QUOTA_EXCEEDED": "your own limit (active jobs per queue, corpus bytes, models, schedules, "
     "studies) is reached: wait, or free some",
     "QUEUE_FULL": "the queue holds MAX_QUEUE_DEPTH jobs: the service is busy, retry later",
+    "NO_CUDA_WORKER": "device cuda was asked for and no CUDA worker is running: start one, "
+    "retry later, or use device auto",
     "REQUEST_TOO_LARGE": "the body, a text or a file it names is over its size limit",
     "REDIS_UNAVAILABLE": "the job store is out of reach; retry after Retry-After seconds",
     "INTERNAL_ERROR": "a bug: the message names the exception, never its data",

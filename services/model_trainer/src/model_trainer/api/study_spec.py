@@ -4,7 +4,7 @@ refused now, not found out trial by trial.
 The base request passes every check a train submission makes (`submit.plan_train`, which
 writes nothing), and so does each value a parameter can take (one parameter at a time at its
 ends or choices), and the corner where every numeric parameter is at its largest (the tokens
-one step holds).
+one step holds). A study that trains on CUDA needs a CUDA worker now.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pydantic import TypeAdapter
 
 from model_trainer.api import SubmitContext
 from model_trainer.api.schemas import ParamRequest, StudyRequest, TrainJobRequest, train_request
-from model_trainer.api.submit import plan_train
+from model_trainer.api.submit import job_device, plan_train
+from model_trainer.api.worker_presence import require_cuda_worker
 from model_trainer.contracts import studies as S
 from model_trainer.contracts.studies import Choice, ParamSpec, StudySpec, grid_values
 from model_trainer.errors import ModelTrainerError
@@ -48,6 +49,8 @@ def checked_spec(ctx: SubmitContext, caller: Principal, body: StudyRequest) -> S
     base_fields = load_json_object_of(base)
     for variant in _variants(space):
         _check_trial(ctx, caller, base_fields, variant)
+    if job_device(base) == "cuda":  # later trials wait for one (a worker restarting)
+        require_cuda_worker(ctx["redis"], "train", base.priority)
     return {
         "name": body.name,
         "base": base_fields,

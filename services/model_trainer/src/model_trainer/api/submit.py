@@ -29,6 +29,7 @@ from model_trainer.api.schemas import (
     TrainJobRequest,
     train_request_options,
 )
+from model_trainer.api.worker_presence import require_cuda_worker
 from model_trainer.backends.presets import check_fits_preset, check_model_size
 from model_trainer.contracts import limits as L
 from model_trainer.contracts.defaults import (
@@ -44,6 +45,7 @@ from model_trainer.contracts.jobs import (
     EvalJobPayload,
     ExportJobPayload,
     GenerateJobPayload,
+    JobDevice,
     JobOrigin,
     JobRecord,
     JobStatus,
@@ -396,7 +398,8 @@ def record_and_enqueue(
     origin: JobOrigin | None = None,
 ) -> SubmittedJob:
     """Admit the job, claim the id it creates, write the queued record, then hand RQ the
-    worker's dotted path and the JSON payload, on the RQ queue of the request's priority.
+    worker's dotted path and the JSON payload, on the RQ queue of the request's priority and
+    device (a job that needs CUDA only while a CUDA worker listens there).
 
     RQ stops the job (JOB_TIMEOUT) once it has run `timeout_s` seconds, or the type's limit.
     """
@@ -404,6 +407,9 @@ def record_and_enqueue(
     job_id = payload["job_id"]
     run_id = _run_id(payload)
     queue_name = QUEUE_FOR_TYPE[job_type]
+    needs = job_device(request)
+    if needs == "cuda":
+        require_cuda_worker(ctx["redis"], queue_name, request.priority)
     admit(ctx["redis"], ctx["settings"], caller, queue_name, job_id)
     if claim is not None and not claim_id(ctx["redis"], *claim, caller["user_id"]):
         ctx["redis"].zrem(active_key(caller["user_id"], queue_name), job_id)
@@ -430,7 +436,9 @@ def record_and_enqueue(
     ctx["jobs"].create(record)
     retries = QUEUE_RETRIES[queue_name]
     queue = Queue(
-        rq_queue(queue_name, request.priority), connection=ctx["redis"], serializer=JSONSerializer
+        rq_queue(queue_name, request.priority, needs),
+        connection=ctx["redis"],
+        serializer=JSONSerializer,
     )
     queue.enqueue_call(
         func=WORKER_FUNCTIONS[job_type],
@@ -459,6 +467,12 @@ def record_and_enqueue(
         "queue": queue_name,
         "run_id": run_id,
     }
+
+
+def job_device(request: JobRequest) -> JobDevice:
+    """A train job that asks for device "cuda" needs a CUDA worker; `auto` takes what its
+    worker has, and no other job type names a device."""
+    return "cuda" if isinstance(request, TrainJobRequest) and request.device == "cuda" else "any"
 
 
 def job_time_limit(settings: Settings, job_type: JobType, requested: int | None) -> int:

@@ -26,6 +26,11 @@ QueueName = Literal["train", "infer"]
 # every normal one before any low one.
 Priority = Literal["high", "normal", "low"]
 OriginKind = Literal["schedule", "study"]
+# What a worker has (found when it starts, or set by WORKER_DEVICE), and what a job needs of its
+# worker: a train job asking for device "cuda" needs CUDA; every other job runs on any worker.
+WorkerDevice = Literal["cpu", "cuda"]
+WorkerDeviceChoice = Literal["auto", "cpu", "cuda"]
+JobDevice = Literal["any", "cuda"]
 
 ERROR_KINDS: tuple[ErrorKind, ...] = ("user", "system", "resource")
 JOB_TYPES: tuple[JobType, ...] = ("train", "eval", "score", "generate", "tokenizer", "export")
@@ -33,6 +38,8 @@ JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed
 TERMINAL_STATUSES: tuple[JobStatus, ...] = ("completed", "failed", "cancelled")
 PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
 ORIGIN_KINDS: tuple[OriginKind, ...] = ("schedule", "study")
+WORKER_DEVICE_CHOICES: tuple[WorkerDeviceChoice, ...] = ("auto", "cpu", "cuda")
+JOB_DEVICES: tuple[JobDevice, ...] = ("any", "cuda")
 
 # Long jobs on `train` (training, tokenizers, exports), short ones on `infer`, so a training
 # never delays a generate request.
@@ -52,15 +59,31 @@ WORKER_HEARTBEAT_S = 5
 WORKER_LIVENESS_S = 3 * WORKER_HEARTBEAT_S
 
 
-def rq_queue(queue: QueueName, priority: Priority) -> str:
+def rq_queue(queue: QueueName, priority: Priority, needs: JobDevice = "any") -> str:
     """The RQ queue a job waits in: its class's name for normal priority (what dashboards and
-    older clients already know), `{class}-high` / `{class}-low` otherwise."""
-    return queue if priority == "normal" else f"{queue}-{priority}"
+    older clients already know), `{class}-high` / `{class}-low` otherwise; a job that needs
+    CUDA waits in `{class}-cuda` (`-cuda-high`, `-cuda-low`), which only CUDA workers serve."""
+    base = queue if needs == "any" else f"{queue}-{needs}"
+    return base if priority == "normal" else f"{base}-{priority}"
 
 
-def rq_queues(queue: QueueName) -> list[str]:
-    """A class's RQ queues in the order workers serve them (RQ takes the first non-empty)."""
-    return [rq_queue(queue, priority) for priority in PRIORITIES]
+def rq_queues(queue: QueueName, needs: JobDevice = "any") -> list[str]:
+    """A class's RQ queues for one need, in the order workers serve them (RQ takes the first
+    non-empty)."""
+    return [rq_queue(queue, priority, needs) for priority in PRIORITIES]
+
+
+def every_rq_queue(queue: QueueName) -> list[str]:
+    """Every RQ queue of a class, whatever its jobs need: what queue depths count."""
+    return [name for needs in JOB_DEVICES for name in rq_queues(queue, needs)]
+
+
+def worker_rq_queues(queue: QueueName, device: WorkerDevice) -> list[str]:
+    """What a worker of a device class listens to, in order: a CUDA worker takes the jobs only
+    it can run before those any worker can; a CPU worker never sees a CUDA job."""
+    if device == "cpu":
+        return rq_queues(queue)
+    return [*rq_queues(queue, "cuda"), *rq_queues(queue)]
 
 
 def parse_queue(value: str) -> QueueName:

@@ -49,8 +49,9 @@ from platform_workers.redis_conn import RedisClient
 
 logger = logging.getLogger(__name__)
 
-# Refusals that pass: the owner's queue or quota is full now; the trial waits for a later round.
-WAIT_CODES = ("QUOTA_EXCEEDED", "QUEUE_FULL")
+# Refusals that pass: the owner's queue or quota is full now, or the CUDA workers its trials
+# need are away (restarting); the trial waits for a later round.
+WAIT_CODES = ("QUOTA_EXCEEDED", "QUEUE_FULL", "NO_CUDA_WORKER")
 LOCK_TIMEOUT_S = 120
 LOCK_WAIT_S = 30.0
 

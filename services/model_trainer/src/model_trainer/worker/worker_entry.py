@@ -7,7 +7,9 @@ jobs execute in the worker process itself, so the model cache (`model_cache.py`)
 used runs loaded between generate/score/eval requests. `--queues train,infer` runs one worker of
 each kind as child processes, so a long training never delays inference on the same machine.
 Each worker listens to its class's three priority queues, high first (`contracts.jobs.rq_queues`):
-RQ takes a job from the first non-empty one.
+RQ takes a job from the first non-empty one. A CUDA worker (`device_class.py`) listens to its
+class's three CUDA queues first; its name starts with its device class (`cuda-train-…`), so RQ
+dashboard shows which workers have a GPU.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 
 from rq import Queue, SimpleWorker
@@ -27,7 +30,13 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 
-from model_trainer.contracts.jobs import DOMAIN, WORKER_HEARTBEAT_S, QueueName, rq_queues
+from model_trainer.contracts.jobs import (
+    DOMAIN,
+    WORKER_HEARTBEAT_S,
+    QueueName,
+    WorkerDevice,
+    worker_rq_queues,
+)
 from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
@@ -103,10 +112,16 @@ class InferWorker(PromptUnsubscribe, CancelledStaysCanceled, SimpleWorker):
             super().handle_exception(job, *exc_info)
 
 
-def make_worker(queue: QueueName, redis: RedisClient) -> TrainWorker | InferWorker:
+def make_worker(
+    queue: QueueName, redis: RedisClient, device: WorkerDevice = "cpu"
+) -> TrainWorker | InferWorker:
     worker_class = TrainWorker if queue == "train" else InferWorker
     return worker_class(
-        [Queue(name, connection=redis, serializer=JSONSerializer) for name in rq_queues(queue)],
+        [
+            Queue(name, connection=redis, serializer=JSONSerializer)
+            for name in worker_rq_queues(queue, device)
+        ],
+        name=f"{device}-{queue}-{uuid.uuid4().hex}",
         connection=redis,
         serializer=JSONSerializer,
         job_monitoring_interval=JOB_MONITORING_INTERVAL,
@@ -152,7 +167,9 @@ def keep_maintaining(
     return thread
 
 
-def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> bool:
+def run_worker(
+    queue: QueueName, settings: Settings, *, device: WorkerDevice = "cpu", burst: bool = False
+) -> bool:
     """Work one queue in this process until stopped (or, with burst, until it is empty).
 
     Inference feeds small models one token at a time: extra torch threads only contend for the
@@ -162,7 +179,7 @@ def run_worker(queue: QueueName, settings: Settings, *, burst: bool = False) -> 
     """
     if queue == "infer":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-    worker = make_worker(queue, redis_from_url(settings["redis_url"]))
+    worker = make_worker(queue, redis_from_url(settings["redis_url"]), device)
     keep_maintaining(worker, settings)
     return worker.work(burst=burst, logging_level=settings["log_level"])
 
@@ -243,16 +260,27 @@ class Supervisor:
             self._start(queue)
 
 
-def worker_command(queue: QueueName) -> list[str]:
-    return [sys.executable, "-m", "model_trainer.cli", "worker", "--queues", queue]
+def worker_command(queue: QueueName, device: WorkerDevice) -> list[str]:
+    """A child's command: its device class is passed on, so children never probe for cpu."""
+    return [
+        sys.executable,
+        "-m",
+        "model_trainer.cli",
+        "worker",
+        "--queues",
+        queue,
+        "--device",
+        device,
+    ]
 
 
-def run_workers(queues: Sequence[QueueName], settings: Settings) -> int:
+def run_workers(queues: Sequence[QueueName], settings: Settings, device: WorkerDevice) -> int:
     """One queue: work it here. Several: one supervised child process per queue."""
+    logger.info("worker device class: %s", device)
     if len(queues) == 1:
-        run_worker(queues[0], settings)
+        run_worker(queues[0], settings, device=device)
         return 0
-    supervisor = Supervisor({queue: worker_command(queue) for queue in queues})
+    supervisor = Supervisor({queue: worker_command(queue, device) for queue in queues})
 
     def stop(signum: int, _frame: object) -> None:
         supervisor.stop(signum)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from rq import Queue, Worker
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
 from model_trainer.api.openapi import refusals
-from model_trainer.contracts.jobs import WORKER_LIVENESS_S, QueueName
+from model_trainer.api.worker_presence import live_workers
+from model_trainer.contracts.jobs import JobDevice, rq_queue
 from platform_workers.redis_conn import RedisClient
 
 
@@ -30,31 +28,29 @@ class QueueWorkersBody(TypedDict):
 
 
 class ReadinessBody(TypedDict):
-    """Whether Redis answers, and how many live workers each queue has."""
+    """Whether Redis answers, how many live workers each queue has (CPU and CUDA workers
+    alike), and how many of them are CUDA workers, which alone run jobs that need CUDA."""
 
     redis: bool
     workers: QueueWorkersBody
+    cuda_workers: QueueWorkersBody
 
 
-def live_workers(redis: RedisClient, queue: QueueName, *, now: datetime | None = None) -> int:
-    """Workers listening on `queue` that heartbeated within WORKER_LIVENESS_S. RQ keeps a
-    registration for minutes after its worker died mid-job; the heartbeat says it is gone."""
-    moment = datetime.now(UTC) if now is None else now
-    oldest = moment - timedelta(seconds=WORKER_LIVENESS_S)
-    workers = Worker.all(queue=Queue(queue, connection=redis))
-    return sum(1 for worker in workers if worker.last_heartbeat and worker.last_heartbeat >= oldest)
+def queue_workers(redis: RedisClient, needs: JobDevice) -> QueueWorkersBody:
+    return {
+        "train": live_workers(redis, rq_queue("train", "normal", needs)),
+        "infer": live_workers(redis, rq_queue("infer", "normal", needs)),
+    }
 
 
 def readiness(redis: RedisClient) -> ReadinessBody:
     try:
         redis.ping()
-        workers: QueueWorkersBody = {
-            "train": live_workers(redis, "train"),
-            "infer": live_workers(redis, "infer"),
-        }
+        workers, cuda = queue_workers(redis, "any"), queue_workers(redis, "cuda")
     except RedisError:
-        return {"redis": False, "workers": {"train": 0, "infer": 0}}
-    return {"redis": True, "workers": workers}
+        none: QueueWorkersBody = {"train": 0, "infer": 0}
+        return {"redis": False, "workers": none, "cuda_workers": none}
+    return {"redis": True, "workers": workers, "cuda_workers": cuda}
 
 
 def build_health_router(ctx: ApiContext) -> APIRouter:
@@ -74,7 +70,8 @@ def build_health_router(ctx: ApiContext) -> APIRouter:
         },
     )
     def check_readiness() -> JSONResponse:
-        """Ready when Redis answers and every queue has a live worker; needs no key."""
+        """Ready when Redis answers and every queue has a live worker (CUDA workers are
+        counted apart and not needed); needs no key."""
         body = readiness(ctx["redis"])
         workers = body["workers"]
         ready = body["redis"] and workers["train"] > 0 and workers["infer"] > 0

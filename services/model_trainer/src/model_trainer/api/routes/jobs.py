@@ -105,7 +105,7 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         "/v1/jobs/train",
         status_code=202,
         response_model=SubmittedJob,
-        responses=refusals(*SUBMISSION, *TRAIN_REFUSALS),
+        responses=refusals(*SUBMISSION, *TRAIN_REFUSALS, "NO_CUDA_WORKER"),
     )
     def submit_train_job(body: TrainJobRequest, caller: Principal = key) -> SubmittedJob:
         """Train a model from scratch (or continue or fine-tune one) on a corpus."""

@@ -155,7 +155,9 @@ def build_studies_router(ctx: ApiContext) -> APIRouter:
         "/v1/studies",
         status_code=201,
         response_model=StudyBody,
-        responses=refusals("REQUEST_TOO_LARGE", "QUOTA_EXCEEDED", *TRAIN_REFUSALS),
+        responses=refusals(
+            "REQUEST_TOO_LARGE", "QUOTA_EXCEEDED", *TRAIN_REFUSALS, "NO_CUDA_WORKER"
+        ),
     )
     def create_study(body: StudyRequest, caller: Principal = key) -> StudyBody:
         """Start tuning a train request with Optuna; every trial is a train job of yours. Its
