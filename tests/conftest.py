@@ -53,6 +53,7 @@ def settings(tmp_path: Path) -> Settings:
         "max_schedules_per_user": 100,
         "log_level": "INFO",
         "metrics_token": None,
+        "distributed": {"max_processes": 8, "timeout_s": 60, "nnodes": 1, "rdzv_endpoint": None},
     }
 
 

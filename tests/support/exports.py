@@ -82,6 +82,7 @@ def module_settings(root: Path) -> Settings:
         "max_schedules_per_user": 100,
         "log_level": "INFO",
         "metrics_token": None,
+        "distributed": {"max_processes": 8, "timeout_s": 60, "nnodes": 1, "rdzv_endpoint": None},
     }
 
 

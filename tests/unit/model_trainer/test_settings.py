@@ -19,6 +19,7 @@ DEFAULT_LIMITS = {
     "max_schedules_per_user": 100,
     "log_level": "INFO",
     "metrics_token": None,
+    "distributed": {"max_processes": 8, "timeout_s": 600, "nnodes": 1, "rdzv_endpoint": None},
 }
 
 
@@ -116,3 +117,20 @@ def test_log_level_and_metrics_token_come_from_the_environment() -> None:
 def test_an_unknown_log_level_is_refused() -> None:
     with pytest.raises(ModelTrainerError, match="LOG_LEVEL must be one of DEBUG, INFO"):
         load_settings({"LOG_LEVEL": "chatty"})
+
+
+def test_distributed_training_settings_come_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "MAX_TRAIN_PROCESSES": "4",
+            "DDP_TIMEOUT_S": "30",
+            "DDP_NNODES": "2",
+            "DDP_RDZV_ENDPOINT": "10.0.0.5:29400",
+        }
+    )
+    assert settings["distributed"] == {
+        "max_processes": 4,
+        "timeout_s": 30,
+        "nnodes": 2,
+        "rdzv_endpoint": "10.0.0.5:29400",
+    }

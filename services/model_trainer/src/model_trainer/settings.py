@@ -12,6 +12,20 @@ from model_trainer.errors import ModelTrainerError, quoted
 from platform_core.structured_logs import LOG_LEVELS
 
 
+class DistributedSettings(TypedDict):
+    """Multi-process training (training/distributed.py), named like torchrun's options."""
+
+    # The most processes one train job may ask for (num_processes).
+    max_processes: int
+    # How long a process waits in a collective (or to meet the others) before the training
+    # fails, so a stuck or dead process ends the job instead of hanging it.
+    timeout_s: int
+    # torchrun's --nnodes and --rdzv-endpoint: the machines of one training, and where they
+    # meet (None: this machine alone, on a free port of 127.0.0.1).
+    nnodes: int
+    rdzv_endpoint: str | None
+
+
 class Settings(TypedDict):
     redis_url: str
     artifacts_root: Path
@@ -38,6 +52,7 @@ class Settings(TypedDict):
     # asks for (None: open, as Prometheus scrapers usually have no key; it shows no user data).
     log_level: str
     metrics_token: str | None
+    distributed: DistributedSettings
 
 
 # Inference answers a person waiting on it: a minute. Training, tokenizers and exports run long.
@@ -80,6 +95,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "max_schedules_per_user": _positive_int(source, "MAX_SCHEDULES_PER_USER", 100),
         "log_level": _log_level(source),
         "metrics_token": source.get("METRICS_TOKEN") or None,
+        "distributed": {
+            "max_processes": _positive_int(source, "MAX_TRAIN_PROCESSES", 8),
+            "timeout_s": _positive_int(source, "DDP_TIMEOUT_S", 600),
+            "nnodes": _positive_int(source, "DDP_NNODES", 1),
+            "rdzv_endpoint": source.get("DDP_RDZV_ENDPOINT") or None,
+        },
     }
 
 
