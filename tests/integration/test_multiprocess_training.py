@@ -16,13 +16,13 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
 from rq import Queue
 from rq.serializers import JSONSerializer
 from safetensors.torch import load_file
 from tests.support.backends import train_run
+from tests.support.processes import descendants
 from tests.support.records import queued_record
 
 from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
@@ -191,17 +191,14 @@ def test_a_cancelled_two_process_training_resumes_from_its_checkpoint(
 
 
 def _kill_a_rank_once_training(run: Path, stop: threading.Event) -> None:
-    """Once rank 0 reported a step, SIGKILL the last rank started (a child of this process,
-    which is the launcher's agent here)."""
+    """Once rank 0 reported a step, SIGKILL a rank (a child of this process, which is the
+    launcher's agent here)."""
     while not stop.is_set():
         if (run / METRICS_FILE).is_file():
-            ranks = [
-                child
-                for child in psutil.Process(os.getpid()).children()
-                if "spawn_main" in " ".join(child.cmdline())
-            ]
-            max(ranks, key=lambda child: child.create_time()).send_signal(signal.SIGKILL)
-            return
+            for pid in descendants(os.getpid()):
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+                    return
         time.sleep(0.05)
 
 
