@@ -46,7 +46,9 @@ TOLERANCE = 1e-4
 STEPS = 20
 
 
-def _config(corpus: Path, processes: int, max_steps: int = STEPS) -> ModelTrainConfig:
+def _config(
+    corpus: Path, processes: int, max_steps: int = STEPS, grad_accum_steps: int = 1
+) -> ModelTrainConfig:
     return make_train_config(
         model_family="char_lstm",
         model_size="tiny",
@@ -61,6 +63,7 @@ def _config(corpus: Path, processes: int, max_steps: int = STEPS) -> ModelTrainC
             "checkpoint_every_steps": 10,
             "device": "cpu",
             "num_processes": processes,
+            "grad_accum_steps": grad_accum_steps,
         },
     )
 
@@ -77,12 +80,11 @@ def _tokenizer(settings: Settings, corpus: Path) -> CharTokenizer:
     return tokenizer
 
 
-def _one_process_run(settings: Settings, corpus: Path) -> Path:
+def _one_process_run(settings: Settings, corpus: Path, grad_accum_steps: int = 1) -> Path:
     """The baseline: the same recipe and global batch, trained in this process."""
     tokenizer = _tokenizer(settings, corpus)
-    _, _, run = train_run(
-        CHAR_LSTM_BACKEND, settings, _config(corpus, 1), "run-one", tokenizer=tokenizer
-    )
+    cfg = _config(corpus, 1, grad_accum_steps=grad_accum_steps)
+    _, _, run = train_run(CHAR_LSTM_BACKEND, settings, cfg, "run-one", tokenizer=tokenizer)
     return run
 
 
@@ -170,7 +172,7 @@ def test_a_cancelled_two_process_training_resumes_from_its_checkpoint(
     uninterrupted process does."""
     store = JobStore(redis)
     tokenizer = _tokenizer(ddp_settings, corpus_path)
-    cfg = _config(corpus_path, 2)
+    cfg = _config(corpus_path, 2, grad_accum_steps=2)  # DDP syncs once per step
     store.create(queued_record("first", "train", "run-resumed"))
     store.request_cancel("first")
     with pytest.raises(ModelTrainerError) as caught:
@@ -185,7 +187,7 @@ def test_a_cancelled_two_process_training_resumes_from_its_checkpoint(
         _payload("second", "run-resumed", cfg), ddp_settings, tokenizer.tokenizer_id
     )
     assert (outcome["resumed_from_step"], outcome["steps"]) == (5, STEPS)
-    baseline = _one_process_run(ddp_settings, corpus_path)
+    baseline = _one_process_run(ddp_settings, corpus_path, grad_accum_steps=2)
     _assert_same_curve(run, baseline)
     _assert_same_weights(run, baseline)
 
@@ -215,7 +217,11 @@ def test_a_dead_process_fails_the_training_instead_of_hanging(
     try:
         with pytest.raises(ModelTrainerError) as caught:
             train_in_ranks(
-                _payload("crash", "run-crash", _config(corpus_path, 2, max_steps=1_000_000)),
+                _payload(
+                    "crash",
+                    "run-crash",
+                    _config(corpus_path, 2, max_steps=1_000_000),
+                ),
                 ddp_settings,
                 tokenizer.tokenizer_id,
             )

@@ -38,7 +38,9 @@ def test_ranks_on_one_machine_split_its_cores(
     monkeypatch.setenv("LOCAL_WORLD_SIZE", local_ranks)
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     try:
-        distributed.share_cores()
+        distributed.share_cores(CPU)
+        assert torch.get_num_threads() == threads
+        distributed.share_cores(torch.device("cuda"))  # GPUs: one each, threads untouched
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(2)

@@ -32,9 +32,11 @@ def join_group(device: torch.device, timeout_s: float) -> None:
     distributed.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
 
 
-def share_cores() -> None:
+def share_cores(device: torch.device) -> None:
     """Ranks on CPU split this machine's cores between them (as torchrun does), instead of each
     running a thread per core and all of them fighting over every core."""
+    if device.type != "cpu":
+        return
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
 

@@ -89,8 +89,7 @@ def train_rank(payload: TrainJobPayload, settings: Settings, tokenizer_id: str) 
     from Redis): join the group, train, leave it however training ends."""
     die_with_worker()
     device = resolve_device(payload["config"]["device"])
-    if device.type == "cpu":
-        distributed.share_cores()
+    distributed.share_cores(device)
     distributed.join_group(device, float(settings["distributed"]["timeout_s"]))
     try:
         outcome = _train_rank(payload, settings, tokenizer_id)
