@@ -231,3 +231,22 @@ def test_a_dead_process_fails_the_training_instead_of_hanging(
     assert caught.value.code == "TRAINING_PROCESS_FAILED"
     assert caught.value.details["rank"] in {0, 1}
     assert time.monotonic() - started < 60  # DDP_TIMEOUT_S (60 here) would be a hang
+
+
+def test_machines_that_never_meet_fail_the_training_after_the_timeout(
+    ddp_settings: Settings, corpus_path: Path
+) -> None:
+    """DDP_NNODES=2 and no second machine: the rendezvous gives up after DDP_TIMEOUT_S."""
+    tokenizer = _tokenizer(ddp_settings, corpus_path)
+    lonely: Settings = {
+        **ddp_settings,
+        "distributed": {"max_processes": 8, "timeout_s": 2, "nnodes": 2, "rdzv_endpoint": None},
+    }
+    started = time.monotonic()
+    with pytest.raises(ModelTrainerError) as caught:
+        train_in_ranks(
+            _payload("alone", "run-alone", _config(corpus_path, 2)), lonely, tokenizer.tokenizer_id
+        )
+    assert caught.value.code == "TRAINING_PROCESS_FAILED"
+    assert caught.value.details["nnodes"] == 2
+    assert time.monotonic() - started < 30

@@ -16,6 +16,7 @@ import tempfile
 import orjson
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.elastic.rendezvous.api import RendezvousError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from model_trainer.backends.registry import get_backend
@@ -66,7 +67,9 @@ def train_in_ranks(payload: TrainJobPayload, settings: Settings, tokenizer_id: s
             run_id=payload["job_id"],
             rdzv_backend="c10d",
             rdzv_endpoint=ddp["rdzv_endpoint"] or "127.0.0.1:0",
+            # How long the store is waited for, and the machines for each other.
             rdzv_timeout=ddp["timeout_s"],
+            rdzv_configs={"join_timeout": ddp["timeout_s"]},
             max_restarts=0,
             monitor_interval=MONITOR_INTERVAL_S,
             logs_specs=DefaultLogsSpecs(log_dir=logs),
@@ -81,6 +84,13 @@ def train_in_ranks(payload: TrainJobPayload, settings: Settings, tokenizer_id: s
                 "the others were stopped",
                 details={"rank": rank, "exitcode": failure.exitcode},
             ) from failed
+        except RendezvousError as unmet:
+            raise ModelTrainerError(
+                "TRAINING_PROCESS_FAILED",
+                f"the {ddp['nnodes']} machines of this training did not all meet at "
+                f"{config.rdzv_endpoint} within DDP_TIMEOUT_S ({ddp['timeout_s']} s): {unmet}",
+                details={"nnodes": ddp["nnodes"], "rdzv_endpoint": config.rdzv_endpoint},
+            ) from unmet
     return _outcome([str(results[rank]) for rank in sorted(results)])
 
 
