@@ -54,6 +54,7 @@ def settings(tmp_path: Path) -> Settings:
         "log_level": "INFO",
         "metrics_token": None,
         "worker_device": "auto",
+        "distributed": {"max_processes": 8, "timeout_s": 60, "nnodes": 1, "rdzv_endpoint": None},
     }
 
 

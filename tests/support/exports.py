@@ -83,6 +83,7 @@ def module_settings(root: Path) -> Settings:
         "log_level": "INFO",
         "metrics_token": None,
         "worker_device": "auto",
+        "distributed": {"max_processes": 8, "timeout_s": 60, "nnodes": 1, "rdzv_endpoint": None},
     }
 
 

@@ -60,6 +60,7 @@ NON_DEFAULT: TrainOptions = {
     "grad_norm_alert_max": 50.0,
     "grad_norm_alert_min": 0.001,
     "val_loss_spike_ratio": 0.5,
+    "num_processes": 2,
 }
 # Train request fields that are not options: what to train and where its inputs come from.
 TRAIN_TARGET_FIELDS = {

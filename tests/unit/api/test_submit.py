@@ -372,6 +372,11 @@ INVALID: list[tuple[str, str, JSONValue | object, int, str, str]] = [
     ("train", "eval_max_batches", 0, 422, "INVALID_CONFIG", "eval_max_batches"),
     ("train", "checkpoint_every_steps", 0, 422, "INVALID_CONFIG", "checkpoint_every_steps"),
     ("train", "keep_checkpoints", 0, 422, "INVALID_CONFIG", "keep_checkpoints"),
+    ("train", "num_processes", 0, 422, "INVALID_CONFIG", "num_processes"),
+    ("train", "num_processes", 65, 422, "INVALID_CONFIG", "num_processes"),
+    ("train", "num_processes", 9, 422, "INVALID_CONFIG", "num_processes"),  # MAX_TRAIN_PROCESSES
+    ("train", "num_processes", 3, 422, "INVALID_CONFIG", "batch_size"),  # 32 rows in 3 shares
+    ("train", "num_processes", "2", 422, "INVALID_CONFIG", "num_processes"),
     ("train", "run_id", "../escape", 422, "INVALID_CONFIG", "run_id"),
     ("train", "run_id", "", 422, "INVALID_CONFIG", "run_id"),
     ("train", "run_id", "r1", 422, "INVALID_CONFIG", "run_id"),

@@ -62,3 +62,29 @@ def test_split_keeps_the_tail_for_validation() -> None:
     assert val.tolist() == list(range(90, 100))
     train_all, val_none = split_tokens(torch.arange(100), 0.0)
     assert train_all.numel() == 100 and val_none.numel() == 0
+
+
+def test_shards_of_a_batch_are_equal_and_together_the_whole_batch() -> None:
+    tokens = torch.arange(1_000)
+    whole = TokenWindows(tokens, seq_len=10, batch_size=6, seed=2, shuffle=True)
+    shards = [
+        TokenWindows(tokens, seq_len=10, batch_size=6, seed=2, shuffle=True, shard=(rank, 3))
+        for rank in range(3)
+    ]
+    for index in (0, 4):
+        parts = [shard.batch(1, index)[0] for shard in shards]
+        assert [part.shape[0] for part in parts] == [2, 2, 2]
+        assert torch.equal(torch.cat(parts), whole.batch(1, index)[0])
+    assert shards[0].tokens_per_batch == whole.tokens_per_batch == 60
+    assert shards[0].batches_per_epoch == whole.batches_per_epoch
+
+
+def test_a_short_corpus_cuts_the_batch_to_a_multiple_of_the_processes() -> None:
+    tokens = torch.arange(60)  # 5 windows of 10
+    windows = TokenWindows(tokens, seq_len=10, batch_size=8, seed=0, shuffle=False, shard=(1, 2))
+    assert windows.batch(0, 0)[0].shape == (2, 10)
+    assert windows.tokens_per_batch == 40
+    with pytest.raises(ModelTrainerError) as caught:
+        TokenWindows(tokens, seq_len=10, batch_size=8, seed=0, shuffle=False, shard=(0, 6))
+    assert caught.value.code == "CORPUS_EMPTY"
+    assert caught.value.details == {"windows": 5, "num_processes": 6}

@@ -49,6 +49,7 @@ def test_train_defaults() -> None:
         "grad_norm_alert_max": 1000.0,
         "grad_norm_alert_min": 1e-8,
         "val_loss_spike_ratio": 0.2,
+        "num_processes": 1,
     }
     cfg = make_train_config(model_family="char_lstm", model_size="tiny", corpus_path="/data/c.txt")
     assert cfg == expected

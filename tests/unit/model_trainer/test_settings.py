@@ -20,6 +20,7 @@ DEFAULT_LIMITS = {
     "log_level": "INFO",
     "metrics_token": None,
     "worker_device": "auto",
+    "distributed": {"max_processes": 8, "timeout_s": 600, "nnodes": 1, "rdzv_endpoint": None},
 }
 
 
@@ -139,3 +140,20 @@ def test_a_worker_device_comes_from_the_environment(choice: str) -> None:
 def test_an_unknown_worker_device_is_refused() -> None:
     with pytest.raises(ModelTrainerError, match="WORKER_DEVICE must be one of auto, cpu, cuda"):
         load_settings({"WORKER_DEVICE": "tpu"})
+
+
+def test_distributed_training_settings_come_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "MAX_TRAIN_PROCESSES": "4",
+            "DDP_TIMEOUT_S": "30",
+            "DDP_NNODES": "2",
+            "DDP_RDZV_ENDPOINT": "10.0.0.5:29400",
+        }
+    )
+    assert settings["distributed"] == {
+        "max_processes": 4,
+        "timeout_s": 30,
+        "nnodes": 2,
+        "rdzv_endpoint": "10.0.0.5:29400",
+    }

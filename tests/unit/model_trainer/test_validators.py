@@ -23,6 +23,7 @@ INF = math.inf
 
 
 class TrainOverrides(TypedDict, total=False):
+    num_processes: int
     max_seq_len: int
     num_epochs: int
     batch_size: int
@@ -107,6 +108,7 @@ BASE_TRAIN: ModelTrainConfig = {
     "grad_norm_alert_max": 1000.0,
     "grad_norm_alert_min": 1e-8,
     "val_loss_spike_ratio": 0.2,
+    "num_processes": 1,
 }
 
 BASE_EVAL: EvalConfig = {
@@ -139,6 +141,10 @@ BASE_GENERATE: GenerateConfig = {
 }
 
 TRAIN_BAD: list[tuple[str, TrainOverrides]] = [
+    ("num_processes", {"num_processes": 0}),
+    ("num_processes", {"num_processes": 65}),
+    ("batch_size", {"num_processes": 3, "batch_size": 4}),
+    ("time_budget_s", {"num_processes": 2, "time_budget_s": 60.0}),
     ("max_seq_len", {"max_seq_len": 0}),
     ("max_seq_len", {"max_seq_len": -5}),
     ("num_epochs", {"num_epochs": 0}),
@@ -188,6 +194,8 @@ TRAIN_BAD: list[tuple[str, TrainOverrides]] = [
 ]
 
 TRAIN_GOOD: list[TrainOverrides] = [
+    {"num_processes": 4, "batch_size": 4},
+    {"num_processes": 1, "time_budget_s": 60.0, "max_steps": None},
     {
         "max_seq_len": 1,
         "num_epochs": 1,

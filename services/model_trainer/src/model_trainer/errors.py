@@ -32,6 +32,7 @@ ModelTrainerErrorCode = Literal[
     "TRAINING_OOM",
     "TRAINING_NAN_LOSS",
     "TRAINING_DIVERGED",
+    "TRAINING_PROCESS_FAILED",
     # Models and runs
     "MODEL_NOT_FOUND",
     "CHECKPOINT_NOT_FOUND",
@@ -110,6 +111,9 @@ ERRORS: dict[ModelTrainerErrorCode, ErrorSpec] = {
     # The recipe (learning rate, clipping) diverged: the user's to change, never retried.
     "TRAINING_NAN_LOSS": ErrorSpec(500, "user"),
     "TRAINING_DIVERGED": ErrorSpec(500, "user"),
+    # One process of a multi-process training died or stopped answering; the others were
+    # stopped with it (never left waiting).
+    "TRAINING_PROCESS_FAILED": ErrorSpec(500, "system"),
     "MODEL_NOT_FOUND": ErrorSpec(404, "user"),
     # `run@step` names a step the run kept no checkpoint of (never taken, or retired by
     # retention).

@@ -18,6 +18,20 @@ from platform_core.structured_logs import LOG_LEVELS
 from platform_workers.redis_url import InvalidRedisUrl, check_redis_url
 
 
+class DistributedSettings(TypedDict):
+    """Multi-process training (training/distributed.py), named like torchrun's options."""
+
+    # The most processes one train job may ask for (num_processes).
+    max_processes: int
+    # How long a process waits in a collective (or to meet the others) before the training
+    # fails, so a stuck or dead process ends the job instead of hanging it.
+    timeout_s: int
+    # torchrun's --nnodes and --rdzv-endpoint: the machines of one training, and where they
+    # meet (None: this machine alone, on a free port of 127.0.0.1).
+    nnodes: int
+    rdzv_endpoint: str | None
+
+
 class Settings(TypedDict):
     redis_url: str
     artifacts_root: Path
@@ -46,6 +60,7 @@ class Settings(TypedDict):
     metrics_token: str | None
     # The device class a worker advertises: auto finds CUDA with torch, cpu or cuda says so.
     worker_device: WorkerDeviceChoice
+    distributed: DistributedSettings
 
 
 # Inference answers a person waiting on it: a minute. Training, tokenizers and exports run long.
@@ -89,6 +104,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "log_level": _log_level(source),
         "metrics_token": source.get("METRICS_TOKEN") or None,
         "worker_device": parse_worker_device(source.get("WORKER_DEVICE", "auto"), "WORKER_DEVICE"),
+        "distributed": {
+            "max_processes": _positive_int(source, "MAX_TRAIN_PROCESSES", 8),
+            "timeout_s": _positive_int(source, "DDP_TIMEOUT_S", 600),
+            "nnodes": _positive_int(source, "DDP_NNODES", 1),
+            "rdzv_endpoint": source.get("DDP_RDZV_ENDPOINT") or None,
+        },
     }
 
 

@@ -365,6 +365,15 @@ class TrainJobRequest:
         description="alert (val_loss_spike) when val_loss rises this fraction above its best",
         examples=[0.5],
     )
+    num_processes: StrictInt = Field(
+        default=_D["num_processes"],
+        ge=1,
+        le=L.MAX_PROCESSES,
+        description="processes training together on the worker (DistributedDataParallel), at "
+        "most MAX_TRAIN_PROCESSES; each takes an equal share of every batch, so batch_size "
+        "must be a multiple of it; no time_budget_s then",
+        examples=[2],
+    )
     continue_from: StrictStr | None = Field(
         default=None,
         max_length=2 * L.MAX_ID_CHARS,

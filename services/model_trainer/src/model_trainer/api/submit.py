@@ -168,6 +168,7 @@ def plan_train(
     if body.init_from is None:  # a checkpoint's context is checked when it is loaded
         check_fits_preset(family, body.model_size, body.max_seq_len)
     check_step_tokens(settings, body.batch_size * body.max_seq_len * body.grad_accum_steps)
+    check_processes(settings, body.num_processes)
     parent, tokenizer_id = None, body.tokenizer_id
     if body.continue_from is not None:
         parent, tokenizer_id = checked_parent(ctx, caller, body, body.continue_from)
@@ -604,6 +605,18 @@ def check_step_tokens(settings: Settings, tokens: int) -> None:
             f"batch_size x max_seq_len x grad_accum_steps is {tokens} tokens per step; "
             f"the limit is {limit} (MAX_TOKENS_PER_STEP)",
             details={"field": "batch_size", "tokens": tokens, "limit": limit},
+        )
+
+
+def check_processes(settings: Settings, processes: int) -> None:
+    """Processes of one training share its worker's cores or GPUs: MAX_TRAIN_PROCESSES bounds
+    them."""
+    limit = settings["distributed"]["max_processes"]
+    if processes > limit:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"num_processes must be at most {limit} (MAX_TRAIN_PROCESSES), got {processes}",
+            details={"field": "num_processes", "limit": limit},
         )
 
 

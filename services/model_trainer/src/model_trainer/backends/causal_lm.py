@@ -52,6 +52,7 @@ from model_trainer.storage.runs import (
 from model_trainer.storage.runs import (
     run_dir as stored_run_dir,
 )
+from model_trainer.training import distributed
 from model_trainer.training.base_trainer import BaseTrainer, EvalMetrics, LoopConfig
 from model_trainer.training.checkpoint import load_weights, resume_latest
 from model_trainer.training.data import TokenWindows, split_tokens
@@ -141,17 +142,19 @@ class CausalLMBackend(ABC):
     ) -> TrainOutcome:
         """Train on the corpus (read once by the caller), resuming from the run's latest
         checkpoint that verifies, then save the run and its manifest (with every file's
-        sha256)."""
+        sha256). One of several processes (training/distributed.py) trains on its share of
+        each batch; rank 0 alone writes checkpoints, metrics and the run."""
         started_at = utc_now()
         module = as_module(prepared["model"])
-        device = resolve_device(cfg["device"])
+        device = distributed.rank_device(resolve_device(cfg["device"]))
+        main = distributed.rank() == 0
         configure_fast_math(device)
         compile_model(module, device, enabled=cfg.get("compile", False))
         module.to(device)
         directory = Path(run_dir)
         directory.mkdir(parents=True, exist_ok=True)
         tokens = encode_text(prepared["tokenizer"], corpus["text"])
-        train_windows, val_windows = _windows(cfg, tokens)
+        train_windows, val_windows = _windows(cfg, tokens, distributed.rank())
         trainer = BaseTrainer(
             {
                 "model": module,
@@ -160,8 +163,8 @@ class CausalLMBackend(ABC):
                 "train_windows": train_windows,
                 "val_windows": val_windows,
                 "device": device,
-                "checkpoint_dir": directory / CHECKPOINTS_DIR,
-                "metrics_file": directory / METRICS_FILE,
+                "checkpoint_dir": directory / CHECKPOINTS_DIR if main else None,
+                "metrics_file": directory / METRICS_FILE if main else None,
             },
             loop_config(cfg, bf16=uses_bf16(cfg["precision"], device)),
             callbacks,
@@ -169,6 +172,8 @@ class CausalLMBackend(ABC):
         resume_latest(directory / CHECKPOINTS_DIR, trainer.resume)
         history = list(trainer.train())
         outcome = _outcome(history[-1], trainer, run_dir)
+        if not main:
+            return outcome
         self.save(prepared, run_dir)
         manifest: RunManifest = {
             "run_id": directory.name,
@@ -404,12 +409,25 @@ def encode_text(tokenizer: Encoder, text: str) -> Tensor:
     return torch.tensor(tokenizer.encode(text), dtype=torch.long)
 
 
-def _windows(cfg: ModelTrainConfig, tokens: Tensor) -> tuple[TokenWindows, TokenWindows | None]:
-    """Shuffled training windows and, unless no split is asked for, validation windows."""
+def _windows(
+    cfg: ModelTrainConfig, tokens: Tensor, rank: int
+) -> tuple[TokenWindows, TokenWindows | None]:
+    """Shuffled training windows (this rank's share of each batch) and, unless no split is
+    asked for, validation windows (whole: rank 0 alone validates)."""
     train, val = split_tokens(tokens, cfg["val_fraction"])
-    shape = {"seq_len": cfg["max_seq_len"], "batch_size": cfg["batch_size"], "seed": cfg["seed"]}
-    validation = TokenWindows(val, shuffle=False, **shape) if cfg["val_fraction"] > 0.0 else None
-    return TokenWindows(train, shuffle=True, **shape), validation
+
+    def windows(part: Tensor, *, shuffle: bool, shard: tuple[int, int]) -> TokenWindows:
+        return TokenWindows(
+            part,
+            seq_len=cfg["max_seq_len"],
+            batch_size=cfg["batch_size"],
+            seed=cfg["seed"],
+            shuffle=shuffle,
+            shard=shard,
+        )
+
+    validation = windows(val, shuffle=False, shard=(0, 1)) if cfg["val_fraction"] > 0.0 else None
+    return windows(train, shuffle=True, shard=(rank, distributed.world_size())), validation
 
 
 def loop_config(cfg: ModelTrainConfig, *, bf16: bool) -> LoopConfig:

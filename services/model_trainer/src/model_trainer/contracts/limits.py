@@ -32,6 +32,9 @@ MAX_MIN_DELTA = 10.0
 MAX_GRAD_NORM_ALERT = 1e12
 MAX_SPIKE_RATIO = 100.0
 MAX_EVAL_BATCHES = 1_000_000
+# Processes one training may run on its worker machine; settings' MAX_TRAIN_PROCESSES may allow
+# fewer.
+MAX_PROCESSES = 64
 
 MAX_NEW_TOKENS = 4096
 MAX_RETURN_SEQUENCES = 16

@@ -69,6 +69,9 @@ class TrainOptions(TypedDict):
     # A local Hugging Face checkpoint directory (under DATA_ROOT or ARTIFACTS_ROOT) to
     # fine-tune instead of training from scratch; gpt2 only.
     init_from: str | None
+    # Processes training together with DistributedDataParallel (training/distributed.py); each
+    # takes an equal share of every batch, so batch_size stays the global batch.
+    num_processes: int
 
 
 class ParentRef(TypedDict):
@@ -121,6 +124,7 @@ TRAIN_DEFAULTS: TrainOptions = {
     "val_loss_spike_ratio": 0.2,
     "compile": False,
     "init_from": None,
+    "num_processes": 1,
 }
 
 
@@ -175,6 +179,20 @@ def validate_model_train_config(cfg: ModelTrainConfig) -> None:
     within("keep_checkpoints", cfg["keep_checkpoints"], 1, L.MAX_KEEP_CHECKPOINTS)
     within("keep_best_checkpoints", cfg["keep_best_checkpoints"], 1, L.MAX_KEEP_CHECKPOINTS)
     validate_monitoring(cfg)
+    validate_processes(cfg)
+
+
+def validate_processes(cfg: TrainOptions) -> None:
+    """Every process takes an equal share of each batch; a time budget is measured by each
+    process's own clock, so it would end them at different steps."""
+    processes = cfg["num_processes"]
+    within("num_processes", processes, 1, L.MAX_PROCESSES)
+    if processes == 1:
+        return
+    if cfg["batch_size"] % processes:
+        raise invalid("batch_size", f"a multiple of num_processes ({processes})", cfg["batch_size"])
+    if cfg["time_budget_s"] is not None:
+        raise invalid("time_budget_s", "null when num_processes > 1", cfg["time_budget_s"])
 
 
 def validate_monitoring(cfg: TrainOptions) -> None:

@@ -6,6 +6,12 @@ checkpoints and their retention, early stopping, gradient health, the metrics hi
 non-finite loss detection and the callbacks. It reads losses and gradient norms from the device
 only at log intervals, in one sync: a per-step `.item()` would make the CPU wait for the GPU
 every step.
+
+Several processes (training/distributed.py) run this same loop, the model wrapped in
+DistributedDataParallel, each on its share of every batch. At each report one collective
+averages their losses and carries rank 0's cancel answer; after a validation (rank 0's alone)
+one broadcast carries its stop decisions; so every rank stops at the same step. Rank 0 alone
+gets callbacks that reach Redis and a checkpoint directory (the caller sees to that).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.checkpoints import CheckpointMetrics
 from model_trainer.storage.run_metrics import MetricPoint, append_point
 from model_trainer.storage.runs import utc_now
+from model_trainer.training import distributed
 from model_trainer.training.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 from model_trainer.training.data import TokenWindows
 from model_trainer.training.device import autocast
@@ -98,6 +105,11 @@ class BaseTrainer:
         self._cfg = config
         self._callbacks = callbacks
         self._model = parts["model"]
+        # Forward and backward go through the wrapper; checkpoints hold the model's own weights.
+        self._net = distributed.wrap(self._model, parts["device"])
+        self._ranks = distributed.world_size()
+        self._main = distributed.rank() == 0
+        self._cancel_seen = False
         self._params = [p for p in self._model.parameters() if p.requires_grad]
         steps_per_epoch = parts["train_windows"].batches_per_epoch // config["grad_accum_steps"]
         if steps_per_epoch < 1:
@@ -169,7 +181,7 @@ class BaseTrainer:
         next_beat = self._beat(self._session_start)
         finished = pos["step"] >= self.total_steps
         while not finished:
-            if self._callbacks["cancelled"]():
+            if self._cancel_asked():
                 self._stop_cancelled()
             now = time.time()
             if now >= next_beat:
@@ -202,13 +214,22 @@ class BaseTrainer:
                 yield metrics
                 eval_loss_sum, eval_steps = 0.0, 0
                 # Reported even at the end: other trials' pruning compares against it.
-                pruned, early = self._pruned(metrics), self._stops_early(metrics)
+                pruned, early = distributed.from_rank0(
+                    [self._pruned(metrics), self._stops_early(metrics)], self._parts["device"]
+                )
                 if (pruned or early) and not finished:
                     finished = True
                     self.stop_reason = "pruned" if pruned else "early_stopping"
                     self._schedule.total = step
             if checkpoint_due:
                 self._checkpoint()
+
+    def _cancel_asked(self) -> bool:
+        """One process asks its callback (a cheap cached flag) every step; several act on
+        rank 0's answer as of the last report, so all stop at the same step."""
+        if self._ranks == 1:
+            return self._callbacks["cancelled"]()
+        return self._cancel_seen
 
     def _pruned(self, metrics: EvalMetrics) -> bool:
         prune, val_loss = self._callbacks["prune"], metrics["val_loss"]
@@ -228,10 +249,11 @@ class BaseTrainer:
             inputs, targets = parts["train_windows"].batch(epoch, index + micro)
             inputs = inputs.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
-            with autocast(device, bf16=self._cfg["bf16"]):
-                logits: Tensor = self._model(inputs)
-                loss = parts["loss_fn"](logits, targets)
-            torch.autograd.backward(loss / accum)
+            with distributed.gradient_sync(self._net, sync=micro == accum - 1):
+                with autocast(device, bf16=self._cfg["bf16"]):
+                    logits: Tensor = self._net(inputs)
+                    loss = parts["loss_fn"](logits, targets)
+                torch.autograd.backward(loss / accum)
             step_loss += loss.detach().float()
         if self._cfg["grad_clip"] is not None:
             norm = nn.utils.clip_grad_norm_(self._params, self._cfg["grad_clip"])
@@ -274,7 +296,9 @@ class BaseTrainer:
         """The one host sync: mean loss and gradient norms of the steps since the last flush,
         checked for NaN/inf, recorded in the history and watched for health."""
         rows = torch.stack(window)
-        mean, mean_norm, max_norm = torch.cat([rows.mean(0), rows[:, 1].max()[None]]).tolist()
+        mean, mean_norm, max_norm = self._across_ranks(
+            torch.cat([rows.mean(0), rows[:, 1].max()[None]])
+        )
         step = self._pos["step"]
         if not math.isfinite(mean) or not math.isfinite(max_norm):
             raise ModelTrainerError(
@@ -301,6 +325,19 @@ class BaseTrainer:
         if progress is not None:
             progress(metrics)
         return float(mean)
+
+    def _across_ranks(self, summary: Tensor) -> list[float]:
+        """The report's (loss, mean norm, max norm) as host floats. Across ranks, in the same
+        one collective: their mean (each rank's loss is over its share of the batch, so the
+        mean is the whole batch's; gradients are already averaged, so norms agree) and rank
+        0's answer to `cancelled`."""
+        if self._ranks == 1:
+            return [float(value) for value in summary.tolist()]
+        asked = self._main and self._callbacks["cancelled"]()
+        flag = torch.tensor([float(asked)], device=summary.device)
+        *values, cancel = distributed.sum_across(torch.cat([summary / self._ranks, flag])).tolist()
+        self._cancel_seen = cancel > 0.0
+        return [float(value) for value in values]
 
     def _record(self, point: MetricPoint) -> None:
         self._last_point = point
@@ -332,7 +369,7 @@ class BaseTrainer:
     def _metrics(self, train_loss: float) -> EvalMetrics:
         val = self._parts["val_windows"]
         val_loss = None
-        if val is not None:
+        if val is not None and self._main:  # the others wait for its decisions
             started = time.time()
             val_loss = evaluate_loss(
                 self._model,

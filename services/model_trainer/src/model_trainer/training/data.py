@@ -2,6 +2,9 @@
 
 The order of batches is a pure function of the seed, the epoch and the batch index, so a
 resumed run needs only (epoch, batch index) to continue exactly where it stopped.
+
+Several processes training together (training/distributed.py) each read the same batches and
+keep their own equal share of each one's rows: together they see what one process would.
 """
 
 from __future__ import annotations
@@ -16,8 +19,17 @@ class TokenWindows:
     """Non-overlapping windows of `seq_len + 1` tokens, shifted and shuffled each epoch."""
 
     def __init__(
-        self, tokens: Tensor, *, seq_len: int, batch_size: int, seed: int, shuffle: bool
+        self,
+        tokens: Tensor,
+        *,
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+        shuffle: bool,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
+        """`shard` is (rank, ranks): this process keeps the rank-th of `ranks` equal parts of
+        every batch (a batch the corpus cuts short is cut to a multiple of `ranks`)."""
         windows = (tokens.numel() - seq_len) // seq_len
         if windows < 1:
             raise ModelTrainerError(
@@ -27,7 +39,17 @@ class TokenWindows:
             )
         self._tokens = tokens.to(torch.long)
         self._seq_len = seq_len
-        self._batch_size = min(batch_size, windows)
+        rank, ranks = shard
+        self._batch_size = min(batch_size, windows) // ranks * ranks
+        if self._batch_size < 1:
+            raise ModelTrainerError(
+                "CORPUS_EMPTY",
+                f"corpus has {windows} windows of max_seq_len={seq_len}, fewer than the "
+                f"{ranks} processes training on it",
+                details={"windows": windows, "num_processes": ranks},
+            )
+        self._share = self._batch_size // ranks
+        self._first_row = rank * self._share
         self._windows = windows
         self._seed = seed
         self._shuffle = shuffle
@@ -41,15 +63,16 @@ class TokenWindows:
 
     @property
     def tokens_per_batch(self) -> int:
+        """The whole batch's, over every process."""
         return self._batch_size * self._seq_len
 
     def batch(self, epoch: int, index: int) -> tuple[Tensor, Tensor]:
-        """Inputs and next-token targets, each (batch, seq_len)."""
+        """Inputs and next-token targets, each (this process's share of the batch, seq_len)."""
         if epoch != self._epoch:
             self._starts = self._epoch_starts(epoch)
             self._epoch = epoch
-        size = self._batch_size
-        starts = self._starts[index * size : (index + 1) * size]
+        first = index * self._batch_size + self._first_row
+        starts = self._starts[first : first + self._share]
         rows = self._tokens[starts[:, None] + self._offsets[None, :]]
         return rows[:, :-1], rows[:, 1:]
 

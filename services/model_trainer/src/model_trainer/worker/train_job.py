@@ -13,6 +13,7 @@ from model_trainer.contracts.model import (
     StepMetrics,
     TrainingAlert,
     TrainingCallbacks,
+    TrainOutcome,
     ValidationMetrics,
 )
 from model_trainer.contracts.studies import TrialRef
@@ -95,45 +96,20 @@ def _train(
     ctx: JobContext,
     shutdown: ShutdownWatch,
 ) -> JSONObject:
-    cfg, store = payload["config"], JobStore(redis)
+    cfg = payload["config"]
     corpus = read_corpus(cfg["corpus_path"], settings)
     tokenizer = _tokenizer(payload["tokenizer_id"], corpus, settings)
-    backend = get_backend(cfg["model_family"])
-    prepared = backend.prepare(cfg, settings, tokenizer=tokenizer)
+    prepared = get_backend(cfg["model_family"]).prepare(cfg, settings, tokenizer=tokenizer)
     _announce_config(payload, prepared, ctx)
     directory = run_dir(settings, payload["run_id"])
-    # A Redis outage must not stop the training: heartbeats and progress resume when it is back.
-    # A cancel or a worker shutdown stops it at the next step, after a checkpoint.
-    callbacks: TrainingCallbacks = {
-        "heartbeat": lambda now: through_outage(lambda: ctx.heartbeat(now), None),
-        "cancelled": lambda: (
-            through_outage(ctx.cancelled, False) or through_outage(shutdown.requested, False)
-        ),
-        "progress": lambda metrics: through_outage(
-            lambda: _report_progress(payload, metrics, ctx, store), None
-        ),
-        "evaluated": lambda metrics: through_outage(
-            lambda: _report_validation(payload, metrics, ctx), None
-        ),
-        "alert": lambda alert: through_outage(lambda: _report_alert(payload, alert, ctx), None),
-        "prune": _prune_check(payload, settings, redis),
-    }
-    try:
-        outcome = backend.train(
-            cfg,
-            settings,
-            corpus=corpus,
-            run_dir=str(directory),
-            prepared=prepared,
-            callbacks=callbacks,
+    if cfg["num_processes"] > 1:
+        from model_trainer.worker.train_ranks import train_in_ranks
+
+        outcome = train_in_ranks(payload, settings, tokenizer.tokenizer_id)
+    else:
+        outcome = train_here(
+            payload, settings, redis, ctx, shutdown, corpus=corpus, prepared=prepared
         )
-    except ModelTrainerError as error:
-        if error.code == "TRAINING_CANCELLED" and shutdown.seen:
-            raise ModelTrainerError(
-                "TRAINING_PREEMPTED",
-                f"worker shutting down: {error.message}, checkpointed; back in the queue",
-            ) from error
-        raise
     patiently(
         lambda: ctx.publish_metrics(
             make_completed_metrics_event(
@@ -153,6 +129,52 @@ def _train(
         )
     )
     return {"run_id": payload["run_id"], **to_json_object(outcome)}
+
+
+def train_here(
+    payload: TrainJobPayload,
+    settings: Settings,
+    redis: RedisClient,
+    ctx: JobContext,
+    shutdown: ShutdownWatch,
+    *,
+    corpus: Corpus,
+    prepared: PreparedLMModel,
+) -> TrainOutcome:
+    """Train in this process (the job's, or rank 0 of several), reporting to Redis."""
+    cfg, store = payload["config"], JobStore(redis)
+    # A Redis outage must not stop the training: heartbeats and progress resume when it is back.
+    # A cancel or a worker shutdown stops it at the next step, after a checkpoint.
+    callbacks: TrainingCallbacks = {
+        "heartbeat": lambda now: through_outage(lambda: ctx.heartbeat(now), None),
+        "cancelled": lambda: (
+            through_outage(ctx.cancelled, False) or through_outage(shutdown.requested, False)
+        ),
+        "progress": lambda metrics: through_outage(
+            lambda: _report_progress(payload, metrics, ctx, store), None
+        ),
+        "evaluated": lambda metrics: through_outage(
+            lambda: _report_validation(payload, metrics, ctx), None
+        ),
+        "alert": lambda alert: through_outage(lambda: _report_alert(payload, alert, ctx), None),
+        "prune": _prune_check(payload, settings, redis),
+    }
+    try:
+        return get_backend(cfg["model_family"]).train(
+            cfg,
+            settings,
+            corpus=corpus,
+            run_dir=str(run_dir(settings, payload["run_id"])),
+            prepared=prepared,
+            callbacks=callbacks,
+        )
+    except ModelTrainerError as error:
+        if error.code == "TRAINING_CANCELLED" and shutdown.seen:
+            raise ModelTrainerError(
+                "TRAINING_PREEMPTED",
+                f"worker shutting down: {error.message}, checkpointed; back in the queue",
+            ) from error
+        raise
 
 
 def _prune_check(
