@@ -9,6 +9,8 @@ from typing import TypedDict
 
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
+from model_trainer.storage.artifacts import fetch
+from model_trainer.storage.digests import corrupt_artifact, file_sha256
 
 
 class Corpus(TypedDict):
@@ -45,9 +47,20 @@ def corpus_roots(settings: Settings) -> list[Path]:
     return [settings["data_root"], settings["artifacts_root"] / "corpora"]
 
 
+def cached_corpus(settings: Settings, path: Path) -> Path:
+    """An uploaded corpus (`ARTIFACTS_ROOT/corpora/{sha256}.txt`) brought from the store when
+    this process lacks it, checked against the digest it is named by; other paths as given."""
+    if not path.is_relative_to(settings["artifacts_root"] / "corpora") or path.is_file():
+        return path
+    if fetch(settings, path) and file_sha256(path) != path.stem:
+        path.unlink()
+        raise corrupt_artifact(path.parent, path.name, "does not match the sha256 it is named by")
+    return path
+
+
 def read_corpus(path: str, settings: Settings) -> Corpus:
     """The corpus text, checked for presence, size and emptiness before anything trains on it."""
-    resolved = confine(path, corpus_roots(settings))
+    resolved = cached_corpus(settings, confine(path, corpus_roots(settings)))
     if not resolved.is_file():
         raise ModelTrainerError(
             "CORPUS_NOT_FOUND", f"corpus {path} does not exist", details={"path": path}
