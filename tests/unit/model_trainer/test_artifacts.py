@@ -85,7 +85,8 @@ def test_a_published_directory_is_fetched_by_another_root(
         "nested/merges.txt": 3,
         "vocab.json": 2,
     }
-    reader = other_machine(store_settings, tmp_path) if is_remote(store_settings) else store_settings
+    remote = is_remote(store_settings)
+    reader = other_machine(store_settings, tmp_path) if remote else store_settings
     copy = reader["artifacts_root"] / "tokenizers" / "tok"
     assert stored(reader, copy / "meta.json")
     assert fetch(reader, copy / "meta.json")
@@ -93,7 +94,7 @@ def test_a_published_directory_is_fetched_by_another_root(
     assert fetch_missing(reader, copy / "vocab.json")
     assert not fetch(reader, copy / "absent.json")
     unpublish(store_settings, tokenizer / "nested")  # the local root's copy is the caller's
-    assert ("nested/merges.txt" in stored_files(reader, copy)) is not is_remote(store_settings)
+    assert ("nested/merges.txt" in stored_files(reader, copy)) is not remote
 
 
 def test_fetch_recorded_downloads_what_differs_and_refuses_tampered_objects(

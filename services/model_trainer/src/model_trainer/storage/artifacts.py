@@ -113,6 +113,7 @@ class S3Store:
         """Downloaded beside its final name and renamed into place: a reader of the cache
         never sees half a file."""
         target = self.local_path(key)
+        made = [folder for folder in target.parents if not folder.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.download")
         try:
@@ -120,6 +121,8 @@ class S3Store:
                 self.client.download_file(self.bucket, self.prefix + key, str(partial))
             os.replace(partial, target)
         except ClientError:  # only a 404 gets through _reachable
+            for folder in made:  # innermost first: no empty folder says an artifact is here
+                folder.rmdir()
             return False
         finally:
             partial.unlink(missing_ok=True)

@@ -23,7 +23,6 @@ from model_trainer.storage.checkpoints import (
     CHECKPOINTS_DIR,
     DIGESTS_FILE,
     METRICS_FILE,
-    PREFIX,
     CheckpointInfo,
     checkpoint_name,
     list_checkpoints,
@@ -102,11 +101,10 @@ def _stored_checkpoints(settings: Settings, checkpoint_dir: Path) -> dict[str, i
     sizes: dict[str, int] = {}
     complete: set[str] = set()
     for key, size in stored_files(settings, checkpoint_dir).items():
-        name, _, file = key.partition("/")
-        if name.startswith(PREFIX):
-            sizes[name] = sizes.get(name, 0) + size
-            if file == METRICS_FILE:
-                complete.add(name)
+        name, _, file = key.partition("/")  # only whole checkpoints are ever published
+        sizes[name] = sizes.get(name, 0) + size
+        if file == METRICS_FILE:
+            complete.add(name)
     return {name: sizes[name] for name in sorted(complete)}
 
 
