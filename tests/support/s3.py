@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tests.support.processes import free_port, wait_for
 
+from model_trainer.settings import Settings
+
 # What boto3 reads from the environment; moto accepts any key pair.
 S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -33,3 +35,18 @@ def start_moto(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
     wait_for(answers, timeout=30, what="moto_server")
     return process, f"http://127.0.0.1:{port}"
+
+
+def s3_env(env: dict[str, str], settings: Settings, root: Path) -> dict[str, str]:
+    """A service process's environment for the S3 store of `settings`, with `root` as its own
+    local cache (another machine's disk)."""
+    location = settings["artifacts_s3"]
+    assert location is not None and location["endpoint_url"] is not None
+    root.mkdir(parents=True, exist_ok=True)
+    return {
+        **env,
+        **S3_CREDENTIALS,
+        "ARTIFACTS_URL": f"s3://{location['bucket']}/{location['prefix']}",
+        "AWS_ENDPOINT_URL": location["endpoint_url"],
+        "ARTIFACTS_ROOT": str(root),
+    }

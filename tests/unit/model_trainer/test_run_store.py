@@ -7,6 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from tests.support.backends import train_cfg, train_run
 
 from model_trainer.backends.char_lstm import CharLSTMBackend
 from model_trainer.errors import ModelTrainerError
@@ -24,7 +25,6 @@ from model_trainer.storage.run_store import (
 )
 from model_trainer.storage.runs import MANIFEST_FILE, recorded_artifacts, run_dir, verify_run
 from model_trainer.training.checkpoint import resume_latest, verify_checkpoint
-from tests.support.backends import train_cfg, train_run
 
 
 def _reader(settings: Settings, tmp_path: Path, name: str = "reader") -> Settings:

@@ -67,7 +67,7 @@ from model_trainer.storage.checkpoints import (
     checkpoint_name,
     find_checkpoint,
 )
-from model_trainer.storage.corpora import cached_corpus, confine, corpus_roots
+from model_trainer.storage.corpora import cached_corpus, confine, corpus_roots, local_corpus_path
 from model_trainer.storage.models import ModelStore
 from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
 from model_trainer.storage.owners import claim as claim_id
@@ -559,7 +559,9 @@ def _training_corpus(settings: Settings, run_id: str, manifest: JSONObject) -> P
     """The corpus a run was trained on, as its manifest records it."""
     with unreadable_manifest(run_id):
         recorded = require_str(require_object(manifest, "config"), "corpus_path")
-    confined = _confined(Path(recorded), corpus_roots(settings), "corpus_path")
+    confined = _confined(
+        Path(local_corpus_path(settings, recorded)), corpus_roots(settings), "corpus_path"
+    )
     return checked_corpus(settings, cached_corpus(settings, confined), "corpus_path")
 
 
