@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,7 +116,8 @@ class S3Store:
         target = self.local_path(key)
         made = [folder for folder in target.parents if not folder.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.download")
+        # Named for this download alone: processes sharing a cache may fetch the same file.
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.download")
         try:
             with _reachable(self.bucket, absent_ok=True):
                 self.client.download_file(self.bucket, self.prefix + key, str(partial))
