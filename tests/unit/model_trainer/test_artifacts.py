@@ -185,3 +185,20 @@ def test_a_missing_bucket_fails_writes_and_listings_with_a_code(
         stored_files(missing, path.parent)
     assert listing.value.code == "ARTIFACT_DOWNLOAD_FAILED"
     assert not stored(missing, path)  # a reader takes a missing bucket as a missing object
+
+
+def test_fetching_an_unchanged_object_leaves_the_cached_copy_as_it_was(
+    s3_settings: Settings, tmp_path: Path
+) -> None:
+    """Its inode and ctime stay, so the worker's model cache still hits."""
+    publish(s3_settings, [write(s3_settings["artifacts_root"], "runs/r/meta.json", b"{1}")])
+    reader = other_machine(s3_settings, tmp_path)
+    path = reader["artifacts_root"] / "runs" / "r" / "meta.json"
+    assert fetch(reader, path)
+    cached = path.stat()
+    assert fetch(reader, path)
+    assert (path.stat().st_ino, path.stat().st_ctime_ns) == (cached.st_ino, cached.st_ctime_ns)
+    path.write_bytes(b"{2}")  # same size, other bytes: replaced
+    assert fetch(reader, path)
+    assert path.read_bytes() == b"{1}"
+    assert list(path.parent.iterdir()) == [path]  # no download left beside it

@@ -25,6 +25,7 @@ from model_trainer.storage.run_store import (
 )
 from model_trainer.storage.runs import MANIFEST_FILE, recorded_artifacts, run_dir, verify_run
 from model_trainer.training.checkpoint import resume_latest, verify_checkpoint
+from model_trainer.worker import model_cache
 
 
 def _reader(settings: Settings, tmp_path: Path, name: str = "reader") -> Settings:
@@ -158,3 +159,13 @@ def test_with_the_local_store_the_run_directory_is_read_as_it_is(
     assert fetch_checkpoint(settings, "l", 10) == directory / CHECKPOINTS_DIR / checkpoint_name(10)
     fetch_checkpoints(settings, directory / CHECKPOINTS_DIR)
     assert stored_files(settings, directory)["manifest.json"] > 0
+
+
+def test_a_warm_model_stays_warm_when_its_run_is_fetched_again(
+    trained: Settings, tmp_path: Path
+) -> None:
+    reader = _reader(trained, tmp_path)
+    model_cache.clear()
+    first = model_cache.load_run("r", reader)
+    assert model_cache.load_run("r", reader) is first
+    model_cache.clear()

@@ -9,6 +9,7 @@ that finds the marker finds every file before it.
 
 from __future__ import annotations
 
+import filecmp
 import functools
 import os
 import shutil
@@ -121,7 +122,8 @@ class S3Store:
         try:
             with _reachable(self.bucket, absent_ok=True):
                 self.client.download_file(self.bucket, self.prefix + key, str(partial))
-            os.replace(partial, target)
+            if not _same_file(partial, target):
+                os.replace(partial, target)
         except ClientError:  # only a 404 gets through _reachable
             for folder in made:  # innermost first: no empty folder says an artifact is here
                 folder.rmdir()
@@ -155,6 +157,16 @@ class S3Store:
                 self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key in batch]}
                 )
+
+
+def _same_file(new: Path, cached: Path) -> bool:
+    """An unchanged object leaves its cached copy as it was (its inode and ctime too, which
+    the worker's model cache keys on)."""
+    return (
+        cached.is_file()
+        and cached.stat().st_size == new.stat().st_size
+        and filecmp.cmp(new, cached, shallow=False)
+    )
 
 
 def _status(error: ClientError) -> int:
