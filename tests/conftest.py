@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 import torch
 from tests.support.processes import start_redis
+from tests.support.s3 import S3_CREDENTIALS, start_moto
 
 from model_trainer.client import API_KEY_ENV
 from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, DEFAULT_MAX_ACTIVE_JOBS, Settings
@@ -40,6 +43,7 @@ def settings(tmp_path: Path) -> Settings:
     return {
         "redis_url": "redis://127.0.0.1:6379/0",
         "artifacts_root": artifacts_root,
+        "artifacts_s3": None,
         "data_root": data_root,
         "max_corpus_bytes": 1_000_000,
         "job_timeout_s": dict(DEFAULT_JOB_TIMEOUT_S),
@@ -76,6 +80,30 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server for this test session; boto3 here and in child processes gets test
+    credentials from the environment, as it would get real ones."""
+    process, endpoint = start_moto(tmp_path_factory.mktemp("moto"))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in S3_CREDENTIALS.items():
+            patch.setenv(name, value)
+        yield endpoint
+    process.terminate()
+    process.wait()
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
+    """`settings` with the S3 artifact store: a bucket of this test's own, under a prefix."""
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return {
+        **settings,
+        "artifacts_s3": {"bucket": bucket, "prefix": "store", "endpoint_url": s3_endpoint},
+    }
 
 
 @pytest.fixture

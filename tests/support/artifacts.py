@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from model_trainer.storage.artifacts import process_umask
+from model_trainer.storage.digests import process_umask
 
 
 def flip_last_byte(path: Path) -> None:

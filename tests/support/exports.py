@@ -69,6 +69,7 @@ def module_settings(root: Path) -> Settings:
     return {
         "redis_url": "redis://127.0.0.1:6379/0",
         "artifacts_root": root / "artifacts",
+        "artifacts_s3": None,
         "data_root": root / "data",
         "max_corpus_bytes": 1_000_000,
         "job_timeout_s": dict(DEFAULT_JOB_TIMEOUT_S),

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from model_trainer import cli
-from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S
+from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, load_settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 # The compose Redis unless REDIS_URL (TLS or Sentinel included) is set where compose runs.
@@ -38,9 +38,11 @@ def _command(service: str) -> list[str]:
     return [str(part) for part in command]
 
 
-def test_the_five_services() -> None:
+def test_the_services() -> None:
     assert set(_services()) == {
         "redis",
+        "minio",
+        "minio-bucket",
         "api",
         "worker-cpu",
         "worker-gpu",
@@ -103,3 +105,38 @@ def test_the_scheduler_fires_schedules_with_the_apis_data() -> None:
     assert cli.build_parser().parse_args(command[1:]).command == "scheduler"
     assert _at(_services(), "scheduler", "volumes") == _at(_services(), "api", "volumes")
     assert _at(_services(), "scheduler", "environment") == _at(_services(), "api", "environment")
+
+
+def test_app_services_use_the_minio_store_once_its_bucket_exists() -> None:
+    location = load_settings(
+        {
+            str(name): str(value)
+            for name, value in _mapping(_at(_services(), "api", "environment")).items()
+        }
+    )["artifacts_s3"]
+    assert location == {
+        "bucket": "model-trainer",
+        "prefix": "artifacts",
+        "endpoint_url": "http://minio:9000",
+    }
+    bucket_command = _at(_services(), "minio-bucket", "entrypoint", 2)
+    assert isinstance(bucket_command, str)
+    assert "mc mb --ignore-existing store/model-trainer" in bucket_command
+    for service in ("api", "worker-cpu", "worker-gpu", "scheduler"):
+        environment = _mapping(_at(_services(), service, "environment"))
+        assert environment["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert environment["AWS_ACCESS_KEY_ID"] == "${MINIO_ROOT_USER:-model-trainer}"
+        depends = _mapping(_at(_services(), service, "depends_on"))
+        assert depends["minio-bucket"] == {"condition": "service_completed_successfully"}
+
+
+def test_minio_keeps_its_data_in_a_volume_and_reports_health() -> None:
+    assert _at(_services(), "minio", "volumes") == ["minio-data:/data"]
+    assert _at(_services(), "minio", "healthcheck", "test") == ["CMD", "mc", "ready", "local"]
+    bucket_after = _at(_services(), "minio-bucket", "depends_on", "minio", "condition")
+    assert bucket_after == "service_healthy"
+
+
+def _mapping(node: object) -> dict[str, object]:
+    assert isinstance(node, dict)
+    return {str(key): value for key, value in node.items()}

@@ -19,6 +19,7 @@ from model_trainer.contracts.jobs import WORKER_FUNCTIONS, JobError, JobType
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import create_key
+from model_trainer.storage.artifacts import fetch, stored
 from model_trainer.storage.exports import bundle_path, store_bundle
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.runs import utc_now
@@ -206,3 +207,11 @@ def test_a_bundle_path_is_only_ever_named_by_a_job_id(settings: Settings, job_id
     with pytest.raises(ModelTrainerError) as caught:
         bundle_path(settings, job_id)
     assert (caught.value.code, caught.value.details) == ("INVALID_CONFIG", {"field": "job_id"})
+
+
+def test_a_bundle_stored_with_s3_is_published(s3_settings: Settings, tmp_path: Path) -> None:
+    store_bundle(s3_settings, JOB_ID, write_bundle)
+    reader: Settings = {**s3_settings, "artifacts_root": tmp_path / "reader"}
+    assert stored(reader, bundle_path(reader, JOB_ID))
+    assert fetch(reader, bundle_path(reader, JOB_ID))
+    assert bundle_path(reader, JOB_ID).read_bytes() == BUNDLE

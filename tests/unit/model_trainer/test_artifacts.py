@@ -1,171 +1,204 @@
-"""Artifact digests (recorded, parsed, verified before reading) and ordinary file modes."""
+"""The artifact store's one interface, against the local directory and a real S3 server."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
-from tests.support.artifacts import usual_umask
 
 from model_trainer.errors import ModelTrainerError
+from model_trainer.settings import Settings
 from model_trainer.storage.artifacts import (
-    ArtifactDigests,
-    digest_files,
-    file_sha256,
-    ordinary_permissions,
-    parse_digests,
-    plain_files,
-    process_umask,
-    read_umask,
-    verify_files,
+    artifact_store,
+    fetch,
+    fetch_listed,
+    fetch_missing,
+    fetch_recorded,
+    is_remote,
+    publish,
+    publish_dir,
+    stored,
+    stored_files,
+    unpublish,
 )
-from platform_core.json_types import JSONObject
+from model_trainer.storage.digests import digest_files
 
 
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    with usual_umask():
-        yield
+@pytest.fixture(params=["local", "s3"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """Each test runs once per backend."""
+    if request.param == "local":
+        return settings
+    chosen: Settings = request.getfixturevalue("s3_settings")
+    return chosen
 
 
-def _mode(path: Path) -> int:
-    return path.stat().st_mode & 0o777
+def other_machine(settings: Settings, tmp_path: Path) -> Settings:
+    """The same store seen from a process with an empty local root of its own."""
+    root = tmp_path / "elsewhere"
+    root.mkdir()
+    return {**settings, "artifacts_root": root}
 
 
-def _two_files(directory: Path) -> ArtifactDigests:
-    (directory / "a.bin").write_bytes(b"a" * 100)
-    (directory / "b.json").write_bytes(b'{"b": 1}')
-    return digest_files(directory, ["b.json", "a.bin"])
+def write(root: Path, key: str, body: bytes) -> Path:
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return path
 
 
-def test_a_file_larger_than_a_chunk_hashes_as_a_whole(tmp_path: Path) -> None:
-    big = tmp_path / "big.bin"
-    content = os.urandom(3 * 1024 * 1024 + 7)
-    big.write_bytes(content)
-    assert file_sha256(big) == hashlib.sha256(content).hexdigest()
+def test_put_get_exists_list_delete(store_settings: Settings) -> None:
+    store = artifact_store(store_settings)
+    root = store_settings["artifacts_root"]
+    assert store.local_path("runs/r/a.txt") == root / "runs" / "r" / "a.txt"
+    for key, body in [("runs/r/a.txt", b"alpha"), ("runs/r/sub/b.bin", b"\x00" * 7)]:
+        write(root, key, body)
+        store.put(key)
+    assert store.exists("runs/r/a.txt")
+    assert not store.exists("runs/r/none.txt")
+    assert store.list("runs/r/") == {"runs/r/a.txt": 5, "runs/r/sub/b.bin": 7}
+    assert store.list("runs/none/") == {}
+    (root / "runs" / "r" / "a.txt").unlink()
+    assert store.get("runs/r/a.txt") is is_remote(store_settings)
+    assert not store.get("runs/r/none.txt")
+    store.delete("runs/r/sub/b.bin")
+    assert store.list("runs/r/sub/") == {}
+    store.delete("runs/")
+    assert store.list("runs/") == {}
+    assert not store.exists("runs/r/a.txt")
 
 
-def test_digests_record_each_file_s_sha256_and_size(tmp_path: Path) -> None:
-    assert _two_files(tmp_path) == {
-        "a.bin": {"sha256": hashlib.sha256(b"a" * 100).hexdigest(), "bytes": 100},
-        "b.json": {"sha256": hashlib.sha256(b'{"b": 1}').hexdigest(), "bytes": 8},
-    }
-
-
-def test_plain_files_leave_out_folders_symlinks_and_exclusions(tmp_path: Path) -> None:
-    _two_files(tmp_path)
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "link.bin").symlink_to(tmp_path / "a.bin")
-    assert plain_files(tmp_path) == ["a.bin", "b.json"]
-    assert plain_files(tmp_path, exclude=["b.json"]) == ["a.bin"]
-
-
-def test_intact_files_verify(tmp_path: Path) -> None:
-    verify_files(tmp_path, _two_files(tmp_path))
-
-
-@pytest.mark.parametrize(
-    ("damage", "reason"),
-    [
-        (lambda path: path.unlink(), "is missing"),
-        (lambda path: path.write_bytes(b"a" * 60), "has 60 bytes, 100 were recorded"),
-        (lambda path: path.write_bytes(b"a" * 99 + b"b"), "does not match the sha256"),
-    ],
-)
-def test_a_missing_truncated_or_altered_file_is_corrupt(
-    tmp_path: Path, damage: Callable[[Path], object], reason: str
+def test_a_published_directory_is_fetched_by_another_root(
+    store_settings: Settings, tmp_path: Path
 ) -> None:
-    digests = _two_files(tmp_path)
-    damage(tmp_path / "a.bin")
-    with pytest.raises(ModelTrainerError) as caught:
-        verify_files(tmp_path, digests)
-    assert caught.value.code == "ARTIFACT_CORRUPT"
-    assert (caught.value.http_status, caught.value.kind) == (500, "system")
-    assert caught.value.message.startswith(f"a.bin in {tmp_path} {reason}")
-    assert caught.value.details == {"path": str(tmp_path / "a.bin")}
-
-
-def test_sizes_are_checked_before_any_file_is_hashed(tmp_path: Path) -> None:
-    """An altered first file and a truncated second: the stat finds the second first."""
-    digests = _two_files(tmp_path)
-    (tmp_path / "a.bin").write_bytes(b"b" * 100)
-    (tmp_path / "b.json").write_bytes(b"{}")
-    with pytest.raises(ModelTrainerError) as caught:
-        verify_files(tmp_path, digests)
-    assert caught.value.details == {"path": str(tmp_path / "b.json")}
-
-
-def test_a_well_formed_record_parses(tmp_path: Path) -> None:
-    digests = _two_files(tmp_path)
-    raw: JSONObject = {
-        name: {"sha256": entry["sha256"], "bytes": entry["bytes"]}
-        for name, entry in digests.items()
+    """What one process publishes, another with an empty root lists and fetches; with the
+    local store both roots are the writer's own and nothing moves."""
+    root = store_settings["artifacts_root"]
+    tokenizer = root / "tokenizers" / "tok"
+    write(root, "tokenizers/tok/vocab.json", b"{}")
+    write(root, "tokenizers/tok/nested/merges.txt", b"a b")
+    write(root, "tokenizers/tok/meta.json", b'{"kind": "char"}')
+    publish_dir(store_settings, tokenizer, "meta.json")
+    assert stored_files(store_settings, tokenizer) == {
+        "meta.json": 16,
+        "nested/merges.txt": 3,
+        "vocab.json": 2,
     }
-    assert parse_digests(raw, tmp_path / "digests.json") == digests
+    remote = is_remote(store_settings)
+    reader = other_machine(store_settings, tmp_path) if remote else store_settings
+    copy = reader["artifacts_root"] / "tokenizers" / "tok"
+    assert stored(reader, copy / "meta.json")
+    assert fetch(reader, copy / "meta.json")
+    assert (copy / "meta.json").read_bytes() == b'{"kind": "char"}'
+    assert fetch_missing(reader, copy / "vocab.json")
+    assert not fetch(reader, copy / "absent.json")
+    unpublish(store_settings, tokenizer / "nested")  # the local root's copy is the caller's
+    assert ("nested/merges.txt" in stored_files(reader, copy)) is not remote
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        {"a.bin": "abc"},
-        {"a.bin": {"sha256": "00"}},
-        {"a.bin": {"sha256": "00", "bytes": "1"}},
-        {"../a.bin": {"sha256": "00", "bytes": 1}},
-        {"sub/a.bin": {"sha256": "00", "bytes": 1}},
-        {"/etc/passwd": {"sha256": "00", "bytes": 1}},
-        {"..": {"sha256": "00", "bytes": 1}},
-        {".": {"sha256": "00", "bytes": 1}},
-        {"": {"sha256": "00", "bytes": 1}},
-    ],
-)
-def test_a_malformed_record_is_itself_corrupt(tmp_path: Path, raw: JSONObject) -> None:
-    with pytest.raises(ModelTrainerError) as caught:
-        parse_digests(raw, tmp_path / "digests.json")
-    assert caught.value.code == "ARTIFACT_CORRUPT"
-    assert caught.value.message.startswith(f"digests.json in {tmp_path} holds an unreadable")
+def test_fetch_recorded_downloads_what_differs_and_refuses_tampered_objects(
+    s3_settings: Settings, s3_endpoint: str, tmp_path: Path
+) -> None:
+    root = s3_settings["artifacts_root"]
+    run = root / "runs" / "r"
+    write(root, "runs/r/model.bin", b"weights" * 100)
+    write(root, "runs/r/config.json", b"{}")
+    digests = digest_files(run, ["model.bin", "config.json"])
+    publish(s3_settings, [run / "model.bin", run / "config.json"])
+    reader = other_machine(s3_settings, tmp_path)
+    copy = reader["artifacts_root"] / "runs" / "r"
+    write(reader["artifacts_root"], "runs/r/config.json", b"{}")  # already cached, kept
+    fetch_recorded(reader, copy, digests)
+    assert (copy / "model.bin").read_bytes() == b"weights" * 100
+    (copy / "model.bin").write_bytes(b"stale")  # a damaged cache copy is fetched again
+    fetch_recorded(reader, copy, digests)
+    assert (copy / "model.bin").read_bytes() == b"weights" * 100
+    location = s3_settings["artifacts_s3"]
+    assert location is not None
+    boto3.client("s3", endpoint_url=s3_endpoint).put_object(
+        Bucket=location["bucket"], Key="store/runs/r/model.bin", Body=b"Weights" * 100
+    )
+    (copy / "model.bin").unlink()
+    with pytest.raises(ModelTrainerError) as refused:
+        fetch_recorded(reader, copy, digests)
+    assert refused.value.code == "ARTIFACT_CORRUPT"
+    assert "model.bin" in refused.value.message
 
 
-def test_the_umask_is_read_from_proc_without_changing_it() -> None:
-    previous = os.umask(0o027)
-    try:
-        assert read_umask() == 0o027
-        assert os.umask(0o027) == 0o027
-    finally:
-        os.umask(previous)
+def test_with_the_local_store_publishing_and_fetching_move_nothing(settings: Settings) -> None:
+    path = write(settings["artifacts_root"], "runs/r/model.bin", b"x")
+    publish(settings, [path])
+    fetch_recorded(settings, path.parent, {"model.bin": {"sha256": "0" * 64, "bytes": 9}})
+    fetch_listed(settings, "runs/", "/model.bin")
+    unpublish(settings, path.parent)
+    assert path.read_bytes() == b"x"
 
 
-@pytest.mark.parametrize("status", ["missing", "no-umask-line"])
-def test_without_proc_the_umask_is_read_by_setting_it_back(tmp_path: Path, status: str) -> None:
-    """Kernels before 4.7 (and non-Linux systems) report no Umask line."""
-    path = tmp_path / status
-    if status == "no-umask-line":
-        path.write_text("Name:\tpython\nState:\tR (running)\n")
-    previous = os.umask(0o077)
-    try:
-        assert read_umask(path) == 0o077
-        assert os.umask(0o077) == 0o077
-    finally:
-        os.umask(previous)
+def test_fetch_listed_brings_only_matching_keys_absent_or_resized(
+    s3_settings: Settings, tmp_path: Path
+) -> None:
+    root = s3_settings["artifacts_root"]
+    paths = [
+        write(root, "runs/a/manifest.json", b"{1}"),
+        write(root, "runs/b/manifest.json", b"{22}"),
+        write(root, "runs/b/model.bin", b"big"),
+    ]
+    publish(s3_settings, paths)
+    reader = other_machine(s3_settings, tmp_path)
+    write(reader["artifacts_root"], "runs/a/manifest.json", b"{0}")  # same size: kept
+    write(reader["artifacts_root"], "runs/b/manifest.json", b"{}")  # resized: fetched
+    fetch_listed(reader, "runs/", "/manifest.json")
+    copy = reader["artifacts_root"] / "runs"
+    assert (copy / "a" / "manifest.json").read_bytes() == b"{0}"
+    assert (copy / "b" / "manifest.json").read_bytes() == b"{22}"
+    assert not (copy / "b" / "model.bin").exists()
 
 
-@pytest.mark.usefixtures("umask_022")
-def test_owner_only_files_and_folders_get_ordinary_modes(tmp_path: Path) -> None:
-    """What mkdtemp and safetensors leave (0700, 0600) becomes 0755 and 0644."""
-    outside = tmp_path / "outside.txt"
-    outside.write_text("not ours")
-    outside.chmod(0o600)
-    staging = Path(tempfile.mkdtemp(dir=tmp_path))
-    handle, name = tempfile.mkstemp(dir=staging)
-    os.close(handle)
-    (staging / "link").symlink_to(outside)
-    (staging / "sub").mkdir(mode=0o700)
-    assert (_mode(staging), _mode(Path(name))) == (0o700, 0o600)
-    ordinary_permissions(staging)
-    assert (_mode(staging), _mode(Path(name))) == (0o755, 0o644)
-    assert _mode(outside) == 0o600  # a symlink is not followed out of the directory
-    assert _mode(staging / "sub") == 0o700  # nor is a folder in it (artifacts are flat)
-    assert process_umask() == 0o022
+def test_an_unreachable_store_fails_with_a_code(settings: Settings, tmp_path: Path) -> None:
+    down: Settings = {
+        **settings,
+        "artifacts_s3": {"bucket": "b-1", "prefix": "", "endpoint_url": "http://127.0.0.1:9"},
+    }
+    path = write(settings["artifacts_root"], "corpora/c.txt", b"text")
+    with pytest.raises(ModelTrainerError) as upload:
+        publish(down, [path])
+    assert upload.value.code == "ARTIFACT_UPLOAD_FAILED"
+    assert "s3://b-1" in upload.value.message
+    with pytest.raises(ModelTrainerError) as download:
+        fetch(down, path)
+    assert download.value.code == "ARTIFACT_DOWNLOAD_FAILED"
+
+
+def test_a_missing_bucket_fails_writes_and_listings_with_a_code(
+    s3_settings: Settings, s3_endpoint: str
+) -> None:
+    missing: Settings = {
+        **s3_settings,
+        "artifacts_s3": {"bucket": "no-such-bucket", "prefix": "", "endpoint_url": s3_endpoint},
+    }
+    path = write(missing["artifacts_root"], "corpora/c.txt", b"text")
+    with pytest.raises(ModelTrainerError) as upload:
+        publish(missing, [path])
+    assert upload.value.code == "ARTIFACT_UPLOAD_FAILED"
+    with pytest.raises(ModelTrainerError) as listing:
+        stored_files(missing, path.parent)
+    assert listing.value.code == "ARTIFACT_DOWNLOAD_FAILED"
+    assert not stored(missing, path)  # a reader takes a missing bucket as a missing object
+
+
+def test_fetching_an_unchanged_object_leaves_the_cached_copy_as_it_was(
+    s3_settings: Settings, tmp_path: Path
+) -> None:
+    """Its inode and ctime stay, so the worker's model cache still hits."""
+    publish(s3_settings, [write(s3_settings["artifacts_root"], "runs/r/meta.json", b"{1}")])
+    reader = other_machine(s3_settings, tmp_path)
+    path = reader["artifacts_root"] / "runs" / "r" / "meta.json"
+    assert fetch(reader, path)
+    cached = path.stat()
+    assert fetch(reader, path)
+    assert (path.stat().st_ino, path.stat().st_ctime_ns) == (cached.st_ino, cached.st_ctime_ns)
+    path.write_bytes(b"{2}")  # same size, other bytes: replaced
+    assert fetch(reader, path)
+    assert path.read_bytes() == b"{1}"
+    assert list(path.parent.iterdir()) == [path]  # no download left beside it

@@ -11,8 +11,8 @@ from torch import nn
 
 from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
 from model_trainer.errors import ModelTrainerError
-from model_trainer.storage.artifacts import digest_files
 from model_trainer.storage.checkpoints import CheckpointMetrics, checkpoint_dirs
+from model_trainer.storage.digests import digest_files
 from model_trainer.training.checkpoint import (
     CheckpointState,
     latest_checkpoint,

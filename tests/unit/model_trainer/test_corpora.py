@@ -4,12 +4,15 @@ import hashlib
 import sysconfig
 from pathlib import Path
 
+import boto3
 import pytest
 
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.artifacts import publish
 from model_trainer.storage.corpora import (
     build_default_corpus,
+    cached_corpus,
     confine,
     corpus_roots,
     read_corpus,
@@ -212,3 +215,31 @@ def test_build_default_corpus_stops_when_the_stdlib_runs_out(tmp_path: Path) -> 
     sources = _stdlib_sources()
     assert dest.stat().st_size == sum(path.stat().st_size for path in sources)
     assert dest.read_bytes().endswith(sources[-1].read_bytes())
+
+
+def test_an_uploaded_corpus_is_fetched_from_s3_and_checked_against_its_name(
+    s3_settings: Settings, s3_endpoint: str, tmp_path: Path
+) -> None:
+    text = b"uploaded once, read anywhere\n" * 10
+    sha = hashlib.sha256(text).hexdigest()
+    corpora = s3_settings["artifacts_root"] / "corpora"
+    corpora.mkdir()
+    (corpora / f"{sha}.txt").write_bytes(text)
+    publish(s3_settings, [corpora / f"{sha}.txt"])
+    reader: Settings = {**s3_settings, "artifacts_root": tmp_path / "reader"}
+    path = reader["artifacts_root"] / "corpora" / f"{sha}.txt"
+    assert cached_corpus(reader, path) == path
+    assert read_corpus(str(path), reader)["sha256"] == sha
+    assert cached_corpus(reader, path) == path  # cached: not asked for again
+    location = s3_settings["artifacts_s3"]
+    assert location is not None
+    boto3.client("s3", endpoint_url=s3_endpoint).put_object(
+        Bucket=location["bucket"], Key=f"store/corpora/{sha}.txt", Body=b"other text"
+    )
+    path.unlink()
+    with pytest.raises(ModelTrainerError) as refused:
+        cached_corpus(reader, path)
+    assert refused.value.code == "ARTIFACT_CORRUPT"
+    assert not path.exists()
+    elsewhere = reader["data_root"] / "c.txt"
+    assert cached_corpus(reader, elsewhere) == elsewhere

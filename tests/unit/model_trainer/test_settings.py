@@ -30,6 +30,7 @@ def test_defaults_when_nothing_is_set(tmp_path: Path, monkeypatch: pytest.Monkey
     assert settings == {
         "redis_url": "redis://127.0.0.1:6379/0",
         "artifacts_root": tmp_path.resolve() / "var" / "artifacts",
+        "artifacts_s3": None,
         "data_root": tmp_path.resolve() / "var" / "data",
         "max_corpus_bytes": 64 * 1024 * 1024,
         "job_timeout_s": DEFAULT_JOB_TIMEOUT_S,
@@ -80,6 +81,7 @@ def test_reads_the_process_environment_by_default(
     assert settings == {
         "redis_url": "redis://env-host:6379/5",
         "artifacts_root": (tmp_path / "artifacts").resolve(),
+        "artifacts_s3": None,
         "data_root": (tmp_path / "data").resolve(),
         "max_corpus_bytes": 99,
         "job_timeout_s": DEFAULT_JOB_TIMEOUT_S,
@@ -157,3 +159,26 @@ def test_distributed_training_settings_come_from_the_environment() -> None:
         "nnodes": 2,
         "rdzv_endpoint": "10.0.0.5:29400",
     }
+
+
+def test_an_s3_artifacts_url_selects_the_s3_store_at_its_endpoint() -> None:
+    settings = load_settings(
+        {"ARTIFACTS_URL": "s3://my-bucket/team/a/", "S3_ENDPOINT_URL": "http://minio:9000"}
+    )
+    assert settings["artifacts_s3"] == {
+        "bucket": "my-bucket",
+        "prefix": "team/a",
+        "endpoint_url": "http://minio:9000",
+    }
+    aws = load_settings(
+        {"ARTIFACTS_URL": "s3://my-bucket", "AWS_ENDPOINT_URL": "http://a", "S3_ENDPOINT_URL": "b"}
+    )
+    assert aws["artifacts_s3"] == {"bucket": "my-bucket", "prefix": "", "endpoint_url": "http://a"}
+    assert load_settings({"ARTIFACTS_URL": ""})["artifacts_s3"] is None
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/x", "s3://", "s3://Upper/x", "s3://a/x", "/srv/art"])
+def test_a_malformed_artifacts_url_is_refused_at_load(url: str) -> None:
+    with pytest.raises(ModelTrainerError, match="ARTIFACTS_URL must be s3://bucket/prefix") as info:
+        load_settings({"ARTIFACTS_URL": url})
+    assert info.value.code == "INVALID_CONFIG"

@@ -140,3 +140,15 @@ def test_specials_must_keep_their_ids(tmp_path: Path) -> None:
     error = _load_error(tmp_path)
     assert error.code == "TOKENIZER_LOAD_FAILED"
     assert "0, 1, 2" in error.message
+
+
+def test_a_tokenizer_saved_to_s3_is_found_and_loaded_by_an_empty_root(
+    s3_settings: Settings, tmp_path: Path
+) -> None:
+    save_tokenizer(BPE, s3_settings)
+    reader: Settings = {**s3_settings, "artifacts_root": tmp_path / "reader"}
+    assert tokenizer_exists("bpe-1", reader)
+    assert not tokenizer_exists("bpe-2", reader)
+    loaded = load_tokenizer("bpe-1", reader)
+    assert loaded.encode("To be, or not") == BPE.encode("To be, or not")
+    assert (tokenizer_dir(reader, "bpe-1") / META_FILE).is_file()

@@ -62,6 +62,7 @@ from model_trainer.follow import render
 from model_trainer.settings import Settings, load_settings, parse_worker_device
 from model_trainer.storage.api_keys import create_key, list_keys, revoke_key
 from model_trainer.storage.corpora import build_default_corpus, read_corpus
+from model_trainer.storage.run_store import fetch_run
 from model_trainer.storage.runs import run_dir
 from model_trainer.tokenizers.char import CharTokenizer
 from model_trainer.worker.device_class import worker_device
@@ -169,7 +170,7 @@ def local_train(args: argparse.Namespace, settings: Settings) -> TrainOutcome:
 def local_generate(args: argparse.Namespace, settings: Settings) -> list[str]:
     family = parse_model_family(args.family)
     backend = get_backend(family)
-    prepared = backend.load(str(run_dir(settings, args.run_id)), settings)
+    prepared = backend.load(str(fetch_run(settings, args.run_id)), settings)
     cfg = make_generate_config(
         prompt_text=args.prompt,
         max_new_tokens=args.max_new_tokens,

@@ -164,6 +164,10 @@ class TrainerClient:
         """Finished runs; `sort`, `order`, `metric`, `min`, `max`, `model_family`, `limit`."""
         return self._json(self._http.get("/v1/runs", params=query))
 
+    def run(self, run_id: str) -> JSONObject:
+        """A finished run's manifest."""
+        return self._json(self._http.get(f"/v1/runs/{run_id}"))
+
     def run_metrics(self, run_id: str, **query: int) -> JSONObject:
         """A run's metrics history: `offset`/`limit` pages, or `points` to down-sample."""
         return self._json(self._http.get(f"/v1/runs/{run_id}/metrics", params=query))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
@@ -32,9 +33,21 @@ class DistributedSettings(TypedDict):
     rdzv_endpoint: str | None
 
 
+class S3Location(TypedDict):
+    """Where an S3-compatible store keeps artifacts (`ARTIFACTS_URL=s3://bucket/prefix`)."""
+
+    bucket: str
+    # Key prefix, without a trailing slash ("" for the bucket's top).
+    prefix: str
+    # AWS_ENDPOINT_URL / S3_ENDPOINT_URL (MinIO, moto); None: AWS's own endpoint.
+    endpoint_url: str | None
+
+
 class Settings(TypedDict):
     redis_url: str
+    # The artifact store; with S3 set, ARTIFACTS_ROOT is this process's local cache of it.
     artifacts_root: Path
+    artifacts_s3: S3Location | None
     data_root: Path
     max_corpus_bytes: int
     # The longest a job of each type may run (seconds); a request may ask for less.
@@ -67,6 +80,7 @@ class Settings(TypedDict):
 # Trainings hold a GPU each, so a user gets a few; inference jobs are short.
 DEFAULT_MAX_ACTIVE_JOBS: dict[QueueName, int] = {"train": 8, "infer": 64}
 _MIB = 1024 * 1024
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 DEFAULT_JOB_TIMEOUT_S: dict[JobType, int] = {
     "train": 24 * 3600,
@@ -84,6 +98,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return {
         "redis_url": _redis_url(source),
         "artifacts_root": Path(source.get("ARTIFACTS_ROOT", "./var/artifacts")).resolve(),
+        "artifacts_s3": _artifacts_s3(source),
         "data_root": Path(source.get("DATA_ROOT", "./var/data")).resolve(),
         "max_corpus_bytes": _positive_int(source, "MAX_CORPUS_BYTES", 64 * _MIB),
         "job_timeout_s": {
@@ -134,6 +149,22 @@ def parse_worker_device(value: str, name: str) -> WorkerDeviceChoice:
         f"{name} must be one of {', '.join(WORKER_DEVICE_CHOICES)}, got {quoted(value)}",
         details={"field": name},
     )
+
+
+def _artifacts_s3(source: Mapping[str, str]) -> S3Location | None:
+    """`s3://bucket[/prefix]`, or None (unset or empty) for ARTIFACTS_ROOT alone."""
+    url = source.get("ARTIFACTS_URL") or None
+    if url is None:
+        return None
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not _BUCKET.fullmatch(bucket):
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"ARTIFACTS_URL must be s3://bucket/prefix (a bucket of 3-63 lowercase letters, "
+            f"digits, dots or dashes), got {quoted(url)}",
+        )
+    endpoint = source.get("AWS_ENDPOINT_URL") or source.get("S3_ENDPOINT_URL") or None
+    return {"bucket": bucket, "prefix": prefix.strip("/"), "endpoint_url": endpoint}
 
 
 def _log_level(source: Mapping[str, str]) -> str:

@@ -62,17 +62,24 @@ from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
-from model_trainer.storage.checkpoints import CHECKPOINTS_DIR, find_checkpoint
-from model_trainer.storage.corpora import confine, corpus_roots
+from model_trainer.storage.artifacts import fetch, stored
+from model_trainer.storage.checkpoints import (
+    CHECKPOINTS_DIR,
+    METRICS_FILE,
+    checkpoint_name,
+    find_checkpoint,
+)
+from model_trainer.storage.corpora import cached_corpus, confine, corpus_roots, local_corpus_path
 from model_trainer.storage.models import ModelStore
 from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
 from model_trainer.storage.owners import claim as claim_id
 from model_trainer.storage.provenance import checkpoint_dir
+from model_trainer.storage.run_store import run_stored
 from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir, unreadable_manifest
 from model_trainer.tokenizers.store import (
+    fetch_tokenizer,
     read_meta,
     require_tokenizer,
-    tokenizer_dir,
     tokenizer_exists,
 )
 from platform_core.json_types import (
@@ -159,8 +166,8 @@ def plan_train(
     settings = ctx["settings"]
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
     directory = run_dir(settings, run_id)
-    check_id_free(ctx, caller, "run", run_id, exists=directory.exists())
-    if (directory / MANIFEST_FILE).is_file():
+    check_id_free(ctx, caller, "run", run_id, exists=run_stored(settings, run_id))
+    if stored(settings, directory / MANIFEST_FILE):
         # A run without a manifest (cancelled, crashed) resumes from its checkpoint instead.
         raise _invalid("run_id", f"run {run_id} already finished training; choose a new run_id")
     family = parse_model_family(body.model_family)
@@ -521,7 +528,7 @@ def chosen_corpus(
                 f"corpus {corpus_id} does not exist",
                 details={"field": "corpus_id"},
             )
-        return checked_corpus(settings, uploaded, "corpus_id")
+        return checked_corpus(settings, cached_corpus(settings, uploaded), "corpus_id")
     if corpus_path is not None:
         root = settings["data_root"]
         return checked_corpus(
@@ -567,8 +574,10 @@ def _training_corpus(settings: Settings, run_id: str, manifest: JSONObject) -> P
     """The corpus a run was trained on, as its manifest records it."""
     with unreadable_manifest(run_id):
         recorded = require_str(require_object(manifest, "config"), "corpus_path")
-    confined = _confined(Path(recorded), corpus_roots(settings), "corpus_path")
-    return checked_corpus(settings, confined, "corpus_path")
+    confined = _confined(
+        Path(local_corpus_path(settings, recorded)), corpus_roots(settings), "corpus_path"
+    )
+    return checked_corpus(settings, cached_corpus(settings, confined), "corpus_path")
 
 
 def _text_file(settings: Settings, path: str, field: str) -> Path:
@@ -652,6 +661,8 @@ def checked_init_from(ctx: SubmitContext, caller: Principal, body: TrainJobReque
     candidate = requested if requested.is_absolute() else settings["data_root"] / requested
     directory = confine(str(candidate), [settings["data_root"], settings["artifacts_root"]])
     config_file = directory / "config.json"
+    if directory.is_relative_to(settings["artifacts_root"]):
+        fetch(settings, config_file)  # a run's, kept in the artifact store
     if not config_file.is_file() or not _may_fine_tune(ctx, caller, directory):
         raise ModelTrainerError(
             "MODEL_NOT_FOUND",
@@ -659,7 +670,7 @@ def checked_init_from(ctx: SubmitContext, caller: Principal, body: TrainJobReque
             details={"field": "init_from"},
         )
     model_vocab = require_int(load_json_object(config_file.read_bytes()), "vocab_size")
-    tokenizer_vocab = read_meta(tokenizer_dir(settings, body.tokenizer_id))["vocab_size"]
+    tokenizer_vocab = read_meta(fetch_tokenizer(body.tokenizer_id, settings))["vocab_size"]
     if model_vocab != tokenizer_vocab:
         raise ModelTrainerError(
             "MODEL_INCOMPATIBLE",
@@ -684,7 +695,9 @@ def _may_fine_tune(ctx: SubmitContext, caller: Principal, directory: Path) -> bo
 def checked_step(ctx: SubmitContext, run_id: str, step: int | None) -> int | None:
     """A checkpoint the (already owned) run still keeps, or None for its final model."""
     if step is not None:
-        find_checkpoint(run_dir(ctx["settings"], run_id) / CHECKPOINTS_DIR, step, run_id)
+        checkpoints = run_dir(ctx["settings"], run_id) / CHECKPOINTS_DIR
+        fetch(ctx["settings"], checkpoints / checkpoint_name(step) / METRICS_FILE)
+        find_checkpoint(checkpoints, step, run_id)
     return step
 
 
@@ -739,7 +752,8 @@ def target_run(
         raise _invalid("step", "a model version names its own step; omit step")
     version = ModelStore(ctx["redis"]).resolve(caller["user_id"], model)
     step = version["step"]
-    if step is not None and not checkpoint_dir(ctx["settings"], version["run_id"], step).is_dir():
+    checkpoint = None if step is None else checkpoint_dir(ctx["settings"], version["run_id"], step)
+    if checkpoint is not None and not stored(ctx["settings"], checkpoint / METRICS_FILE):
         raise ModelTrainerError(
             "MODEL_NOT_FOUND",
             f"model {model}: checkpoint {step} of run {version['run_id']} no longer exists",

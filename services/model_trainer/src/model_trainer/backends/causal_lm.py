@@ -41,6 +41,13 @@ from model_trainer.settings import Settings
 from model_trainer.storage.checkpoints import CHECKPOINTS_DIR, find_checkpoint
 from model_trainer.storage.corpora import Corpus, confine, read_corpus
 from model_trainer.storage.run_metrics import METRICS_FILE
+from model_trainer.storage.run_store import (
+    fetch_checkpoint,
+    fetch_checkpoints,
+    fetch_run,
+    publish_checkpoint,
+    publish_run,
+)
 from model_trainer.storage.runs import (
     RunManifest,
     git_commit,
@@ -114,6 +121,7 @@ class CausalLMBackend(ABC):
         prepared = self.load(artifact_path, settings)
         if step is not None:
             run = Path(artifact_path)
+            fetch_checkpoint(settings, run.name, step)
             load_weights(
                 as_module(prepared["model"]), find_checkpoint(run / CHECKPOINTS_DIR, step, run.name)
             )
@@ -122,12 +130,13 @@ class CausalLMBackend(ABC):
     def _start_from(self, model: LMModelProto, parent: ParentRef, settings: Settings) -> None:
         """A continued run starts from its parent's weights (verified before they are read)."""
         if parent["step"] is not None:
+            fetch_checkpoint(settings, parent["run_id"], parent["step"])
             checkpoints = stored_run_dir(settings, parent["run_id"]) / CHECKPOINTS_DIR
             load_weights(
                 as_module(model), find_checkpoint(checkpoints, parent["step"], parent["run_id"])
             )
             return
-        source = self.load(str(stored_run_dir(settings, parent["run_id"])), settings)["model"]
+        source = self.load(str(fetch_run(settings, parent["run_id"])), settings)["model"]
         as_module(model).load_state_dict(as_module(source).state_dict())
 
     def train(
@@ -165,10 +174,13 @@ class CausalLMBackend(ABC):
                 "device": device,
                 "checkpoint_dir": directory / CHECKPOINTS_DIR if main else None,
                 "metrics_file": directory / METRICS_FILE if main else None,
+                "checkpointed": lambda path: publish_checkpoint(settings, path),
             },
             loop_config(cfg, bf16=uses_bf16(cfg["precision"], device)),
             callbacks,
         )
+        # A training retried on another worker resumes from what this one's store holds.
+        fetch_checkpoints(settings, directory / CHECKPOINTS_DIR)
         resume_latest(directory / CHECKPOINTS_DIR, trainer.resume)
         history = list(trainer.train())
         outcome = _outcome(history[-1], trainer, run_dir)
@@ -193,6 +205,7 @@ class CausalLMBackend(ABC):
             "artifacts": run_artifacts(directory),
         }
         write_manifest(directory, manifest)
+        publish_run(settings, directory)
         return outcome
 
     def evaluate(

@@ -21,7 +21,7 @@ from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
-from model_trainer.storage.artifacts import ordinary_permissions
+from model_trainer.storage.digests import ordinary_permissions
 from model_trainer.storage.runs import MANIFEST_FILE, verify_run
 from model_trainer.tokenizers.store import load_tokenizer_dir
 from model_trainer.training.device import resolve_device

@@ -23,8 +23,9 @@ from model_trainer.contracts.tokenizer import TokenizerHandle
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
-from model_trainer.storage.artifacts import ordinary_permissions
 from model_trainer.storage.corpora import confine
+from model_trainer.storage.digests import ordinary_permissions
+from model_trainer.storage.run_store import fetch_run
 from model_trainer.storage.runs import MANIFEST_FILE, verify_run
 from model_trainer.tokenizers.store import load_tokenizer_dir
 from model_trainer.training.device import resolve_device
@@ -150,6 +151,9 @@ def _fine_tune_from(
 ) -> GPT2LMHeadModel:
     """A checkpoint under DATA_ROOT or ARTIFACTS_ROOT whose shape is the named preset's."""
     directory = confine(path, [settings["data_root"], settings["artifacts_root"]])
+    runs = settings["artifacts_root"] / "runs"
+    if directory.is_relative_to(runs) and directory != runs:
+        fetch_run(settings, directory.relative_to(runs).parts[0])  # a run, from the store
     hf = read_pretrained(directory)
     shape = (hf.config.n_layer, hf.config.n_embd, hf.config.n_head)
     preset = (dims["n_layer"], dims["n_embd"], dims["n_head"])

@@ -18,7 +18,7 @@ from pathlib import Path
 from model_trainer.contracts.model import PreparedLMModel
 from model_trainer.export import standalone_inference
 from model_trainer.export.onnx_graph import export_onnx
-from model_trainer.storage.artifacts import (
+from model_trainer.storage.digests import (
     file_sha256,
     ordinary_permissions,
     parse_digests,

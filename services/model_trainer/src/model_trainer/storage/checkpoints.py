@@ -25,6 +25,8 @@ from platform_core.json_types import (
 CHECKPOINTS_DIR = "checkpoints"
 PREFIX = "step_"
 METRICS_FILE = "metrics.json"
+# The sha256 of the checkpoint's other files (training/checkpoint.py writes and checks it).
+DIGESTS_FILE = "digests.json"
 
 
 class CheckpointMetrics(TypedDict):

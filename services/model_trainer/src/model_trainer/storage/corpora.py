@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sysconfig
 from pathlib import Path
 from typing import TypedDict
 
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
+from model_trainer.storage.artifacts import fetch
+from model_trainer.storage.digests import corrupt_artifact, file_sha256
 
 
 class Corpus(TypedDict):
@@ -17,6 +20,7 @@ class Corpus(TypedDict):
     bytes: int
 
 
+_UPLOADED = re.compile(r"^[0-9a-f]{64}\.txt$")
 # A refused path comes back in the error's details as given, cut to a real path's length.
 _DETAIL_LIMIT = 4096
 
@@ -45,9 +49,36 @@ def corpus_roots(settings: Settings) -> list[Path]:
     return [settings["data_root"], settings["artifacts_root"] / "corpora"]
 
 
+def local_corpus_path(settings: Settings, path: str) -> str:
+    """An uploaded corpus's path in this process's root: a job names it by the path of the
+    process that submitted it (`{its root}/corpora/{sha256}.txt`), and with a shared store
+    each machine keeps its own root. Paths under DATA_ROOT stay as given."""
+    given = Path(path)
+    if (
+        _UPLOADED.fullmatch(given.name)
+        and given.parent.name == "corpora"
+        and not given.is_relative_to(settings["data_root"])
+    ):
+        return str(settings["artifacts_root"] / "corpora" / given.name)
+    return path
+
+
+def cached_corpus(settings: Settings, path: Path) -> Path:
+    """An uploaded corpus (`ARTIFACTS_ROOT/corpora/{sha256}.txt`) brought from the store when
+    this process lacks it, checked against the digest it is named by; other paths as given."""
+    if not path.is_relative_to(settings["artifacts_root"] / "corpora") or path.is_file():
+        return path
+    if fetch(settings, path) and file_sha256(path) != path.stem:
+        path.unlink()
+        raise corrupt_artifact(path.parent, path.name, "does not match the sha256 it is named by")
+    return path
+
+
 def read_corpus(path: str, settings: Settings) -> Corpus:
     """The corpus text, checked for presence, size and emptiness before anything trains on it."""
-    resolved = confine(path, corpus_roots(settings))
+    resolved = cached_corpus(
+        settings, confine(local_corpus_path(settings, path), corpus_roots(settings))
+    )
     if not resolved.is_file():
         raise ModelTrainerError(
             "CORPUS_NOT_FOUND", f"corpus {path} does not exist", details={"path": path}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
-from model_trainer.storage.artifacts import process_umask
+from model_trainer.storage.artifacts import publish
+from model_trainer.storage.digests import process_umask
 
 EXPORTS_DIR = "exports"
 BUNDLE_SUFFIX = ".tar.gz"
@@ -48,4 +49,5 @@ def store_bundle(settings: Settings, job_id: str, write: Callable[[Path], None])
         os.replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)
+    publish(settings, [final])
     return final

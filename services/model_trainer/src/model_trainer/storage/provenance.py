@@ -24,6 +24,7 @@ from model_trainer.contracts.model import (
 )
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
+from model_trainer.storage.artifacts import fetch
 from model_trainer.storage.checkpoints import (
     CHECKPOINTS_DIR,
     METRICS_FILE,
@@ -109,6 +110,7 @@ def decode_string_map(obj: JSONObject, field: str) -> dict[str, str]:
 
 def read_checkpoint_metrics(settings: Settings, run_id: str, step: int) -> CheckpointMetrics:
     directory = checkpoint_dir(settings, run_id, step)
+    fetch(settings, directory / METRICS_FILE)
     if not directory.is_dir():
         raise ModelTrainerError(
             "MODEL_NOT_FOUND",

@@ -21,7 +21,8 @@ from model_trainer.contracts.model import ModelFamily, TrainOutcome
 from model_trainer.contracts.train_config import ModelTrainConfig
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
-from model_trainer.storage.artifacts import (
+from model_trainer.storage.artifacts import fetch, fetch_listed
+from model_trainer.storage.digests import (
     ArtifactDigests,
     corrupt_artifact,
     digest_files,
@@ -147,23 +148,29 @@ def verify_run(directory: Path) -> None:
     (ARTIFACT_CORRUPT if one differs). A directory without a manifest is not one of our runs
     (a Hugging Face checkpoint brought to fine-tune) and has no record to check against; a
     manifest written before digests were recorded is loaded as before, with a warning."""
-    path = directory / MANIFEST_FILE
-    if not path.is_file():
+    if not (directory / MANIFEST_FILE).is_file():
         return
+    recorded = recorded_artifacts(directory)
+    if recorded is None:
+        logger.warning("run %s predates artifact digests: loaded unverified", directory.name)
+        return
+    verify_files(directory, recorded)
+
+
+def recorded_artifacts(directory: Path) -> ArtifactDigests | None:
+    """The digests the run's manifest records (None: a manifest from before digests)."""
+    path = directory / MANIFEST_FILE
     try:
         recorded = optional_object(load_json_object(path.read_bytes()), ARTIFACTS_KEY)
     except PayloadError as exc:
         raise corrupt_artifact(directory, MANIFEST_FILE, f"is unreadable: {exc}") from exc
-    if recorded is None:
-        logger.warning("run %s predates artifact digests: loaded unverified", directory.name)
-        return
-    verify_files(directory, parse_digests(recorded, path))
+    return None if recorded is None else parse_digests(recorded, path)
 
 
 def read_manifest(settings: Settings, run_id: str) -> JSONObject:
     """A finished run's manifest; a run without one (unknown or still training) is not found."""
     path = run_dir(settings, run_id) / MANIFEST_FILE
-    if not path.is_file():
+    if not fetch(settings, path):
         raise ModelTrainerError(
             "MODEL_NOT_FOUND",
             f"run {run_id} does not exist or has not finished training",
@@ -211,6 +218,7 @@ def run_summary(manifest: JSONObject) -> RunSummary:
 def list_runs(settings: Settings) -> list[RunSummary]:
     """Every finished run, newest first; a manifest being written or damaged is left out."""
     summaries: list[RunSummary] = []
+    fetch_listed(settings, "runs/", f"/{MANIFEST_FILE}")
     for path in (settings["artifacts_root"] / "runs").glob(f"*/{MANIFEST_FILE}"):
         try:
             summaries.append(run_summary(load_json_object(path.read_bytes())))

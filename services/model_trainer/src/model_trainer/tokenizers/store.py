@@ -19,7 +19,8 @@ from model_trainer.contracts.tokenizer import (
 from model_trainer.contracts.validators import validate_tokenizer_id
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
-from model_trainer.storage.artifacts import ordinary_permissions
+from model_trainer.storage.artifacts import fetch_missing, publish_dir, stored, stored_files
+from model_trainer.storage.digests import ordinary_permissions
 from platform_core.json_types import (
     PayloadError,
     load_json_object,
@@ -36,8 +37,18 @@ def tokenizer_dir(settings: Settings, tokenizer_id: str) -> Path:
 
 
 def tokenizer_exists(tokenizer_id: str, settings: Settings) -> bool:
-    """Saves are atomic (whole directories), so a meta file means a complete tokenizer."""
-    return (tokenizer_dir(settings, tokenizer_id) / META_FILE).is_file()
+    """Saves are atomic (whole directories, the meta file published last), so a meta file
+    means a complete tokenizer."""
+    return stored(settings, tokenizer_dir(settings, tokenizer_id) / META_FILE)
+
+
+def fetch_tokenizer(tokenizer_id: str, settings: Settings) -> Path:
+    """The stored tokenizer's directory, with the files this process lacks brought here (an
+    id names one tokenizer for good, so a cached file is never stale)."""
+    directory = tokenizer_dir(settings, tokenizer_id)
+    for name in stored_files(settings, directory):
+        fetch_missing(settings, directory / name)
+    return directory
 
 
 def save_tokenizer(tokenizer: TokenizerHandle, settings: Settings) -> Path:
@@ -56,8 +67,9 @@ def save_tokenizer(tokenizer: TokenizerHandle, settings: Settings) -> Path:
         staging.rename(target)
     except OSError:
         shutil.rmtree(staging)
-        if not tokenizer_exists(tokenizer.tokenizer_id, settings):
+        if not (target / META_FILE).is_file():
             raise
+    publish_dir(settings, target, META_FILE)
     return target
 
 
@@ -73,7 +85,7 @@ def require_tokenizer(tokenizer_id: str, settings: Settings) -> None:
 
 def load_tokenizer(tokenizer_id: str, settings: Settings) -> TokenizerHandle:
     require_tokenizer(tokenizer_id, settings)
-    return load_tokenizer_dir(tokenizer_dir(settings, tokenizer_id))
+    return load_tokenizer_dir(fetch_tokenizer(tokenizer_id, settings))
 
 
 def read_meta(directory: Path) -> TokenizerMeta:

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -80,6 +80,8 @@ class TrainingParts(TypedDict):
     checkpoint_dir: Path | None
     # The run's metrics history (storage/run_metrics.py), appended at each report.
     metrics_file: Path | None
+    # Called with each checkpoint once saved (publishes it to the artifact store).
+    checkpointed: NotRequired[Callable[[Path], None]]
 
 
 class EvalMetrics(TypedDict):
@@ -427,7 +429,7 @@ class BaseTrainer:
         if directory is None:
             return None
         self._pos["elapsed_s"] = self._elapsed_before + time.time() - self._session_start
-        return save_checkpoint(
+        path = save_checkpoint(
             directory,
             model=self._model,
             optimizer=self._parts["optimizer"],
@@ -437,6 +439,10 @@ class BaseTrainer:
             keep_last=self._cfg["keep_checkpoints"],
             keep_best=self._cfg["keep_best_checkpoints"],
         )
+        checkpointed = self._parts.get("checkpointed")
+        if checkpointed is not None:
+            checkpointed(path)
+        return path
 
     def _checkpoint_metrics(self) -> CheckpointMetrics:
         """Losses measured at this very step; a cancel between reports has only the last

@@ -23,18 +23,19 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from model_trainer.errors import ModelTrainerError
-from model_trainer.storage.artifacts import (
-    digest_files,
-    ordinary_permissions,
-    parse_digests,
-    verify_files,
-)
 from model_trainer.storage.checkpoints import (
+    DIGESTS_FILE,
     CheckpointMetrics,
     checkpoint_dirs,
     checkpoint_name,
     retained,
     write_metrics,
+)
+from model_trainer.storage.digests import (
+    digest_files,
+    ordinary_permissions,
+    parse_digests,
+    verify_files,
 )
 from platform_core.json_types import (
     JSONObject,
@@ -51,7 +52,6 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.safetensors"
 TRAINING_FILE = "training.safetensors"
 STATE_FILE = "state.json"
-DIGESTS_FILE = "digests.json"
 _FILES = (MODEL_FILE, TRAINING_FILE, STATE_FILE)
 
 

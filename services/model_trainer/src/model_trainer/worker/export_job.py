@@ -11,7 +11,7 @@ from model_trainer.contracts.jobs import ExportJobPayload
 from model_trainer.contracts.model import PreparedLMModel, StopCheck
 from model_trainer.export.bundle import assemble, pack
 from model_trainer.settings import Settings
-from model_trainer.storage.artifacts import file_sha256
+from model_trainer.storage.digests import file_sha256
 from model_trainer.storage.exports import exports_dir, store_bundle
 from model_trainer.storage.runs import run_dir
 from model_trainer.training.evaluation import stop_if_asked

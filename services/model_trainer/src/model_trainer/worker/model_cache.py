@@ -11,8 +11,9 @@ from model_trainer.contracts.model import PreparedLMModel
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
-from model_trainer.storage.artifacts import plain_files
-from model_trainer.storage.runs import MANIFEST_FILE, run_dir
+from model_trainer.storage.digests import plain_files
+from model_trainer.storage.run_store import fetch_run
+from model_trainer.storage.runs import MANIFEST_FILE
 from platform_core.json_types import load_json_object, require_str
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def load_run(
     """The run's backend and model (its checkpoint's weights at `step`, if given); a hit skips
     loading (and hashing), while a run whose files changed since (retrained, tampered,
     truncated) misses, so its load checks them again."""
-    directory = run_dir(settings, run_id)
+    directory = fetch_run(settings, run_id)
     manifest = directory / MANIFEST_FILE
     if not manifest.is_file():
         raise ModelTrainerError(

@@ -23,7 +23,8 @@ from model_trainer.api.openapi import refusals
 from model_trainer.errors import ModelTrainerError
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
-from model_trainer.storage.artifacts import process_umask
+from model_trainer.storage.artifacts import publish
+from model_trainer.storage.digests import process_umask
 from model_trainer.storage.owners import add_corpus, corpus_bytes
 from platform_core.json_types import ROOT_FIELD
 
@@ -130,6 +131,7 @@ def build_corpora_router(ctx: ApiContext) -> APIRouter:
             os.replace(partial, directory / f"{stored['sha256']}.txt")
         finally:
             Path(partial).unlink(missing_ok=True)
+        publish(settings, [directory / f"{stored['sha256']}.txt"])
         add_corpus(ctx["redis"], caller["user_id"], stored["corpus_id"], stored["bytes"])
         return stored
 

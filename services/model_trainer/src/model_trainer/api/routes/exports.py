@@ -14,7 +14,7 @@ from model_trainer.contracts.export import BUNDLE_SHA256_HEADER
 from model_trainer.contracts.jobs import JobRecord
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.api_keys import Principal
-from model_trainer.storage.artifacts import corrupt_artifact
+from model_trainer.storage.digests import corrupt_artifact
 from model_trainer.storage.exports import BUNDLE_MEDIA_TYPE, BUNDLE_SUFFIX, bundle_path
 from platform_core.json_types import PayloadError, require_int, require_str
 

@@ -4,7 +4,6 @@ restart; history and checkpoints are readable while the run still trains."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -19,7 +18,7 @@ from model_trainer.contracts import limits as L
 from model_trainer.contracts.model import ModelFamily
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.api_keys import Principal
-from model_trainer.storage.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, list_checkpoints
+from model_trainer.storage.checkpoints import CheckpointInfo
 from model_trainer.storage.owners import may_use, owns
 from model_trainer.storage.run_compare import (
     RunComparison,
@@ -27,12 +26,12 @@ from model_trainer.storage.run_compare import (
     config_differences,
 )
 from model_trainer.storage.run_metrics import (
-    METRICS_FILE,
     MetricsPage,
     downsample,
     page,
     read_points,
 )
+from model_trainer.storage.run_store import fetch_history, run_stored, stored_checkpoints
 from model_trainer.storage.runs import (
     RunManifest,
     RunSummary,
@@ -139,7 +138,7 @@ def build_runs_router(ctx: ApiContext) -> APIRouter:
         compared, configs = [], {}
         for run_id in run_ids:
             manifest = owned_manifest(ctx, caller, run_id)
-            history = read_points(run_dir(ctx["settings"], run_id) / METRICS_FILE)
+            history = read_points(fetch_history(ctx["settings"], run_id))
             with unreadable_manifest(run_id):
                 compared.append(compared_run(manifest, history))
                 configs[run_id] = require_object(manifest, "config")
@@ -191,7 +190,7 @@ def build_runs_router(ctx: ApiContext) -> APIRouter:
         caller: Principal = key,
     ) -> MetricsPage:
         """The run's step-by-step metrics, during training and after it."""
-        history = read_points(_owned_run(ctx, caller, run_id) / METRICS_FILE)
+        history = read_points(fetch_history(ctx["settings"], _owned_run(ctx, caller, run_id)))
         if points is not None:
             return page(run_id, downsample(history, points), 0, points)
         return page(run_id, history, offset, limit)
@@ -204,8 +203,8 @@ def build_runs_router(ctx: ApiContext) -> APIRouter:
     def list_run_checkpoints(run_id: RunId, caller: Principal = key) -> CheckpointListBody:
         """The checkpoints the run keeps (retention: the newest and the best), oldest first;
         eval, score and generate take any of their steps."""
-        directory = _owned_run(ctx, caller, run_id) / CHECKPOINTS_DIR
-        return {"run_id": run_id, "checkpoints": list_checkpoints(directory)}
+        checkpoints = stored_checkpoints(ctx["settings"], _owned_run(ctx, caller, run_id))
+        return {"run_id": run_id, "checkpoints": checkpoints}
 
     return router
 
@@ -216,13 +215,13 @@ def _within(value: float | None, low: float | None, high: float | None) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def _owned_run(ctx: ApiContext, caller: Principal, run_id: str) -> Path:
-    """The caller's run directory, finished or still training; another user's is unknown."""
-    directory = run_dir(ctx["settings"], run_id)
-    if not owns(ctx["redis"], "run", run_id, caller) or not directory.is_dir():
+def _owned_run(ctx: ApiContext, caller: Principal, run_id: str) -> str:
+    """The caller's run, finished or still training; another user's is unknown."""
+    run_dir(ctx["settings"], run_id)  # the id's own check comes first
+    if not owns(ctx["redis"], "run", run_id, caller) or not run_stored(ctx["settings"], run_id):
         raise ModelTrainerError(
             "MODEL_NOT_FOUND",
             f"run {run_id} does not exist",
             details={"field": "run_id", "run_id": run_id},
         )
-    return directory
+    return run_id
