@@ -12,16 +12,25 @@ from torch.optim.lr_scheduler import LambdaLR
 from model_trainer.contracts.model import LRSchedule
 from model_trainer.contracts.train_config import ModelTrainConfig
 
+# Where PyTorch has a fused AdamW kernel; elsewhere (MPS) its default implementation runs.
+FUSED_DEVICES = ("cuda", "cpu")
+
 
 def make_optimizer(model: nn.Module, cfg: ModelTrainConfig, device: torch.device) -> AdamW:
-    """AdamW; matrices decay, biases/norms/embeddings' 1-D params don't; fused kernel on CUDA."""
+    """AdamW; matrices decay, biases/norms/embeddings' 1-D params don't.
+
+    The fused kernel on CUDA and on the CPU: PyTorch's CPU default updates one parameter at a
+    time in about ten elementwise ops each, some 5% of a GPT-2 `nano` step on two cores."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg["weight_decay"]},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return AdamW(
-        groups, lr=cfg["learning_rate"], betas=(0.9, cfg["beta2"]), fused=device.type == "cuda"
+        groups,
+        lr=cfg["learning_rate"],
+        betas=(0.9, cfg["beta2"]),
+        fused=device.type in FUSED_DEVICES,
     )
 
 
