@@ -22,6 +22,7 @@ BENCHMARKS = (
     "api_throughput",
     "sse_followers",
     "study_search",
+    "fleet",
 )
 # Written by bench/reference.py's print_summary: the prefix, then tab-separated fields.
 SUMMARY_PREFIX = "SUMMARY"
