@@ -52,7 +52,7 @@ def _train_payload(corpus_path: Path) -> TrainJobPayload:
             "max_seq_len": 32,
             "batch_size": 8,
             "max_steps": 10_000_000,
-            "time_budget_s": 8.0,
+            "time_budget_s": 10.0,
             "log_every_steps": 10,
             "device": "cpu",
         },
