@@ -849,8 +849,8 @@ EXPECTED_FAILURES = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
     try:
+        settings = load_settings()  # a malformed setting is one line too
         group = _GROUPS.get(args.command)
         command = args.command if group is None else f"{args.command} {getattr(args, group)}"
         code = HANDLERS[command](args, settings)
