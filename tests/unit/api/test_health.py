@@ -7,24 +7,12 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 from fastapi.testclient import TestClient
-from rq import Queue, Worker
 from rq.utils import utcformat
-from rq.worker_registration import register
+from tests.support.workers import register_worker
 
 from model_trainer.api.app import create_app
 from model_trainer.contracts.jobs import WORKER_LIVENESS_S
 from model_trainer.settings import Settings
-
-
-def register_worker(redis: fakeredis.FakeRedis, *queues: str) -> Worker:
-    """What a starting worker writes: its hash and its place in the per-queue registries.
-
-    (Worker.register_birth does the same but is unannotated, which mypy --strict refuses.)
-    """
-    worker = Worker([Queue(name, connection=redis) for name in queues], connection=redis)
-    worker.heartbeat()
-    register(worker)
-    return worker
 
 
 def test_healthz(client: TestClient) -> None:

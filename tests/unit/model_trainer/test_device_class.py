@@ -79,3 +79,12 @@ def test_the_device_flag_overrides_the_setting(
     assert cli.main(["worker", "--queues", "train", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach Redis" in err and "CUDA" not in err
+
+
+def test_a_malformed_worker_device_is_one_line_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_DEVICE", "gpu")
+    assert cli.main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: INVALID_CONFIG: WORKER_DEVICE must be one of auto, cpu, cuda, got 'gpu'\n"
