@@ -7,6 +7,7 @@ file appears under its final name only when complete (temp file, then rename).
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import hashlib
 import os
@@ -131,7 +132,8 @@ def build_corpora_router(ctx: ApiContext) -> APIRouter:
             os.replace(partial, directory / f"{stored['sha256']}.txt")
         finally:
             Path(partial).unlink(missing_ok=True)
-        publish(settings, [directory / f"{stored['sha256']}.txt"])
+        # An upload to S3 takes a while: off the event loop, like a file copy would be.
+        await asyncio.to_thread(publish, settings, [directory / f"{stored['sha256']}.txt"])
         add_corpus(ctx["redis"], caller["user_id"], stored["corpus_id"], stored["bytes"])
         return stored
 
