@@ -77,6 +77,7 @@ TARGET_LOGIT_GAP = 1e-5
 
 class Options(TypedDict):
     steps: int
+    threads: int
 
 
 class Figures(TypedDict):
@@ -93,8 +94,14 @@ class Figures(TypedDict):
 def parse_options() -> Options:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=STEPS, help="training steps per side")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help="torch threads (1 keeps an oversubscribed machine's timings meaningful)",
+    )
     args = parser.parse_args()
-    return {"steps": int(args.steps)}
+    return {"steps": int(args.steps), "threads": int(args.threads)}
 
 
 def bench_settings(root: Path) -> Settings:
@@ -383,8 +390,8 @@ def report(figs: Figures, steps: int) -> None:
 
 
 def main() -> None:
-    torch.set_num_threads(THREADS)
     opts = parse_options()
+    torch.set_num_threads(opts["threads"])
     data = load_char_data(corpus_path())
     device = resolve_device("auto")
     print(

@@ -20,8 +20,8 @@ from transformers import (
 )
 
 from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
+from model_trainer.backends.gpt2 import ACTIVATION, GPT2LM, as_gpt2, gpt2_logits, hf_config
 from model_trainer.backends.gpt2 import BACKEND as GPT2_BACKEND
-from model_trainer.backends.gpt2 import GPT2LM, as_gpt2, hf_config
 from model_trainer.backends.presets import GPT2_SIZES, check_model_size, get_capabilities, gpt2_dims
 from model_trainer.backends.registry import get_backend
 from model_trainer.contracts.defaults import make_eval_config
@@ -112,6 +112,54 @@ def test_prepare_builds_the_size_preset_seeded_with_sdpa(
     assert _same_weights(model, as_gpt2(b["model"]))
     # GPT-2 ties the output layer to the token embedding
     assert model.hf.lm_head.weight is model.hf.transformer.wte.weight
+    # the tanh GELU as one kernel, a name Hugging Face's loader knows
+    assert config.activation_function == ACTIVATION == "gelu_pytorch_tanh"
+
+
+def _foreign_gpt2(dropout: float) -> GPT2LMHeadModel:
+    """A GPT-2 configured as checkpoints from elsewhere are: `gelu_new`, dropout, no preset."""
+    torch.manual_seed(7)
+    config = GPT2Config(
+        vocab_size=40,
+        n_positions=32,
+        n_embd=16,
+        n_layer=2,
+        n_head=4,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=1,
+        eos_token_id=1,
+    )
+    assert config.activation_function == "gelu_new"
+    hf = GPT2LMHeadModel(config)
+    hf.set_attn_implementation("sdpa")
+    return hf
+
+
+def test_the_lean_forward_gives_hugging_faces_logits_exactly() -> None:
+    model = GPT2LM(_foreign_gpt2(dropout=0.1), "custom").eval()
+    hf = model.hf
+    ids = torch.randint(0, 40, (3, 19), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        theirs: torch.Tensor = hf(input_ids=ids, use_cache=False).logits
+        assert torch.equal(gpt2_logits(hf, ids), theirs)
+        # a padding mask goes through Hugging Face's own forward, which honours it
+        mask = torch.ones_like(ids)
+        mask[0, :5] = 0
+        masked: torch.Tensor = hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        ours = model(ids, attention_mask=mask)
+    assert torch.equal(ours, masked)
+    assert not torch.equal(ours[0], theirs[0]) and torch.equal(ours[1:], theirs[1:])
+
+
+def test_the_lean_forward_drops_out_while_training_only() -> None:
+    model = GPT2LM(_foreign_gpt2(dropout=0.5), "custom")
+    ids = torch.randint(0, 40, (2, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        first, second = model.train()(ids), model(ids)
+        assert not torch.equal(first, second)
+        assert torch.equal(model.eval()(ids), model(ids))
 
 
 def test_unknown_size_and_too_long_sequences_are_coded_errors(
