@@ -23,6 +23,7 @@ BENCHMARKS = (
     "sse_followers",
     "study_search",
     "fleet",
+    "store_overhead",
 )
 # Written by bench/reference.py's print_summary: the prefix, then tab-separated fields.
 SUMMARY_PREFIX = "SUMMARY"
