@@ -32,7 +32,6 @@ from bench.service_latency import (
     CLI,
     EventTap,
     Service,
-    answers_200,
     bench_key,
     ended,
     free_port,
@@ -47,6 +46,7 @@ from bench.service_latency import (
 from bench.service_latency import (
     service_env as base_env,
 )
+from rq import Worker
 
 from platform_core.json_types import JSONValue
 from platform_workers.redis_conn import redis_from_url
@@ -88,17 +88,15 @@ def start_moto(stack: ExitStack, logs: Path) -> str:
 
     wait_for(answers, timeout=30, what="moto_server")
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, **_boto_credentials())
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
     client.create_bucket(Bucket=BUCKET)
     return endpoint
-
-
-def _boto_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
-    }
 
 
 def start_side(stack: ExitStack, workdir: Path, redis_url: str, s3_endpoint: str | None) -> Service:
@@ -113,9 +111,13 @@ def start_side(stack: ExitStack, workdir: Path, redis_url: str, s3_endpoint: str
     env["OMP_NUM_THREADS"] = "1"
     http = start_api(stack, env, logs, bench_key(redis_url))[1]
     stack.enter_context(running([*CLI, "worker", "--queues", "train"], env, logs / "worker.log"))
-    wait_for(answers_200(http, "/readyz"), timeout=STARTUP_TIMEOUT_S, what=f"{name} worker")
     redis = redis_from_url(redis_url)
     stack.callback(redis.close)
+
+    def registered() -> bool:
+        return Worker.count(connection=redis) >= 1
+
+    wait_for(registered, timeout=STARTUP_TIMEOUT_S, what=f"the {name} worker")
     return {"env": env, "logs": logs, "redis": redis, "http": http}
 
 
