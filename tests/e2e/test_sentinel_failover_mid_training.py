@@ -29,7 +29,9 @@ from platform_workers.redis_conn import RedisClient, redis_from_url
 
 
 def _event_types(redis: RedisClient, job_id: str) -> list[str]:
-    return [str(load_json_object(data)["type"]) for _, data in read_events(redis, DOMAIN, job_id)]
+    """Every stored event's type (a fast machine trains enough steps to pass one page of 100)."""
+    events = read_events(redis, DOMAIN, job_id, count=100_000)
+    return [str(load_json_object(data)["type"]) for _, data in events]
 
 
 def _status(store: JobStore, job_id: str) -> str | None:
@@ -101,7 +103,13 @@ def test_a_training_survives_a_sentinel_failover(
         follower.start()
         group.fail_over()
         assert _status(store, "t1") == "running"
-        wait_for(lambda: _status(store, "t1") == "completed", timeout=60, what="completion")
+        # The record says completed just before the completed event is published.
+        wait_for(
+            lambda: _event_types(redis, "t1")[-1:] == ["trainer.job.completed.v1"],
+            timeout=60,
+            what="the completed event",
+        )
+        assert _status(store, "t1") == "completed"
 
         # Everything is on the new primary, read directly from it.
         with redis_from_url(f"redis://:{PASSWORD}@127.0.0.1:{group.primary_port}/0") as primary:
