@@ -105,8 +105,8 @@ def build_contestants(windows: TokenWindows, vocab_size: int) -> Contestants:
     """Two copies of one initialisation on the same device.
 
     BaseTrainer gets the optimizer every backend builds (`make_optimizer`: two AdamW groups),
-    the hand loop a plain one-group AdamW; with weight decay 0 both do the same update, the
-    service's through PyTorch's fused kernel (so the weights differ by rounding only).
+    the hand loop a plain one-group AdamW; with weight decay 0 both do the same update through
+    PyTorch's fused kernel, so the ratio is the loop's own overhead, not an optimizer's.
     """
     device = resolve_device("auto")
     model = build_model(vocab_size, seed=0).to(device)
