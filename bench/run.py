@@ -18,6 +18,7 @@ BENCHMARKS = (
     "loop_overhead",
     "char_lstm_learning",
     "gpt2_nano",
+    "gpt2_service",
     "service_latency",
     "api_throughput",
     "sse_followers",
