@@ -13,6 +13,7 @@ import orjson
 from typing_extensions import TypedDict
 
 from model_trainer.errors import ModelTrainerError
+from model_trainer.storage.digests import ArtifactDigests, parse_digests
 from platform_core.json_types import (
     JSONObject,
     PayloadError,
@@ -131,3 +132,18 @@ def _rank(directory: Path) -> tuple[int, float]:
     if metrics["train_loss"] is not None:
         return (1, metrics["train_loss"])
     return (2, 0.0)
+
+
+def read_digests(path: Path) -> ArtifactDigests:
+    """The digests saved with a checkpoint's files (ARTIFACT_CORRUPT when missing or
+    unreadable: a checkpoint without them cannot be trusted)."""
+    record = path / DIGESTS_FILE
+    try:
+        raw = load_json_object(record.read_bytes())
+    except (OSError, PayloadError) as exc:
+        raise ModelTrainerError(
+            "ARTIFACT_CORRUPT",
+            f"checkpoint {path} has no readable {DIGESTS_FILE}: {exc}",
+            details={"path": str(record)},
+        ) from exc
+    return parse_digests(raw, record)

@@ -26,12 +26,12 @@ from model_trainer.storage.checkpoints import (
     CheckpointInfo,
     checkpoint_name,
     list_checkpoints,
+    read_digests,
     read_metrics,
 )
-from model_trainer.storage.digests import ArtifactDigests, parse_digests, plain_files
+from model_trainer.storage.digests import ArtifactDigests, plain_files
 from model_trainer.storage.run_metrics import METRICS_FILE as HISTORY_FILE
 from model_trainer.storage.runs import MANIFEST_FILE, recorded_artifacts, run_dir
-from platform_core.json_types import PayloadError, load_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -131,16 +131,7 @@ def fetch_checkpoint(settings: Settings, run_id: str, step: int) -> Path:
 def _fetch_checkpoint(settings: Settings, path: Path) -> None:
     for name in (METRICS_FILE, DIGESTS_FILE):
         fetch(settings, path / name)
-    record = path / DIGESTS_FILE
-    try:
-        digests = parse_digests(load_json_object(record.read_bytes()), record)
-    except (OSError, PayloadError) as exc:
-        raise ModelTrainerError(
-            "ARTIFACT_CORRUPT",
-            f"checkpoint {path} has no readable {DIGESTS_FILE}: {exc}",
-            details={"path": str(record)},
-        ) from exc
-    fetch_recorded(settings, path, digests)
+    fetch_recorded(settings, path, read_digests(path))
 
 
 def stored_checkpoints(settings: Settings, run_id: str) -> list[CheckpointInfo]:

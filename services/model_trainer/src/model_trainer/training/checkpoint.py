@@ -28,19 +28,18 @@ from model_trainer.storage.checkpoints import (
     CheckpointMetrics,
     checkpoint_dirs,
     checkpoint_name,
+    read_digests,
     retained,
     write_metrics,
 )
 from model_trainer.storage.digests import (
     digest_files,
     ordinary_permissions,
-    parse_digests,
     verify_files,
 )
 from platform_core.json_types import (
     JSONObject,
     JSONValue,
-    PayloadError,
     load_json_object,
     require_float,
     require_int,
@@ -171,16 +170,7 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
 def verify_checkpoint(path: Path) -> None:
     """Refuse (ARTIFACT_CORRUPT) a checkpoint whose files differ from the digests saved with
     them; one without digests cannot be trusted either."""
-    record = path / DIGESTS_FILE
-    try:
-        raw = load_json_object(record.read_bytes())
-    except (OSError, PayloadError) as exc:
-        raise ModelTrainerError(
-            "ARTIFACT_CORRUPT",
-            f"checkpoint {path} has no readable {DIGESTS_FILE}: {exc}",
-            details={"path": str(record)},
-        ) from exc
-    verify_files(path, parse_digests(raw, record))
+    verify_files(path, read_digests(path))
 
 
 def _read_meta(path: Path) -> _CheckpointMeta:
