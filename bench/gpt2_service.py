@@ -39,7 +39,14 @@ from bench.gpt2_nano import (
     train_config,
     val_windows,
 )
-from bench.reference import corpus_path, load_char_data, machine_load, print_summary, synchronize
+from bench.reference import (
+    CharData,
+    corpus_path,
+    load_char_data,
+    machine_load,
+    print_summary,
+    synchronize,
+)
 from bench.service_latency import (
     CLI,
     EventTap,
@@ -68,9 +75,8 @@ TARGET_VAL_GAP = 0.01
 TRAIN_TIMEOUT_S = 1800.0
 
 
-def reference_total(workdir: Path, steps: int) -> tuple[float, float]:
+def reference_total(workdir: Path, data: CharData, steps: int) -> tuple[float, float]:
     """The reference's wall seconds (loop + final validation) and its validation loss."""
-    data = load_char_data(corpus_path())
     (workdir / "reference").mkdir()
     settings = bench_settings(workdir / "reference")
     corpus = settings["data_root"] / "tinyshakespeare.txt"
@@ -90,7 +96,7 @@ def reference_total(workdir: Path, steps: int) -> tuple[float, float]:
     return time.perf_counter() - began, val_loss
 
 
-def job_body(corpus: Path, steps: int) -> dict[str, JSONValue]:
+def job_body(corpus: Path, steps: int, eval_batches: int) -> dict[str, JSONValue]:
     """gpt2_nano's recipe as a user submits it (the corpus by path under DATA_ROOT)."""
     return {
         "model_family": "gpt2",
@@ -109,12 +115,14 @@ def job_body(corpus: Path, steps: int) -> dict[str, JSONValue]:
         "min_lr_ratio": MIN_LR_RATIO,
         "log_every_steps": 10,
         "checkpoint_every_steps": None,
-        "eval_max_batches": val_windows(load_char_data(corpus_path())).batches_per_epoch,
+        "eval_max_batches": eval_batches,
         "device": "cpu",
     }
 
 
-def service_total(stack: ExitStack, workdir: Path, steps: int) -> tuple[float, float]:
+def service_total(
+    stack: ExitStack, workdir: Path, steps: int, eval_batches: int
+) -> tuple[float, float]:
     """Submit→completed wall seconds of the same training through the service, and its
     validation loss (from the job's result)."""
     logs = workdir / "logs"
@@ -132,7 +140,7 @@ def service_total(stack: ExitStack, workdir: Path, steps: int) -> tuple[float, f
     wait_for(lambda: Worker.count(connection=redis) >= 1, timeout=120, what="the worker")
     tap = EventTap(redis)
     stack.callback(tap.close)
-    body = job_body(corpus, steps)
+    body = job_body(corpus, steps, eval_batches)
     began = time.perf_counter()
     job_id = submit(http, "train", body)
     ended(tap, job_id, TRAIN_TIMEOUT_S)
@@ -149,10 +157,12 @@ def main() -> None:
     print(f"{BENCHMARK}: {steps} steps, {machine_load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-gpt2-service-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        ref_s, ref_val = reference_total(workdir, steps)
+        data = load_char_data(corpus_path())
+        ref_s, ref_val = reference_total(workdir, data, steps)
         print(f"reference: {ref_s:.1f} s (loop + final validation), val {ref_val:.4f}", flush=True)
         try:
-            ours_s, ours_val = service_total(stack, workdir, steps)
+            eval_batches = val_windows(data).batches_per_epoch
+            ours_s, ours_val = service_total(stack, workdir, steps, eval_batches)
         except BaseException:
             print_log_tails(workdir / "logs")
             raise
