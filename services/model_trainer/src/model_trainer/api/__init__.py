@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypedDict
 
 from fastapi import Request
@@ -12,6 +12,7 @@ from model_trainer.api.event_hub import EventHub
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.job_store import JobStore
+from platform_workers.async_redis import AsyncRedisClient
 from platform_workers.redis_conn import RedisClient
 
 
@@ -28,5 +29,7 @@ class ApiContext(SubmitContext):
     """What every route reads, built once by create_app and captured by each router."""
 
     events: EventHub
+    # The async client of routes that run on the event loop (keys, the train submission).
+    aredis: AsyncRedisClient
     # The dependency that turns a request's bearer key into its caller (api/auth.py).
-    caller: Callable[[Request, HTTPAuthorizationCredentials | None], Principal]
+    caller: Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]

@@ -1,27 +1,21 @@
 """Admission control: a user's queued+running jobs per queue, and every user's queue depth.
 
-The global cap reads RQ's own queue lengths (one LLEN per priority and device of the queue
-class). The per-user count is the size of a sorted set of the user's unended job ids per queue
-(all priorities and devices alike), scored by submit time: a job joins it here and leaves it
-when its record ends (`JobStore.complete`/`fail`), so counting is one ZCARD whatever the user
-has queued, in the same round trip as the queues' lengths. In case a job ever ends without its
-record saying so, an admission about to refuse first re-checks the set's oldest few members and
-drops those whose record ended, or that never got one within a minute. A submission adds itself
-first and then counts, so two racing submissions can both be refused but never both slip past
-the limit.
+The counting happens in the submission script (storage/submissions.py), atomically with the
+record and the enqueue: the global cap sums RQ's own queue lengths (one LLEN per priority and
+device of the queue class); the per-user count is the size of a sorted set of the user's unended
+job ids per queue (all priorities and devices alike), scored by submit time. A job joins it as
+it is admitted and leaves it when its record ends (`JobStore.complete`/`fail`). In case a job
+ever ends without its record saying so, a submission refused for its quota first re-checks the
+set's oldest few members (`prune`), drops those whose record ended or that never got one within
+a minute, and tries once more. This module names the keys, the refusals and the repair.
 """
 
 from __future__ import annotations
 
-import time
-
 from rq import Queue
-from rq.serializers import JSONSerializer
 
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, QueueName, every_rq_queue
 from model_trainer.errors import ModelTrainerError
-from model_trainer.settings import Settings
-from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.job_store import index_positions
 from platform_workers.keys import record_key, user_active_key
 from platform_workers.redis_conn import RedisClient, as_text
@@ -36,44 +30,30 @@ def active_key(user_id: int, queue: QueueName) -> str:
     return user_active_key(DOMAIN, user_id, queue)
 
 
-def admit(
-    redis: RedisClient, settings: Settings, caller: Principal, queue: QueueName, job_id: str
-) -> None:
-    """Raise QUEUE_FULL (503) or QUOTA_EXCEEDED (429), or count the job against its user.
-
-    One round trip when the job fits; the oldest members are re-checked only before a refusal.
-    """
-    key = active_key(caller["user_id"], queue)
-    now = time.time()
-    pipe = redis.pipeline(transaction=False)
-    pipe.zadd(key, {job_id: now})
-    pipe.zcard(key)
-    for name in every_rq_queue(queue):
-        pipe.llen(Queue(name, connection=redis, serializer=JSONSerializer).key)
-    _, counted, *lengths = pipe.execute()
-    depth = sum(int(length) for length in lengths)
-    if depth >= settings["max_queue_depth"]:
-        redis.zrem(key, job_id)
-        raise ModelTrainerError(
-            "QUEUE_FULL",
-            f"the {queue} queue holds {depth} jobs, its limit (MAX_QUEUE_DEPTH); retry later",
-            details={"queue": queue, "depth": depth},
-        )
-    limit = settings["max_active_jobs"][queue]
-    active = int(counted)
-    if active > limit:
-        active -= _prune(redis, key, now, keep=job_id)
-    if active > limit:
-        redis.zrem(key, job_id)
-        raise ModelTrainerError(
-            "QUOTA_EXCEEDED",
-            f"you have {active - 1} jobs queued or running on {queue}, your limit "
-            f"(MAX_ACTIVE_JOBS_{queue.upper()}); wait for one to end or cancel one",
-            details={"queue": queue, "active": active - 1, "limit": limit},
-        )
+def queue_full(queue: QueueName, depth: int) -> ModelTrainerError:
+    return ModelTrainerError(
+        "QUEUE_FULL",
+        f"the {queue} queue holds {depth} jobs, its limit (MAX_QUEUE_DEPTH); retry later",
+        details={"queue": queue, "depth": depth},
+    )
 
 
-def _prune(redis: RedisClient, key: str, now: float, *, keep: str) -> int:
+def quota_exceeded(queue: QueueName, active: int, limit: int) -> ModelTrainerError:
+    return ModelTrainerError(
+        "QUOTA_EXCEEDED",
+        f"you have {active} jobs queued or running on {queue}, your limit "
+        f"(MAX_ACTIVE_JOBS_{queue.upper()}); wait for one to end or cancel one",
+        details={"queue": queue, "active": active, "limit": limit},
+    )
+
+
+def depth_keys(queue: QueueName) -> list[str]:
+    """RQ's lists of every priority and device of the queue class, whose lengths sum to its
+    depth."""
+    return [Queue.redis_queue_namespace_prefix + name for name in every_rq_queue(queue)]
+
+
+def prune(redis: RedisClient, key: str, now: float) -> int:
     """Drop ended jobs among the set's oldest members (a leak's repair); how many went."""
     oldest = index_positions(redis.zrange(key, 0, PRUNE_SAMPLE - 1, withscores=True))
     pipe = redis.pipeline(transaction=False)
@@ -83,7 +63,7 @@ def _prune(redis: RedisClient, key: str, now: float, *, keep: str) -> int:
     ended = [
         job_id
         for (submitted, job_id), status in zip(oldest, statuses, strict=True)
-        if job_id != keep and _ended(status, now - submitted)
+        if _ended(status, now - submitted)
     ]
     if ended:
         redis.zrem(key, *ended)

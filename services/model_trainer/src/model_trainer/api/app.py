@@ -34,7 +34,7 @@ from model_trainer.api.routes.ui import build_ui_router
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
-from platform_workers.async_redis import async_redis_from_url
+from platform_workers.async_redis import AsyncRedisClient, async_redis_from_url
 from platform_workers.keys import events_channel
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
@@ -63,21 +63,27 @@ def build_api(
     """The app and its event hub, which `model-trainer api` closes as soon as a signal comes."""
     resolved = load_settings() if settings is None else settings
     client = redis_from_url(resolved["redis_url"]) if redis is None else redis
+    # Requests get their own async client, so a thousand SSE followers queueing for the hub's
+    # connections never hold up a submission (a test's injected hub lends its client to both).
     if hub is None:
         hub = EventHub(async_redis_from_url(resolved["redis_url"]), events_channel(DOMAIN))
+        aredis = async_redis_from_url(resolved["redis_url"])
+    else:
+        aredis = hub.redis
     ctx: ApiContext = {
         "settings": resolved,
         "redis": client,
         "jobs": JobStore(client),
         "events": hub,
-        "caller": key_checker(client),
+        "aredis": aredis,
+        "caller": key_checker(aredis),
     }
     # /docs and /redoc load their scripts and styles from this process, never from a CDN.
     app = FastAPIOffline(
         title="model-trainer",
         version="1",
         description=API_DESCRIPTION,
-        lifespan=hub_lifespan(hub),
+        lifespan=hub_lifespan(hub, aredis),
         generate_unique_id_function=operation_id,
         # Swagger UI would send the document's URL to validator.swagger.io.
         swagger_ui_parameters={"validatorUrl": None},
@@ -101,8 +107,10 @@ def build_api(
     return app, hub
 
 
-def hub_lifespan(hub: EventHub) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Runs the hub while the app serves."""
+def hub_lifespan(
+    hub: EventHub, aredis: AsyncRedisClient
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Runs the hub while the app serves; closes the requests' async client after it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,5 +119,7 @@ def hub_lifespan(hub: EventHub) -> Callable[[FastAPI], AbstractAsyncContextManag
             yield
         finally:
             await hub.stop()
+            if aredis is not hub.redis:
+                await aredis.aclose()
 
     return lifespan

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from rq import Queue, Retry
+from rq.job import JobStatus as RQJobStatus
 from rq.serializers import JSONSerializer
+from starlette.concurrency import run_in_threadpool
 from typing_extensions import TypedDict
 
 from model_trainer.api import SubmitContext
-from model_trainer.api.admission import active_key, admit
+from model_trainer.api.admission import active_key, depth_keys, prune, queue_full, quota_exceeded
 from model_trainer.api.schemas import (
     EvalJobRequest,
     ExportJobRequest,
@@ -71,11 +75,20 @@ from model_trainer.storage.checkpoints import (
 )
 from model_trainer.storage.corpora import cached_corpus, confine, corpus_roots, local_corpus_path
 from model_trainer.storage.models import ModelStore
-from model_trainer.storage.owners import Owned, has_corpus, owner_of, owns
-from model_trainer.storage.owners import claim as claim_id
+from model_trainer.storage.owners import (
+    Owned,
+    corpora_key,
+    has_corpus,
+    owner_of,
+    owners_key,
+    owns,
+)
 from model_trainer.storage.provenance import checkpoint_dir
 from model_trainer.storage.run_store import run_stored
 from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir, unreadable_manifest
+from model_trainer.storage.submissions import Outcome, Submission
+from model_trainer.storage.submissions import submit as submit_script
+from model_trainer.storage.submissions import submit_async as submit_script_async
 from model_trainer.tokenizers.store import (
     fetch_tokenizer,
     read_meta,
@@ -90,6 +103,7 @@ from platform_core.json_types import (
     require_str,
 )
 from platform_core.structured_logs import FIELDS_ATTR
+from platform_workers.async_redis import AsyncRedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +157,17 @@ class PlannedJob(TypedDict):
     job_type: JobType
     payload: JobPayload
     request: JobRequest
-    claim: tuple[Owned, str] | None
+    claim: PlannedClaim | None
+    # An upload the job reads: it must still be the caller's when the job is recorded.
+    corpus_id: str | None
+
+
+class PlannedClaim(TypedDict):
+    """An id the job creates; `exists` when it is already on disk (a run to resume)."""
+
+    kind: Owned
+    name: str
+    exists: bool
 
 
 def submit_train(
@@ -159,14 +183,40 @@ def submit_train(
     return enqueue_planned(ctx, caller, plan_train(ctx, caller, body, trial=trial), origin)
 
 
+async def submit_train_async(
+    ctx: SubmitContext, redis: AsyncRedisClient, caller: Principal, body: TrainJobRequest
+) -> SubmittedJob:
+    """POST /v1/jobs/train on the event loop, costing no thread: planning reads local files
+    only (a stat, the corpus's first bytes) and the owners it would read are checked by the
+    submission script, one awaited round trip. Options that name other artifacts
+    (continue_from, tokenizer_id, init_from) add a quick read of their owner. With an S3
+    artifact store planning makes network calls, so it runs in a thread."""
+    if ctx["settings"]["artifacts_s3"] is None:
+        plan = plan_train(ctx, caller, body, lookups=False)
+    else:
+        plan = await run_in_threadpool(partial(plan_train, ctx, caller, body, lookups=False))
+    return await enqueue_planned_async(ctx, redis, caller, plan, None)
+
+
 def plan_train(
-    ctx: SubmitContext, caller: Principal, body: TrainJobRequest, *, trial: TrialRef | None = None
+    ctx: SubmitContext,
+    caller: Principal,
+    body: TrainJobRequest,
+    *,
+    trial: TrialRef | None = None,
+    lookups: bool = True,
 ) -> PlannedJob:
+    """Without `lookups`, the run id's owner and the corpus upload's are not read here: the
+    submission script checks both as it records the job (the API's fast path, which plans on
+    the event loop); a plan that is only checked, never enqueued (a study's base request, a
+    schedule's), needs them."""
     job_id = uuid.uuid4().hex if trial is None else trial_id(trial)
     settings = ctx["settings"]
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
     directory = run_dir(settings, run_id)
-    check_id_free(ctx, caller, "run", run_id, exists=run_stored(settings, run_id))
+    exists = run_stored(settings, run_id)
+    if lookups:
+        check_id_free(ctx, caller, "run", run_id, exists=exists)
     if stored(settings, directory / MANIFEST_FILE):
         # A run without a manifest (cancelled, crashed) resumes from its checkpoint instead.
         raise _invalid("run_id", f"run {run_id} already finished training; choose a new run_id")
@@ -181,7 +231,7 @@ def plan_train(
         parent, tokenizer_id = checked_parent(ctx, caller, body, body.continue_from)
     elif body.tokenizer_id is not None:
         owned_tokenizer(ctx, caller, body.tokenizer_id)
-    corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
+    corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path, lookups=lookups)
     if corpus is None:
         raise _invalid("corpus_id", "corpus_id or corpus_path is required")
     options = train_request_options(body)
@@ -203,7 +253,8 @@ def plan_train(
     }
     if trial is not None:
         payload["trial"] = trial
-    return planned(ctx, "train", payload, body, claim=("run", run_id))
+    claim: PlannedClaim = {"kind": "run", "name": run_id, "exists": exists}
+    return planned(ctx, "train", payload, body, claim=claim, corpus_id=body.corpus_id)
 
 
 def trial_id(trial: TrialRef) -> str:
@@ -244,7 +295,8 @@ def plan_tokenizer(ctx: SubmitContext, caller: Principal, body: TokenizerJobRequ
         "user_id": caller["user_id"],
         "config": config,
     }
-    return planned(ctx, "tokenizer", payload, body, claim=("tokenizer", tokenizer_id))
+    claim: PlannedClaim = {"kind": "tokenizer", "name": tokenizer_id, "exists": False}
+    return planned(ctx, "tokenizer", payload, body, claim=claim, corpus_id=body.corpus_id)
 
 
 def submit_eval(
@@ -278,7 +330,7 @@ def plan_eval(ctx: SubmitContext, caller: Principal, body: EvalJobRequest) -> Pl
         "config": config,
         "step": step,
     }
-    return planned(ctx, "eval", payload, body)
+    return planned(ctx, "eval", payload, body, corpus_id=body.corpus_id)
 
 
 def submit_score(
@@ -375,53 +427,74 @@ def planned(
     payload: JobPayload,
     request: JobRequest,
     *,
-    claim: tuple[Owned, str] | None = None,
+    claim: PlannedClaim | None = None,
+    corpus_id: str | None = None,
 ) -> PlannedJob:
     job_time_limit(ctx["settings"], job_type, request.timeout_s)
-    return {"job_type": job_type, "payload": payload, "request": request, "claim": claim}
+    return {
+        "job_type": job_type,
+        "payload": payload,
+        "request": request,
+        "claim": claim,
+        "corpus_id": corpus_id,
+    }
 
 
 def enqueue_planned(
     ctx: SubmitContext, caller: Principal, plan: PlannedJob, origin: JobOrigin | None
 ) -> SubmittedJob:
-    return record_and_enqueue(
-        ctx,
-        caller,
-        plan["job_type"],
-        plan["payload"],
-        request=plan["request"],
-        claim=plan["claim"],
-        origin=origin,
-    )
-
-
-def record_and_enqueue(
-    ctx: SubmitContext,
-    caller: Principal,
-    job_type: JobType,
-    payload: JobPayload,
-    *,
-    request: JobRequest,
-    claim: tuple[Owned, str] | None = None,
-    origin: JobOrigin | None = None,
-) -> SubmittedJob:
-    """Admit the job, claim the id it creates, write the queued record, then hand RQ the
-    worker's dotted path and the JSON payload, on the RQ queue of the request's priority and
-    device (a job that needs CUDA only while a CUDA worker listens there).
+    """Admit the job, claim the id it creates, write the queued record and hand RQ the worker's
+    dotted path and the JSON payload, on the RQ queue of the request's priority and device (a
+    job that needs CUDA only while a CUDA worker listens there): one script, one round trip.
 
     RQ stops the job (JOB_TIMEOUT) once it has run `timeout_s` seconds, or the type's limit.
     """
-    limit = job_time_limit(ctx["settings"], job_type, request.timeout_s)
-    job_id = payload["job_id"]
-    run_id = _run_id(payload)
+    if job_device(plan["request"]) == "cuda":
+        require_cuda_worker(
+            ctx["redis"], QUEUE_FOR_TYPE[plan["job_type"]], plan["request"].priority
+        )
+    job = submission(ctx, caller, plan, origin)
+    outcome = submit_script(ctx["redis"], job, time.time())
+    if outcome["refusal"] == "QUOTA_EXCEEDED" and prune(
+        ctx["redis"], job["active_key"], time.time()
+    ):
+        outcome = submit_script(ctx["redis"], job, time.time())
+    return submitted(caller, plan, job, outcome)
+
+
+async def enqueue_planned_async(
+    ctx: SubmitContext,
+    redis: AsyncRedisClient,
+    caller: Principal,
+    plan: PlannedJob,
+    origin: JobOrigin | None,
+) -> SubmittedJob:
+    """enqueue_planned on the event loop: the script's round trip is awaited; the rare reads
+    (the CUDA workers, a quota's repair) run in a thread."""
+    if job_device(plan["request"]) == "cuda":
+        await run_in_threadpool(
+            require_cuda_worker,
+            ctx["redis"],
+            QUEUE_FOR_TYPE[plan["job_type"]],
+            plan["request"].priority,
+        )
+    job = submission(ctx, caller, plan, origin)
+    outcome = await submit_script_async(redis, job, time.time())
+    if outcome["refusal"] == "QUOTA_EXCEEDED":
+        pruned = await run_in_threadpool(prune, ctx["redis"], job["active_key"], time.time())
+        if pruned:
+            outcome = await submit_script_async(redis, job, time.time())
+    return submitted(caller, plan, job, outcome)
+
+
+def submission(
+    ctx: SubmitContext, caller: Principal, plan: PlannedJob, origin: JobOrigin | None
+) -> Submission:
+    """The record and RQ job of a planned submission, as the submission script writes them."""
+    settings, request, payload = ctx["settings"], plan["request"], plan["payload"]
+    job_type = plan["job_type"]
+    job_id, run_id = payload["job_id"], _run_id(payload)
     queue_name = QUEUE_FOR_TYPE[job_type]
-    needs = job_device(request)
-    if needs == "cuda":
-        require_cuda_worker(ctx["redis"], queue_name, request.priority)
-    admit(ctx["redis"], ctx["settings"], caller, queue_name, job_id)
-    if claim is not None and not claim_id(ctx["redis"], *claim, caller["user_id"]):
-        ctx["redis"].zrem(active_key(caller["user_id"], queue_name), job_id)
-        raise id_taken(*claim)
     record: JobRecord = {
         "job_id": job_id,
         "user_id": payload["user_id"],
@@ -441,40 +514,84 @@ def record_and_enqueue(
         "priority": request.priority,
         "origin": origin,
     }
-    ctx["jobs"].create(record)
-    retries = QUEUE_RETRIES[queue_name]
     queue = Queue(
-        rq_queue(queue_name, request.priority, needs),
+        rq_queue(queue_name, request.priority, job_device(request)),
         connection=ctx["redis"],
         serializer=JSONSerializer,
     )
-    queue.enqueue_call(
-        func=WORKER_FUNCTIONS[job_type],
+    retries = QUEUE_RETRIES[queue_name]
+    rq_job = queue.create_job(
+        WORKER_FUNCTIONS[job_type],
         args=(payload,),
         job_id=job_id,
-        timeout=limit,
+        timeout=job_time_limit(settings, job_type, request.timeout_s),
         result_ttl=RESULT_TTL_S,
         failure_ttl=FAILURE_TTL_S,
         retry=Retry(max=retries) if retries else None,
         description=f"{job_type} {run_id or job_id}",
+        status=RQJobStatus.QUEUED,
     )
-    submitted = {
-        "event": "job.submitted",
-        "job_id": job_id,
-        "user_id": caller["user_id"],
-        "type": job_type,
-        "queue": queue.name,
-        "run_id": run_id,
-        "origin": None if origin is None else origin["kind"],
-    }
-    logger.info("job submitted: %s %s", job_type, job_id, extra={FIELDS_ATTR: submitted})
+    rq_job.enqueued_at = datetime.now(UTC)  # as RQ's own enqueue stamps it
+    claim = plan["claim"]
+    corpus_id = plan["corpus_id"]
     return {
-        "job_id": job_id,
-        "type": job_type,
-        "status": "queued",
-        "queue": queue_name,
-        "run_id": run_id,
+        "record": record,
+        "active_key": active_key(caller["user_id"], queue_name),
+        "depth_keys": depth_keys(queue_name),
+        "max_depth": settings["max_queue_depth"],
+        "max_active": settings["max_active_jobs"][queue_name],
+        "claim": None
+        if claim is None
+        else {
+            "owners_key": owners_key(claim["kind"]),
+            "name": claim["name"],
+            "refuse_unclaimed": claim["exists"] and not caller["admin"],
+        },
+        "corpus": None
+        if corpus_id is None or caller["admin"]
+        else (corpora_key(caller["user_id"]), corpus_id),
+        "rq_job": rq_job,
+        "rq_queue_key": queue.key,
     }
+
+
+def submitted(
+    caller: Principal, plan: PlannedJob, job: Submission, outcome: Outcome
+) -> SubmittedJob:
+    """The 202 body, or the script's refusal as its coded error."""
+    record = job["record"]
+    if outcome["refusal"] is not None:
+        raise refused(outcome, plan, job)
+    fields = {
+        "event": "job.submitted",
+        "job_id": record["job_id"],
+        "user_id": caller["user_id"],
+        "type": record["type"],
+        "queue": job["rq_job"].origin,
+        "run_id": record["run_id"],
+        "origin": None if record["origin"] is None else record["origin"]["kind"],
+    }
+    logger.info(
+        "job submitted: %s %s", record["type"], record["job_id"], extra={FIELDS_ATTR: fields}
+    )
+    return {
+        "job_id": record["job_id"],
+        "type": record["type"],
+        "status": "queued",
+        "queue": record["queue"],
+        "run_id": record["run_id"],
+    }
+
+
+def refused(outcome: Outcome, plan: PlannedJob, job: Submission) -> ModelTrainerError:
+    refusal, claim, queue = outcome["refusal"], plan["claim"], job["record"]["queue"]
+    if refusal == "QUEUE_FULL":
+        return queue_full(queue, outcome["count"])
+    if refusal == "QUOTA_EXCEEDED":
+        return quota_exceeded(queue, outcome["count"], job["max_active"])
+    if refusal == "ID_TAKEN" and claim is not None:
+        return id_taken(claim["kind"], claim["name"])
+    return corpus_not_found(str(plan["corpus_id"]))
 
 
 def job_device(request: JobRequest) -> JobDevice:
@@ -507,10 +624,16 @@ def created_now() -> str:
 
 
 def chosen_corpus(
-    ctx: SubmitContext, caller: Principal, corpus_id: str | None, corpus_path: str | None
+    ctx: SubmitContext,
+    caller: Principal,
+    corpus_id: str | None,
+    corpus_path: str | None,
+    *,
+    lookups: bool = True,
 ) -> Path | None:
     """The checked corpus file a request names (one of the caller's uploads, or a path under
-    DATA_ROOT, which every user may read), if any."""
+    DATA_ROOT, which every user may read), if any. Without `lookups` whose upload it is is left
+    to the submission script."""
     settings = ctx["settings"]
     if corpus_id is not None and corpus_path is not None:
         raise _invalid("corpus_path", "corpus_path must be omitted when corpus_id is given")
@@ -522,12 +645,8 @@ def chosen_corpus(
                 f"got {quoted(corpus_id)}",
             )
         uploaded = settings["artifacts_root"] / "corpora" / f"{corpus_id}.txt"
-        if not has_corpus(ctx["redis"], corpus_id, caller):
-            raise ModelTrainerError(
-                "CORPUS_NOT_FOUND",
-                f"corpus {corpus_id} does not exist",
-                details={"field": "corpus_id"},
-            )
+        if lookups and not has_corpus(ctx["redis"], corpus_id, caller):
+            raise corpus_not_found(corpus_id)
         return checked_corpus(settings, cached_corpus(settings, uploaded), "corpus_id")
     if corpus_path is not None:
         root = settings["data_root"]
@@ -535,6 +654,13 @@ def chosen_corpus(
             settings, _confined(root / corpus_path, [root], "corpus_path"), "corpus_path"
         )
     return None
+
+
+def corpus_not_found(corpus_id: str) -> ModelTrainerError:
+    """Another user's upload is as unknown as one that never existed."""
+    return ModelTrainerError(
+        "CORPUS_NOT_FOUND", f"corpus {corpus_id} does not exist", details={"field": "corpus_id"}
+    )
 
 
 def checked_corpus(settings: Settings, path: Path, field: str) -> Path:

@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.storage.runs import utc_now
+from platform_workers.async_redis import AsyncRedisClient
 from platform_workers.redis_conn import RedisClient, as_text
 
 KEY_PREFIX = "mtk"
@@ -145,11 +146,27 @@ def key_active(redis: RedisClient, key_id: str) -> bool:
 
 def authenticate(redis: RedisClient, key: str) -> Principal | None:
     """The key's principal, or None for a malformed, unknown, revoked or forged key."""
-    match = _KEY.fullmatch(key)
-    if match is None:
+    key_id = key_id_of(key)
+    return None if key_id is None else checked(key, key_id, redis.hgetall(_record_key(key_id)))
+
+
+async def authenticate_async(redis: AsyncRedisClient, key: str) -> Principal | None:
+    """authenticate on an event loop (the API's dependency): the same one read, awaited."""
+    key_id = key_id_of(key)
+    if key_id is None:
         return None
-    key_id = match.group(1)
-    fields = _text(redis.hgetall(_record_key(key_id)))
+    return checked(key, key_id, await redis.hgetall(_record_key(key_id)))
+
+
+def key_id_of(key: str) -> str | None:
+    """The public id of a well-formed key."""
+    match = _KEY.fullmatch(key)
+    return None if match is None else match.group(1)
+
+
+def checked(key: str, key_id: str, raw: dict[bytes | str, bytes | str]) -> Principal | None:
+    """The principal of a key whose stored record (`raw`, empty once revoked) has its hash."""
+    fields = _text(raw)
     if not hmac.compare_digest(fields.get("sha256", ""), _digest(key)):
         return None
     info = _info(key_id, fields)

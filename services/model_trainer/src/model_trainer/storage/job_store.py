@@ -100,7 +100,7 @@ def _check_progress(progress: float) -> None:
         raise PayloadError("progress", f"field 'progress' must be within [0, 1], got {progress}")
 
 
-def _encode(record: JobRecord) -> _HashFields:
+def encode_record(record: JobRecord) -> _HashFields:
     """Flattens a record into hash fields; a None value is left out rather than stored."""
     _check_progress(record["progress"])
     fields: _HashFields = {
@@ -282,7 +282,7 @@ class JobStore:
         key = record_key(DOMAIN, record["job_id"])
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(key)
-        pipe.hset(key, mapping=_encode(record))
+        pipe.hset(key, mapping=encode_record(record))
         pipe.zadd(user_index_key(DOMAIN, record["user_id"]), {record["job_id"]: score})
         if record["status"] not in TERMINAL_STATUSES:
             pipe.zadd(active_jobs_key(DOMAIN), {record["job_id"]: score})

@@ -22,23 +22,23 @@ from platform_workers.redis_conn import RedisClient, as_text
 Owned = Literal["run", "tokenizer"]
 
 
-def _owners_key(kind: Owned) -> str:
+def owners_key(kind: Owned) -> str:
     return f"{DOMAIN}:owners:{kind}"
 
 
-def _corpora_key(user_id: int) -> str:
+def corpora_key(user_id: int) -> str:
     return f"{DOMAIN}:user:{user_id}:corpora"
 
 
 def claim(redis: RedisClient, kind: Owned, name: str, user_id: int) -> bool:
     """Take the id for the user; True when it is now (or already was) theirs."""
-    return bool(redis.hsetnx(_owners_key(kind), name, user_id)) or (
+    return bool(redis.hsetnx(owners_key(kind), name, user_id)) or (
         owner_of(redis, kind, name) == user_id
     )
 
 
 def owner_of(redis: RedisClient, kind: Owned, name: str) -> int | None:
-    owner = redis.hget(_owners_key(kind), name)
+    owner = redis.hget(owners_key(kind), name)
     return None if owner is None else int(as_text(owner))
 
 
@@ -46,7 +46,7 @@ def may_use(redis: RedisClient, kind: Owned, names: list[str], caller: Principal
     """Which of the ids the caller may see: their own, or any for an admin."""
     if caller["admin"] or not names:
         return [True] * len(names)
-    owners = redis.hmget(_owners_key(kind), names)
+    owners = redis.hmget(owners_key(kind), names)
     return [owner is not None and int(as_text(owner)) == caller["user_id"] for owner in owners]
 
 
@@ -55,14 +55,14 @@ def owns(redis: RedisClient, kind: Owned, name: str, caller: Principal) -> bool:
 
 
 def add_corpus(redis: RedisClient, user_id: int, corpus_id: str, size: int) -> None:
-    redis.hset(_corpora_key(user_id), corpus_id, size)
+    redis.hset(corpora_key(user_id), corpus_id, size)
 
 
 def has_corpus(redis: RedisClient, corpus_id: str, caller: Principal) -> bool:
-    return caller["admin"] or bool(redis.hexists(_corpora_key(caller["user_id"]), corpus_id))
+    return caller["admin"] or bool(redis.hexists(corpora_key(caller["user_id"]), corpus_id))
 
 
 def corpus_bytes(redis: RedisClient, user_id: int, *, except_id: str | None = None) -> int:
     """Bytes of the user's stored corpora (one upload may be left out: a re-upload is free)."""
-    sizes = redis.hgetall(_corpora_key(user_id))
+    sizes = redis.hgetall(corpora_key(user_id))
     return sum(int(as_text(size)) for cid, size in sizes.items() if as_text(cid) != except_id)

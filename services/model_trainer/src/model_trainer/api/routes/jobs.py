@@ -29,7 +29,7 @@ from model_trainer.api.submit import (
     submit_generate,
     submit_score,
     submit_tokenizer,
-    submit_train,
+    submit_train_async,
 )
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, JobRecord, JobStatus, JobType
 from model_trainer.errors import QUOTE_LIMIT, ModelTrainerError, ModelTrainerErrorCode, quoted
@@ -107,9 +107,9 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         response_model=SubmittedJob,
         responses=refusals(*SUBMISSION, *TRAIN_REFUSALS, "NO_CUDA_WORKER"),
     )
-    def submit_train_job(body: TrainJobRequest, caller: Principal = key) -> SubmittedJob:
+    async def submit_train_job(body: TrainJobRequest, caller: Principal = key) -> SubmittedJob:
         """Train a model from scratch (or continue or fine-tune one) on a corpus."""
-        return submit_train(ctx, caller, body)
+        return await submit_train_async(ctx, ctx["aredis"], caller, body)
 
     @router.post(
         "/v1/jobs/eval",

@@ -1,0 +1,174 @@
+"""Admit, claim, record and enqueue a job in one atomic Redis script: one round trip per job.
+
+A submission used to be six round trips (admission counters, the id claim, the record, RQ's
+queue set, RQ's job hash and push); as one Lua script it is one, and no other client ever sees
+half of it: a job is either refused with nothing written, or counted, claimed, recorded and on
+its RQ queue at once. The script refuses, in this order:
+
+- CORPUS_NOT_FOUND: the corpus the job reads is not (or no longer) one of the user's uploads;
+- QUEUE_FULL: the queue class (every priority and device) holds MAX_QUEUE_DEPTH jobs;
+- QUOTA_EXCEEDED: the user already has their limit of unended jobs on the queue (the caller may
+  prune ended members and try once more, see api/admission.py);
+- ID_TAKEN: the run or tokenizer id belongs to another user, or exists unclaimed on disk and the
+  caller is not an admin.
+
+RQ's job hash is what `Queue.enqueue_call` writes for the same call: RQ builds the job
+(`Queue.create_job`) and serializes it (`Job.to_dict`); the script stores that mapping, adds the
+queue to RQ's set of queues and pushes the id, as RQ's own enqueue does in its pipeline.
+tests/integration/test_submissions.py compares the two hashes field by field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+from redis.asyncio.client import Redis as AsyncRedis
+from redis.typing import EncodableT
+from rq import Queue
+from rq.job import Job
+from typing_extensions import TypedDict
+
+from model_trainer.contracts.jobs import DOMAIN, JobRecord
+from model_trainer.storage.job_store import created_score, encode_record
+from platform_workers.keys import active_jobs_key, record_key, user_index_key
+from platform_workers.redis_conn import RedisClient, as_text
+
+Refusal = Literal["CORPUS_NOT_FOUND", "QUEUE_FULL", "QUOTA_EXCEEDED", "ID_TAKEN"]
+_REFUSALS: tuple[Refusal, ...] = ("CORPUS_NOT_FOUND", "QUEUE_FULL", "QUOTA_EXCEEDED", "ID_TAKEN")
+_Args: TypeAlias = list[EncodableT]
+
+# KEYS: 1 the user's active set, 2 the owners hash of the claimed id, 3 the user's corpora,
+#       4 the record, 5 the user's job index, 6 the active-jobs index, 7 RQ's job hash,
+#       8 RQ's queue, 9 RQ's set of queues, 10.. the queues counted for depth.
+# ARGV: 1 job id, 2 now (seconds), 3 index score (microseconds), 4 depth limit, 5 active limit,
+#       6 user id, 7 claimed id ('' none), 8 '1' when an unclaimed id is refused, 9 corpus id
+#       ('' none), 10 number of record fields n, then n record fields and values, then RQ's.
+SCRIPT = """
+local job_id, user_id = ARGV[1], ARGV[6]
+if ARGV[9] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[9]) == 0 then
+  return {'CORPUS_NOT_FOUND', 0}
+end
+local depth = 0
+for i = 10, #KEYS do depth = depth + redis.call('LLEN', KEYS[i]) end
+if depth >= tonumber(ARGV[4]) then return {'QUEUE_FULL', depth} end
+redis.call('ZADD', KEYS[1], ARGV[2], job_id)
+local active = redis.call('ZCARD', KEYS[1])
+if active > tonumber(ARGV[5]) then
+  redis.call('ZREM', KEYS[1], job_id)
+  return {'QUOTA_EXCEEDED', active - 1}
+end
+if ARGV[7] ~= '' then
+  local owner = redis.call('HGET', KEYS[2], ARGV[7])
+  if (owner == false and ARGV[8] == '1') or (owner ~= false and owner ~= user_id) then
+    redis.call('ZREM', KEYS[1], job_id)
+    return {'ID_TAKEN', 0}
+  end
+  redis.call('HSET', KEYS[2], ARGV[7], user_id)
+end
+local fields = tonumber(ARGV[10])
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], unpack(ARGV, 11, 10 + 2 * fields))
+redis.call('ZADD', KEYS[5], ARGV[3], job_id)
+redis.call('ZADD', KEYS[6], ARGV[3], job_id)
+redis.call('HSET', KEYS[7], unpack(ARGV, 11 + 2 * fields))
+redis.call('SADD', KEYS[9], KEYS[8])
+redis.call('RPUSH', KEYS[8], job_id)
+return {'OK', active}
+"""
+
+
+class Claim(TypedDict):
+    """An id the job creates: taken for the user unless another user holds it, or it exists
+    unclaimed (made before keys, or by the CLI) and `refuse_unclaimed` (not an admin)."""
+
+    owners_key: str
+    name: str
+    refuse_unclaimed: bool
+
+
+class Submission(TypedDict):
+    """Everything the script needs for one job; `rq_job` comes from `Queue.create_job`."""
+
+    record: JobRecord
+    active_key: str
+    depth_keys: list[str]
+    max_depth: int
+    max_active: int
+    claim: Claim | None
+    # The user's corpora hash and the corpus id the job reads, when it must be theirs.
+    corpus: tuple[str, str] | None
+    rq_job: Job
+    rq_queue_key: str
+
+
+class Outcome(TypedDict):
+    """Refused (with the figure the refusal names: depth or active jobs), or enqueued."""
+
+    refusal: Refusal | None
+    count: int
+
+
+def submit(redis: RedisClient, submission: Submission, now: float) -> Outcome:
+    keys, args = script_call(submission, now)
+    return outcome(redis.register_script(SCRIPT)(keys=keys, args=args))
+
+
+async def submit_async(redis: AsyncRedis, submission: Submission, now: float) -> Outcome:
+    """The same script from an event loop (the API's submit routes)."""
+    keys, args = script_call(submission, now)
+    return outcome(await redis.register_script(SCRIPT)(keys=keys, args=args))
+
+
+def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
+    record, claim, corpus = submission["record"], submission["claim"], submission["corpus"]
+    job_id = record["job_id"]
+    keys = [
+        submission["active_key"],
+        "" if claim is None else claim["owners_key"],
+        "" if corpus is None else corpus[0],
+        record_key(DOMAIN, job_id),
+        user_index_key(DOMAIN, record["user_id"]),
+        active_jobs_key(DOMAIN),
+        submission["rq_job"].key,
+        submission["rq_queue_key"],
+        Queue.redis_queues_keys,
+        *submission["depth_keys"],
+    ]
+    fields = encode_record(record)
+    args: _Args = [
+        job_id,
+        repr(now),
+        created_score(record["created_at"]),
+        submission["max_depth"],
+        submission["max_active"],
+        record["user_id"],
+        "" if claim is None else claim["name"],
+        "1" if claim is not None and claim["refuse_unclaimed"] else "0",
+        "" if corpus is None else corpus[1],
+        len(fields),
+    ]
+    for name, value in fields.items():
+        args += (name, value)
+    for name, value in submission["rq_job"].to_dict().items():
+        args += (str(name), _field_value(name, value))
+    return keys, args
+
+
+def _field_value(name: object, value: object) -> EncodableT:
+    """RQ's job fields are bytes, strings and integers; anything else is a bug to hear of."""
+    if isinstance(value, bytes | str | int | float):
+        return value
+    raise TypeError(f"RQ job field {name!r} has a {type(value).__name__} value")
+
+
+def outcome(raw: object) -> Outcome:
+    """The script's reply: [code, figure]."""
+    if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[1], int):
+        raise TypeError(f"the submission script replied {raw!r}")
+    code = as_text(raw[0])
+    if code == "OK":
+        return {"refusal": None, "count": raw[1]}
+    for refusal in _REFUSALS:
+        if code == refusal:
+            return {"refusal": refusal, "count": raw[1]}
+    raise TypeError(f"the submission script replied {raw!r}")
