@@ -11,11 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model_trainer.api.app import create_app
+from model_trainer.api.event_hub import EventHub
+from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import CreatedKey
 from model_trainer.storage.runs import RunManifest
 from platform_core.json_types import JSONObject, load_json_object
 from platform_core.structured_logs import configure_logging
+from platform_workers.keys import events_channel
 
 Lines = Callable[[], list[JSONObject]]
 
@@ -91,7 +94,8 @@ def test_redis_out_of_reach_is_a_warning(settings: Settings, lines: Lines) -> No
     lines()
     server = fakeredis.FakeServer()
     server.connected = False
-    client = TestClient(create_app(settings, fakeredis.FakeRedis(server=server)))
+    hub = EventHub(fakeredis.FakeAsyncRedis(server=server), events_channel(DOMAIN))
+    client = TestClient(create_app(settings, fakeredis.FakeRedis(server=server), hub))
     key = "mtk_" + "0" * 12 + "_" + "k" * 43  # well formed: checking it needs Redis
     answer = client.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.unit.api.conftest import bearer
 
 from model_trainer.api.app import create_app
+from model_trainer.api.event_hub import EventHub
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import CreatedKey, create_key
 from platform_workers.redis_conn import redis_from_url
@@ -24,12 +25,13 @@ def test_factory_reads_settings_from_the_environment(
     monkeypatch.setenv("ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("MAX_CORPUS_BYTES", "10")
     key = create_key(redis_from_url(redis_url), f"factory-{tmp_path.name}")
-    client = TestClient(create_app(), headers={"Authorization": f"Bearer {key['key']}"})
-    assert client.get("/healthz").json() == {"status": "ok"}
-    too_big = client.post("/v1/corpora", content=b"eleven byte")
-    assert too_big.status_code == 413
-    stored = client.post("/v1/corpora", content=b"ten bytes!")
-    assert stored.status_code == 201
+    # One event loop for the app's life (its async Redis client's connections belong to it).
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {key['key']}"}) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        too_big = client.post("/v1/corpora", content=b"eleven byte")
+        assert too_big.status_code == 413
+        stored = client.post("/v1/corpora", content=b"ten bytes!")
+        assert stored.status_code == 201
     assert (tmp_path / "artifacts" / "corpora" / f"{stored.json()['sha256']}.txt").is_file()
 
 
@@ -119,10 +121,10 @@ def test_unknown_routes_and_methods_are_coded_too(client: TestClient) -> None:
 
 
 def test_an_unexpected_failure_is_a_coded_500_not_a_bare_one(
-    settings: Settings, redis: fakeredis.FakeRedis, api_key: CreatedKey
+    settings: Settings, redis: fakeredis.FakeRedis, hub: EventHub, api_key: CreatedKey
 ) -> None:
     redis.set("trainer:job:broken", b"not a hash")  # HGETALL answers WRONGTYPE
-    app = create_app(settings, redis)
+    app = create_app(settings, redis, hub)
     with TestClient(app, raise_server_exceptions=False, headers=bearer(api_key)) as client:
         response = client.get("/v1/jobs/broken")
     assert response.status_code == 500

@@ -12,7 +12,7 @@ from model_trainer.api.event_hub import EventHub
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import Principal
 from model_trainer.storage.job_store import JobStore
-from platform_workers.async_redis import AsyncRedisClient
+from platform_workers.redis_batch import PipelineBatch
 from platform_workers.redis_conn import RedisClient
 
 
@@ -29,7 +29,8 @@ class ApiContext(SubmitContext):
     """What every route reads, built once by create_app and captured by each router."""
 
     events: EventHub
-    # The async client of routes that run on the event loop (keys, the train submission).
-    aredis: AsyncRedisClient
+    # Redis for routes that run on the event loop (keys, the train submission): their commands
+    # leave in one pipeline per loop turn.
+    batch: PipelineBatch
     # The dependency that turns a request's bearer key into its caller (api/auth.py).
     caller: Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]

@@ -36,6 +36,7 @@ from model_trainer.settings import Settings, load_settings
 from model_trainer.storage.job_store import JobStore
 from platform_workers.async_redis import AsyncRedisClient, async_redis_from_url
 from platform_workers.keys import events_channel
+from platform_workers.redis_batch import PipelineBatch
 from platform_workers.redis_conn import RedisClient, redis_from_url
 
 API_DESCRIPTION = """Train and serve small language models as queued, typed jobs.
@@ -70,13 +71,14 @@ def build_api(
         aredis = async_redis_from_url(resolved["redis_url"])
     else:
         aredis = hub.redis
+    batch = PipelineBatch(aredis)
     ctx: ApiContext = {
         "settings": resolved,
         "redis": client,
         "jobs": JobStore(client),
         "events": hub,
-        "aredis": aredis,
-        "caller": key_checker(aredis),
+        "batch": batch,
+        "caller": key_checker(batch),
     }
     # /docs and /redoc load their scripts and styles from this process, never from a CDN.
     app = FastAPIOffline(

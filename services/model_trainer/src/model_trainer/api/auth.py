@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from model_trainer.errors import ModelTrainerError
 from model_trainer.storage.api_keys import Principal, authenticate_async
-from platform_workers.async_redis import AsyncRedisClient
+from platform_workers.redis_batch import PipelineBatch
 
 BEARER = HTTPBearer(
     auto_error=False, description="an API key from `model-trainer keys create --user NAME`"
@@ -31,7 +31,7 @@ def unauthenticated() -> ModelTrainerError:
 
 
 def key_checker(
-    redis: AsyncRedisClient,
+    batch: PipelineBatch,
 ) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
     """The dependency every /v1 route takes (`caller: Principal = Depends(...)`): its one read
     is awaited on the event loop, so checking a key costs no thread."""
@@ -43,7 +43,7 @@ def key_checker(
         principal = (
             None
             if credentials is None
-            else await authenticate_async(redis, credentials.credentials)
+            else await authenticate_async(batch, credentials.credentials)
         )
         if principal is None:
             raise unauthenticated()

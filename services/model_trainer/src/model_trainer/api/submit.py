@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 from rq import Queue, Retry
@@ -103,7 +103,8 @@ from platform_core.json_types import (
     require_str,
 )
 from platform_core.structured_logs import FIELDS_ATTR
-from platform_workers.async_redis import AsyncRedisClient
+from platform_workers.redis_batch import PipelineBatch
+from platform_workers.redis_conn import RedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def submit_train(
 
 
 async def submit_train_async(
-    ctx: SubmitContext, redis: AsyncRedisClient, caller: Principal, body: TrainJobRequest
+    ctx: SubmitContext, batch: PipelineBatch, caller: Principal, body: TrainJobRequest
 ) -> SubmittedJob:
     """POST /v1/jobs/train on the event loop, costing no thread: planning reads local files
     only (a stat, the corpus's first bytes) and the owners it would read are checked by the
@@ -195,7 +196,7 @@ async def submit_train_async(
         plan = plan_train(ctx, caller, body, lookups=False)
     else:
         plan = await run_in_threadpool(partial(plan_train, ctx, caller, body, lookups=False))
-    return await enqueue_planned_async(ctx, redis, caller, plan, None)
+    return await enqueue_planned_async(ctx, batch, caller, plan, None)
 
 
 def plan_train(
@@ -464,7 +465,7 @@ def enqueue_planned(
 
 async def enqueue_planned_async(
     ctx: SubmitContext,
-    redis: AsyncRedisClient,
+    batch: PipelineBatch,
     caller: Principal,
     plan: PlannedJob,
     origin: JobOrigin | None,
@@ -479,11 +480,11 @@ async def enqueue_planned_async(
             plan["request"].priority,
         )
     job = submission(ctx, caller, plan, origin)
-    outcome = await submit_script_async(redis, job, time.time())
+    outcome = await submit_script_async(batch, job, time.time())
     if outcome["refusal"] == "QUOTA_EXCEEDED":
         pruned = await run_in_threadpool(prune, ctx["redis"], job["active_key"], time.time())
         if pruned:
-            outcome = await submit_script_async(redis, job, time.time())
+            outcome = await submit_script_async(batch, job, time.time())
     return submitted(caller, plan, job, outcome)
 
 
@@ -514,11 +515,7 @@ def submission(
         "priority": request.priority,
         "origin": origin,
     }
-    queue = Queue(
-        rq_queue(queue_name, request.priority, job_device(request)),
-        connection=ctx["redis"],
-        serializer=JSONSerializer,
-    )
+    queue = _rq_queue(ctx["redis"], rq_queue(queue_name, request.priority, job_device(request)))
     retries = QUEUE_RETRIES[queue_name]
     rq_job = queue.create_job(
         WORKER_FUNCTIONS[job_type],
@@ -553,6 +550,12 @@ def submission(
         "rq_job": rq_job,
         "rq_queue_key": queue.key,
     }
+
+
+@lru_cache(maxsize=64)
+def _rq_queue(redis: RedisClient, name: str) -> Queue:
+    """RQ's queue objects are kept: building one resolves its serializer, a slow check."""
+    return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
 def submitted(

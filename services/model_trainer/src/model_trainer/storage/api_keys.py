@@ -23,7 +23,7 @@ from typing_extensions import TypedDict
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.storage.runs import utc_now
-from platform_workers.async_redis import AsyncRedisClient
+from platform_workers.redis_batch import PipelineBatch
 from platform_workers.redis_conn import RedisClient, as_text
 
 KEY_PREFIX = "mtk"
@@ -150,12 +150,17 @@ def authenticate(redis: RedisClient, key: str) -> Principal | None:
     return None if key_id is None else checked(key, key_id, redis.hgetall(_record_key(key_id)))
 
 
-async def authenticate_async(redis: AsyncRedisClient, key: str) -> Principal | None:
-    """authenticate on an event loop (the API's dependency): the same one read, awaited."""
+async def authenticate_async(batch: PipelineBatch, key: str) -> Principal | None:
+    """authenticate on an event loop (the API's dependency): the same one read, awaited in the
+    loop turn's batch."""
     key_id = key_id_of(key)
     if key_id is None:
         return None
-    return checked(key, key_id, await redis.hgetall(_record_key(key_id)))
+    record = _record_key(key_id)
+    raw = await batch.run(lambda pipe: pipe.hgetall(record))
+    if not isinstance(raw, dict):
+        raise TypeError(f"HGETALL {record} replied {raw!r}")
+    return checked(key, key_id, raw)
 
 
 def key_id_of(key: str) -> str | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
-from redis.asyncio.client import Redis as AsyncRedis
 from redis.typing import EncodableT
 from rq import Queue
 from rq.job import Job
@@ -31,6 +30,7 @@ from typing_extensions import TypedDict
 from model_trainer.contracts.jobs import DOMAIN, JobRecord
 from model_trainer.storage.job_store import created_score, encode_record
 from platform_workers.keys import active_jobs_key, record_key, user_index_key
+from platform_workers.redis_batch import PipelineBatch
 from platform_workers.redis_conn import RedisClient, as_text
 
 Refusal = Literal["CORPUS_NOT_FOUND", "QUEUE_FULL", "QUOTA_EXCEEDED", "ID_TAKEN"]
@@ -109,14 +109,16 @@ class Outcome(TypedDict):
 
 
 def submit(redis: RedisClient, submission: Submission, now: float) -> Outcome:
+    """EVAL, not EVALSHA: Redis caches the script by its digest either way, and the text in
+    every call spares the NOSCRIPT round trip after a restart or a failover."""
     keys, args = script_call(submission, now)
-    return outcome(redis.register_script(SCRIPT)(keys=keys, args=args))
+    return outcome(redis.eval(SCRIPT, len(keys), *keys, *args))
 
 
-async def submit_async(redis: AsyncRedis, submission: Submission, now: float) -> Outcome:
-    """The same script from an event loop (the API's submit routes)."""
+async def submit_async(batch: PipelineBatch, submission: Submission, now: float) -> Outcome:
+    """The same script from an event loop (the API's submit routes), in the turn's batch."""
     keys, args = script_call(submission, now)
-    return outcome(await redis.register_script(SCRIPT)(keys=keys, args=args))
+    return outcome(await batch.run(lambda pipe: pipe.eval(SCRIPT, len(keys), *keys, *args)))
 
 
 def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:

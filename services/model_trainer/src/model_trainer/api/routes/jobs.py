@@ -109,7 +109,7 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
     )
     async def submit_train_job(body: TrainJobRequest, caller: Principal = key) -> SubmittedJob:
         """Train a model from scratch (or continue or fine-tune one) on a corpus."""
-        return await submit_train_async(ctx, ctx["aredis"], caller, body)
+        return await submit_train_async(ctx, ctx["batch"], caller, body)
 
     @router.post(
         "/v1/jobs/eval",
