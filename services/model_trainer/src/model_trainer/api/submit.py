@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import stat
 import time
 import uuid
 from datetime import UTC, datetime
@@ -667,22 +668,27 @@ def corpus_not_found(corpus_id: str) -> ModelTrainerError:
 
 
 def checked_corpus(settings: Settings, path: Path, field: str) -> Path:
-    """Presence, size and emptiness from a stat and a read that stops at the first text byte."""
-    if not path.is_file():
+    """Presence, size and emptiness from one stat and a read that stops at the first text byte
+    (remembered while the file's size, time and inode stay the same: corpora are submitted
+    over and over)."""
+    try:
+        found = path.stat()
+    except OSError:
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
         raise ModelTrainerError(
             "CORPUS_NOT_FOUND",
             f"corpus {path} does not exist",
             details={"field": field, "path": str(path)},
         )
-    size = path.stat().st_size
     limit = settings["max_corpus_bytes"]
-    if size > limit:
+    if found.st_size > limit:
         raise ModelTrainerError(
             "CORPUS_TOO_LARGE",
-            f"corpus {path} has {size} bytes; the limit is {limit}",
-            details={"field": field, "path": str(path), "bytes": size},
+            f"corpus {path} has {found.st_size} bytes; the limit is {limit}",
+            details={"field": field, "path": str(path), "bytes": found.st_size},
         )
-    if not _has_text(path):
+    if not _has_text(path, found.st_size, found.st_mtime_ns, found.st_ino):
         raise ModelTrainerError(
             "CORPUS_EMPTY",
             f"corpus {path} is empty or only whitespace",
@@ -691,7 +697,9 @@ def checked_corpus(settings: Settings, path: Path, field: str) -> Path:
     return path
 
 
-def _has_text(path: Path) -> bool:
+@lru_cache(maxsize=1024)
+def _has_text(path: Path, size: int, mtime_ns: int, inode: int) -> bool:
+    """Keyed by the file's identity too, so a changed file is read again."""
     with path.open("rb") as source:
         while chunk := source.read(_READ_CHUNK):
             if chunk.strip():

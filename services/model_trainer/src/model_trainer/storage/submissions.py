@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
+import orjson
 from redis.typing import EncodableT
 from rq import Queue
 from rq.job import Job
@@ -42,7 +43,10 @@ _Args: TypeAlias = list[EncodableT]
 #       8 RQ's queue, 9 RQ's set of queues, 10.. the queues counted for depth.
 # ARGV: 1 job id, 2 now (seconds), 3 index score (microseconds), 4 depth limit, 5 active limit,
 #       6 user id, 7 claimed id ('' none), 8 '1' when an unclaimed id is refused, 9 corpus id
-#       ('' none), 10 number of record fields n, then n record fields and values, then RQ's.
+#       ('' none), 10 the record's fields as a JSON object of strings, 11 RQ's text fields
+#       likewise, 12.. RQ's binary fields as name, value pairs (its compressed call).
+# Fields travel as two JSON objects rather than as one argument each: a submission then costs
+# a dozen arguments to encode, not a hundred.
 SCRIPT = """
 local job_id, user_id = ARGV[1], ARGV[6]
 if ARGV[9] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[9]) == 0 then
@@ -65,12 +69,20 @@ if ARGV[7] ~= '' then
   end
   redis.call('HSET', KEYS[2], ARGV[7], user_id)
 end
-local fields = tonumber(ARGV[10])
+local function hset(key, text_fields, first_binary)
+  local fields = {}
+  for name, value in pairs(cjson.decode(text_fields)) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  for i = first_binary, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', key, unpack(fields))
+end
 redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[4], unpack(ARGV, 11, 10 + 2 * fields))
+hset(KEYS[4], ARGV[10], #ARGV + 1)
 redis.call('ZADD', KEYS[5], ARGV[3], job_id)
 redis.call('ZADD', KEYS[6], ARGV[3], job_id)
-redis.call('HSET', KEYS[7], unpack(ARGV, 11 + 2 * fields))
+hset(KEYS[7], ARGV[11], 12)
 redis.call('SADD', KEYS[9], KEYS[8])
 redis.call('RPUSH', KEYS[8], job_id)
 return {'OK', active}
@@ -136,7 +148,7 @@ def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
         Queue.redis_queues_keys,
         *submission["depth_keys"],
     ]
-    fields = encode_record(record)
+    text, binary = rq_fields(submission["rq_job"])
     args: _Args = [
         job_id,
         repr(now),
@@ -147,20 +159,28 @@ def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
         "" if claim is None else claim["name"],
         "1" if claim is not None and claim["refuse_unclaimed"] else "0",
         "" if corpus is None else corpus[1],
-        len(fields),
+        orjson.dumps({str(name): str(value) for name, value in encode_record(record).items()}),
+        orjson.dumps(text),
+        *binary,
     ]
-    for name, value in fields.items():
-        args += (name, value)
-    for name, value in submission["rq_job"].to_dict().items():
-        args += (str(name), _field_value(name, value))
     return keys, args
 
 
-def _field_value(name: object, value: object) -> EncodableT:
-    """RQ's job fields are bytes, strings and integers; anything else is a bug to hear of."""
-    if isinstance(value, bytes | str | int | float):
-        return value
-    raise TypeError(f"RQ job field {name!r} has a {type(value).__name__} value")
+def rq_fields(job: Job) -> tuple[dict[str, str], list[bytes | str]]:
+    """RQ's job hash as `Job.save` writes it: text fields (its integers as the digits redis-py
+    would send), and binary ones as name, value pairs."""
+    text: dict[str, str] = {}
+    binary: list[bytes | str] = []
+    for name, value in job.to_dict().items():
+        if isinstance(value, bytes):
+            binary += (str(name), value)
+        elif isinstance(value, str):
+            text[str(name)] = value.encode().decode()  # a str enum's text, as redis-py sends it
+        elif isinstance(value, int):
+            text[str(name)] = str(value)
+        else:
+            raise TypeError(f"RQ job field {name!r} has a {type(value).__name__} value")
+    return text, binary
 
 
 def outcome(raw: object) -> Outcome:
