@@ -255,6 +255,21 @@ def test_a_member_that_never_got_a_record_is_dropped_after_a_grace(
     assert client.post("/v1/jobs/generate", json=GENERATE).status_code == 202
 
 
+@pytest.mark.usefixtures("corpus_path")
+def test_a_train_submission_at_its_limit_repairs_the_count_before_refusing(
+    client: TestClient, settings: Settings, redis: fakeredis.FakeRedis
+) -> None:
+    settings["max_active_jobs"] = {"train": 1, "infer": 1}
+    redis.zadd(active_key(1, "train"), {"in-flight": time.time()})
+    refused = client.post("/v1/jobs/train", json=TRAIN)
+    assert (refused.status_code, code_of(refused)) == (429, "QUOTA_EXCEEDED")
+    assert refused.json()["error"]["details"] == {"queue": "train", "active": 1, "limit": 1}
+    redis.zadd(active_key(1, "train"), {"in-flight": time.time() - PENDING_GRACE_S - 1})
+    accepted = client.post("/v1/jobs/train", json=TRAIN)
+    assert accepted.status_code == 202
+    assert redis.zrange(active_key(1, "train"), 0, -1) == [accepted.json()["job_id"].encode()]
+
+
 @pytest.mark.usefixtures("corpus_path", "trained_run")
 def test_a_full_queue_is_a_coded_503_for_everyone(
     *,

@@ -219,7 +219,7 @@ def plan_train(
     exists = run_stored(settings, run_id)
     if lookups:
         check_id_free(ctx, caller, "run", run_id, exists=exists)
-    if stored(settings, directory / MANIFEST_FILE):
+    if exists and stored(settings, directory / MANIFEST_FILE):
         # A run without a manifest (cancelled, crashed) resumes from its checkpoint instead.
         raise _invalid("run_id", f"run {run_id} already finished training; choose a new run_id")
     family = parse_model_family(body.model_family)
