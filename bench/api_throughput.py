@@ -37,7 +37,6 @@ import httpx
 import orjson
 from bench.reference import machine_load, print_summary
 from bench.service_latency import (
-    CLI,
     STARTUP_TIMEOUT_S,
     answers_200,
     bench_key,
@@ -153,8 +152,16 @@ def start_reference(stack: ExitStack, env: dict[str, str], logs: Path, name: str
     """A reference app from bench/submit_ceiling.py under uvicorn, as the API is served."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", f"bench.submit_ceiling:{name}_app",
-        "--port", str(port), "--no-access-log", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"bench.submit_ceiling:{name}_app",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
     ]
     process = stack.enter_context(running(command, env, logs / f"{name}.log"))
     url = f"http://127.0.0.1:{port}"
@@ -189,17 +196,18 @@ def train_body(corpus_id: str) -> bytes:
 def run(stack: ExitStack, workdir: Path, opts: Options) -> None:
     logs = workdir / "logs"
     logs.mkdir()
-    redis_process, redis_url = start_redis(stack, workdir, logs)
+    _, redis_url = start_redis(stack, workdir, logs)
     env = uncapped_env(service_env(workdir, redis_url))
     key = bench_key(redis_url)
     api_process, http = start_api(stack, env, logs, key)
     corpus = workdir / "corpus.txt"
     corpus.write_text(CORPUS_TEXT)
     body = train_body(upload_corpus(http, corpus))
+    api: Target = {"name": "api", "url": str(http.base_url).rstrip("/"), "pid": api_process.pid}
     targets = [
         start_reference(stack, env, logs, "naive"),
         start_reference(stack, env, logs, "ceiling"),
-        {"name": "api", "url": str(http.base_url).rstrip("/"), "pid": api_process.pid},
+        api,
     ]
     loads: dict[str, Load] = {}
     accepted: dict[str, int] = {}
@@ -213,8 +221,10 @@ def run(stack: ExitStack, workdir: Path, opts: Options) -> None:
 
 def report(loads: dict[str, Load], accepted: dict[str, int], stores: dict[str, int]) -> None:
     rates = {name: load["accepted"] / load["seconds"] for name, load in loads.items()}
-    print(f"{'endpoint':<10}{'accepted/s':>12}{'vs naive':>10}{'vs ceiling':>12}"
-          f"{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'refused':>9}{'errors':>8}")
+    print(
+        f"{'endpoint':<10}{'accepted/s':>12}{'vs naive':>10}{'vs ceiling':>12}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'refused':>9}{'errors':>8}"
+    )
     for name, load in loads.items():
         print(
             f"{name:<10}{rates[name]:>12,.0f}{rates[name] / rates['naive']:>10.2f}"
@@ -222,18 +232,39 @@ def report(loads: dict[str, Load], accepted: dict[str, int], stores: dict[str, i
             f"{load['cpu_ms']:>12.3f}{load['refused']:>9}{load['errors']:>8}"
         )
     api = accepted["api"]
-    lost = {name: count for name, count in stores.items() if name in ("train queue", "job records indexed", "active set") and count != api}
-    refs_ok = stores["naive queue"] == accepted["naive"] and stores["ceiling list"] == accepted["ceiling"]
+    lost = {
+        name: count
+        for name, count in stores.items()
+        if name in ("train queue", "job records indexed", "active set") and count != api
+    }
+    refs_ok = (
+        stores["naive queue"] == accepted["naive"] and stores["ceiling list"] == accepted["ceiling"]
+    )
     print(
-        f"api 202 answers {api}: " + ", ".join(f"{name} {count}" for name, count in stores.items())
+        f"api 202 answers {api}: "
+        + ", ".join(f"{name} {count}" for name, count in stores.items())
         + (" -> nothing lost" if not lost and refs_ok else " -> MISMATCH")
     )
     rate = rates["api"]
     api_load = loads["api"]
-    passed = rate >= TARGET_PER_S and not lost and refs_ok and api_load["refused"] == 0 and api_load["errors"] == 0
-    print_summary(BENCHMARK, "train submissions/s (wrk -c16)", f"{rate:,.0f}", f">= {TARGET_PER_S:,.0f}", passed)
+    passed = (
+        rate >= TARGET_PER_S
+        and not lost
+        and refs_ok
+        and api_load["refused"] == 0
+        and api_load["errors"] == 0
+    )
+    print_summary(
+        BENCHMARK,
+        "train submissions/s (wrk -c16)",
+        f"{rate:,.0f}",
+        f">= {TARGET_PER_S:,.0f}",
+        passed,
+    )
     print_summary(BENCHMARK, "vs naive sync RQ enqueue", f"{rate / rates['naive']:.2f}", "-", None)
-    print_summary(BENCHMARK, "vs async one-round-trip ceiling", f"{rate / rates['ceiling']:.2f}", "-", None)
+    print_summary(
+        BENCHMARK, "vs async one-round-trip ceiling", f"{rate / rates['ceiling']:.2f}", "-", None
+    )
     print_summary(BENCHMARK, "submit latency p50 ms", f"{api_load['p50_ms']:.2f}", "-", None)
 
 
