@@ -168,12 +168,29 @@ def test_another_users_objects_are_404_and_records_carry_the_real_user(
     ]
     for response, status, code in refusals:
         assert (response.status_code, code_of(response)) == (status, code), response.text
+    taken = client.post("/v1/jobs/train", json={**TRAIN, "run_id": "r1"}, headers=bob)
+    assert (
+        taken.json()["error"]["message"] == "run_id r1 is taken; choose another"
+    )  # not "finished"
     assert client.get("/v1/jobs", headers=bob).json()["jobs"] == []
     assert client.get("/v1/runs", headers=bob).json()["runs"] == []
     mine = client.post("/v1/jobs/train", json=TRAIN, headers=bob).json()["job_id"]
     bobs = JobStore(redis).get(mine)
     assert bobs is not None and bobs["user_id"] == 2
     assert [job["job_id"] for job in client.get("/v1/jobs").json()["jobs"]] == [job_id]
+
+
+@pytest.mark.usefixtures("corpus_path")
+def test_a_refused_upload_of_another_user_is_not_found_whatever_is_wrong_with_it(
+    client: TestClient, settings: Settings, bob: dict[str, str]
+) -> None:
+    corpus_id = client.post("/v1/corpora", content=b"alice's words").json()["corpus_id"]
+    settings["max_corpus_bytes"] = 4  # lowered since the upload
+    body = {**TRAIN, "corpus_path": None, "corpus_id": corpus_id}
+    theirs = client.post("/v1/jobs/train", json=body, headers=bob)
+    assert (theirs.status_code, code_of(theirs)) == (404, "CORPUS_NOT_FOUND")
+    mine = client.post("/v1/jobs/train", json=body)
+    assert (mine.status_code, code_of(mine)) == (413, "CORPUS_TOO_LARGE")
 
 
 @pytest.mark.usefixtures("corpus_path", "trained_run")

@@ -217,7 +217,7 @@ def plan_train(
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
     directory = run_dir(settings, run_id)
     exists = run_stored(settings, run_id)
-    if lookups:
+    if lookups or exists:  # whose it is comes before what state it is in
         check_id_free(ctx, caller, "run", run_id, exists=exists)
     if exists and stored(settings, directory / MANIFEST_FILE):
         # A run without a manifest (cancelled, crashed) resumes from its checkpoint instead.
@@ -651,7 +651,14 @@ def chosen_corpus(
         uploaded = settings["artifacts_root"] / "corpora" / f"{corpus_id}.txt"
         if lookups and not has_corpus(ctx["redis"], corpus_id, caller):
             raise corpus_not_found(corpus_id)
-        return checked_corpus(settings, cached_corpus(settings, uploaded), "corpus_id")
+        try:
+            return checked_corpus(settings, cached_corpus(settings, uploaded), "corpus_id")
+        except ModelTrainerError as refused:
+            # Whose upload it is is checked later (by the script); a refusal about the file
+            # must not tell another user's upload from none.
+            if not lookups and not has_corpus(ctx["redis"], corpus_id, caller):
+                raise corpus_not_found(corpus_id) from refused
+            raise
     if corpus_path is not None:
         root = settings["data_root"]
         return checked_corpus(
