@@ -13,9 +13,11 @@ import re
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import TypeVar
 
 from rq import Queue, Retry
 from rq.job import JobStatus as RQJobStatus
@@ -81,6 +83,7 @@ from model_trainer.storage.owners import (
     corpora_key,
     has_corpus,
     owner_of,
+    owner_of_async,
     owners_key,
     owns,
 )
@@ -126,6 +129,9 @@ JobPayload = (
     | TokenizerJobPayload
     | ExportJobPayload
 )
+
+# The jobs that use a trained run (or a registered model version).
+RunJob = TypeVar("RunJob", EvalJobRequest, ScoreJobRequest, GenerateJobRequest, ExportJobRequest)
 
 _CORPUS_ID = re.compile(r"^[0-9a-f]{64}$")
 _READ_CHUNK = 1 << 16
@@ -198,6 +204,25 @@ async def submit_train_async(
     else:
         plan = await run_in_threadpool(partial(plan_train, ctx, caller, body, lookups=False))
     return await enqueue_planned_async(ctx, batch, caller, plan, None)
+
+
+async def submit_run_job_async(
+    ctx: SubmitContext,
+    batch: PipelineBatch,
+    caller: Principal,
+    body: RunJob,
+    plan: Callable[[SubmitContext, Principal, RunJob, bool | None], PlannedJob],
+) -> SubmittedJob:
+    """Eval, score, generate and export on the event loop: whose the run is is one awaited read
+    (in the loop turn's batch), planning reads local files, the submission one awaited script.
+    A job naming a registered model (a registry read) or an S3 artifact store (network reads)
+    plans in a thread."""
+    if ctx["settings"]["artifacts_s3"] is not None or body.model is not None or body.run_id is None:
+        planned = await run_in_threadpool(plan, ctx, caller, body, None)
+    else:
+        owner = None if caller["admin"] else await owner_of_async(batch, "run", body.run_id)
+        planned = plan(ctx, caller, body, caller["admin"] or owner == caller["user_id"])
+    return await enqueue_planned_async(ctx, batch, caller, planned, None)
 
 
 def plan_train(
@@ -307,14 +332,16 @@ def submit_eval(
     return enqueue_planned(ctx, caller, plan_eval(ctx, caller, body), origin)
 
 
-def plan_eval(ctx: SubmitContext, caller: Principal, body: EvalJobRequest) -> PlannedJob:
+def plan_eval(
+    ctx: SubmitContext, caller: Principal, body: EvalJobRequest, owned: bool | None = None
+) -> PlannedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
-    manifest = owned_manifest(ctx, caller, run_id)
+    manifest = owned_manifest(ctx, caller, run_id, owned)
     checked_step(ctx, run_id, step)
     check_fits_run(manifest, run_id, body.max_seq_len)
     check_step_tokens(settings, body.batch_size * body.max_seq_len)
-    corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path)
+    corpus = chosen_corpus(ctx, caller, body.corpus_id, body.corpus_path, lookups=owned is None)
     if corpus is None:
         corpus = _training_corpus(settings, run_id, manifest)
     config = make_eval_config(
@@ -341,10 +368,12 @@ def submit_score(
     return enqueue_planned(ctx, caller, plan_score(ctx, caller, body), origin)
 
 
-def plan_score(ctx: SubmitContext, caller: Principal, body: ScoreJobRequest) -> PlannedJob:
+def plan_score(
+    ctx: SubmitContext, caller: Principal, body: ScoreJobRequest, owned: bool | None = None
+) -> PlannedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
-    owned_manifest(ctx, caller, run_id)
+    owned_manifest(ctx, caller, run_id, owned)
     checked_step(ctx, run_id, step)
     config = make_score_config(
         text=body.text,
@@ -373,10 +402,12 @@ def submit_generate(
     return enqueue_planned(ctx, caller, plan_generate(ctx, caller, body), origin)
 
 
-def plan_generate(ctx: SubmitContext, caller: Principal, body: GenerateJobRequest) -> PlannedJob:
+def plan_generate(
+    ctx: SubmitContext, caller: Principal, body: GenerateJobRequest, owned: bool | None = None
+) -> PlannedJob:
     settings = ctx["settings"]
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
-    owned_manifest(ctx, caller, run_id)
+    owned_manifest(ctx, caller, run_id, owned)
     checked_step(ctx, run_id, step)
     config = make_generate_config(
         prompt_text=body.prompt_text,
@@ -409,9 +440,11 @@ def submit_export(
     return enqueue_planned(ctx, caller, plan_export(ctx, caller, body), origin)
 
 
-def plan_export(ctx: SubmitContext, caller: Principal, body: ExportJobRequest) -> PlannedJob:
+def plan_export(
+    ctx: SubmitContext, caller: Principal, body: ExportJobRequest, owned: bool | None = None
+) -> PlannedJob:
     run_id, step = target_run(ctx, caller, body.run_id, body.model, body.step)
-    owned_manifest(ctx, caller, run_id)
+    owned_manifest(ctx, caller, run_id, owned)
     checked_step(ctx, run_id, step)
     payload: ExportJobPayload = {
         "job_id": uuid.uuid4().hex,
@@ -906,10 +939,13 @@ def target_run(
     return version["run_id"], step
 
 
-def owned_manifest(ctx: SubmitContext, caller: Principal, run_id: str) -> JSONObject:
-    """The caller's finished run; another user's is as unknown as one that never existed."""
+def owned_manifest(
+    ctx: SubmitContext, caller: Principal, run_id: str, owned: bool | None = None
+) -> JSONObject:
+    """The caller's finished run; another user's is as unknown as one that never existed.
+    `owned` when whose it is was read already (the API's event loop awaits that read)."""
     run_dir(ctx["settings"], run_id)  # the id's own check comes first
-    if not owns(ctx["redis"], "run", run_id, caller):
+    if not (owns(ctx["redis"], "run", run_id, caller) if owned is None else owned):
         raise ModelTrainerError(
             "MODEL_NOT_FOUND",
             f"run {run_id} does not exist or has not finished training",

@@ -17,6 +17,7 @@ from typing import Literal
 
 from model_trainer.contracts.jobs import DOMAIN
 from model_trainer.storage.api_keys import Principal
+from platform_workers.redis_batch import PipelineBatch
 from platform_workers.redis_conn import RedisClient, as_text
 
 Owned = Literal["run", "tokenizer"]
@@ -40,6 +41,17 @@ def claim(redis: RedisClient, kind: Owned, name: str, user_id: int) -> bool:
 def owner_of(redis: RedisClient, kind: Owned, name: str) -> int | None:
     owner = redis.hget(owners_key(kind), name)
     return None if owner is None else int(as_text(owner))
+
+
+async def owner_of_async(batch: PipelineBatch, kind: Owned, name: str) -> int | None:
+    """owner_of on an event loop, in the loop turn's batch."""
+    key = owners_key(kind)
+    owner = await batch.run(lambda pipe: pipe.hget(key, name))
+    if owner is None:
+        return None
+    if not isinstance(owner, bytes):
+        raise TypeError(f"HGET {key} {name} replied {owner!r}")
+    return int(owner)
 
 
 def may_use(redis: RedisClient, kind: Owned, names: list[str], caller: Principal) -> list[bool]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse
 
 from model_trainer.api import ApiContext
 from model_trainer.api.openapi import RUN_READ, SUBMISSION, refusals
-from model_trainer.api.routes.jobs import owned_job
+from model_trainer.api.routes.jobs import accepted, owned_job
 from model_trainer.api.schemas import ExportJobRequest, JobId
-from model_trainer.api.submit import SubmittedJob, submit_export
+from model_trainer.api.submit import SubmittedJob, plan_export, submit_run_job_async
 from model_trainer.contracts.export import BUNDLE_SHA256_HEADER
 from model_trainer.contracts.jobs import JobRecord
 from model_trainer.errors import ModelTrainerError
@@ -29,9 +29,9 @@ def build_exports_router(ctx: ApiContext) -> APIRouter:
         response_model=SubmittedJob,
         responses=refusals(*SUBMISSION, *RUN_READ),
     )
-    def submit_export_job(body: ExportJobRequest, caller: Principal = key) -> SubmittedJob:
+    async def submit_export_job(body: ExportJobRequest, caller: Principal = key) -> Response:
         """Export a finished run (or checkpoint, or model version) as a .tar.gz bundle."""
-        return submit_export(ctx, caller, body)
+        return accepted(await submit_run_job_async(ctx, ctx["batch"], caller, body, plan_export))
 
     @router.get(
         "/v1/jobs/{job_id}/bundle",

@@ -26,9 +26,10 @@ from model_trainer.api.schemas import (
 )
 from model_trainer.api.submit import (
     SubmittedJob,
-    submit_eval,
-    submit_generate,
-    submit_score,
+    plan_eval,
+    plan_generate,
+    plan_score,
+    submit_run_job_async,
     submit_tokenizer,
     submit_train_async,
 )
@@ -123,9 +124,9 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         response_model=SubmittedJob,
         responses=refusals(*SUBMISSION, *RUN_READ, *FILE_READ),
     )
-    def submit_eval_job(body: EvalJobRequest, caller: Principal = key) -> SubmittedJob:
+    async def submit_eval_job(body: EvalJobRequest, caller: Principal = key) -> Response:
         """Measure a trained model's loss on a corpus."""
-        return submit_eval(ctx, caller, body)
+        return accepted(await submit_run_job_async(ctx, ctx["batch"], caller, body, plan_eval))
 
     @router.post(
         "/v1/jobs/score",
@@ -133,9 +134,9 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         response_model=SubmittedJob,
         responses=refusals(*SUBMISSION, *RUN_READ, *TEXT_FILE_READ),
     )
-    def submit_score_job(body: ScoreJobRequest, caller: Principal = key) -> SubmittedJob:
+    async def submit_score_job(body: ScoreJobRequest, caller: Principal = key) -> Response:
         """Score a text token by token with a trained model."""
-        return submit_score(ctx, caller, body)
+        return accepted(await submit_run_job_async(ctx, ctx["batch"], caller, body, plan_score))
 
     @router.post(
         "/v1/jobs/generate",
@@ -143,9 +144,9 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         response_model=SubmittedJob,
         responses=refusals(*SUBMISSION, *RUN_READ, *TEXT_FILE_READ),
     )
-    def submit_generate_job(body: GenerateJobRequest, caller: Principal = key) -> SubmittedJob:
+    async def submit_generate_job(body: GenerateJobRequest, caller: Principal = key) -> Response:
         """Sample continuations of a prompt from a trained model."""
-        return submit_generate(ctx, caller, body)
+        return accepted(await submit_run_job_async(ctx, ctx["batch"], caller, body, plan_generate))
 
     @router.post(
         "/v1/jobs/tokenizer",
