@@ -196,10 +196,11 @@ async def submit_train_async(
 ) -> SubmittedJob:
     """POST /v1/jobs/train on the event loop, costing no thread: planning reads local files
     only (a stat, the corpus's first bytes) and the owners it would read are checked by the
-    submission script, one awaited round trip. Options that name other artifacts
-    (continue_from, tokenizer_id, init_from) add a quick read of their owner. With an S3
-    artifact store planning makes network calls, so it runs in a thread."""
-    if ctx["settings"]["artifacts_s3"] is None:
+    submission script, one awaited round trip. A plan that reads more (the artifacts that
+    continue_from, tokenizer_id or init_from name, and their owners; any file of an S3 artifact
+    store) runs in a thread."""
+    named = (body.continue_from, body.tokenizer_id, body.init_from) != (None, None, None)
+    if ctx["settings"]["artifacts_s3"] is None and not named:
         plan = plan_train(ctx, caller, body, lookups=False)
     else:
         plan = await run_in_threadpool(partial(plan_train, ctx, caller, body, lookups=False))
