@@ -1,4 +1,5 @@
-"""How long the running service takes to react: submit→`started`, and a warm generate round trip.
+"""How long the running service takes to react: submit→`started`, submit→first training step,
+and a warm generate round trip.
 
 A private redis-server, the API and one worker (`--queues train,infer`) run as processes, as in
 production, so the figures include HTTP, the job record, RQ's enqueue and dequeue, and the
@@ -8,9 +9,18 @@ event publication. A small char-LSTM is trained over HTTP first, so generate has
   receives the job's `trainer.job.started.v1` on pub/sub (a listener thread stamps each
   message as it arrives). Each job finishes, and the train worker is idle again, before the
   next one is sent, so every sample is an idle worker picking up a job.
-- generate round trip: `POST /v1/jobs/generate` (100 new tokens), then `GET /v1/jobs/{id}`
-  every 2 ms until the record says completed, after one uncounted warm-up generate loaded the
-  run into the inference worker's model cache.
+- submit→first step: the same tiny train jobs (logging every step) until this process
+  receives the job's `trainer.metrics.progress.v1` for step 1, published right after the first
+  optimizer step. Each job is sent once the worker's process tree is quiet (its spare horse has
+  warmed up), and the split says where the time went: submit→started (dequeue),
+  started→`trainer.metrics.config.v1` (the horse takes the job, reads and tokenizes the corpus,
+  builds the model), config→step 1 (the loop's setup and the first step). The worker runs with
+  `--device cpu`, so no device probe is timed.
+- generate round trip: `POST /v1/jobs/generate` (100 new tokens), then the client learns the
+  result two ways, alternating in the same run, after one uncounted warm-up generate loaded the
+  run into the inference worker's model cache: `poll` sends `GET /v1/jobs/{id}` every 2 ms
+  until the record says completed; `events` follows `GET /v1/jobs/{id}/events` (SSE) until its
+  `trainer.job.completed.v1`, then sends one `GET /v1/jobs/{id}` for the result.
 
 Run from the repository root: `python -m bench.service_latency [--n 30] [--train-steps 100]`.
 """
@@ -56,7 +66,8 @@ from platform_workers.redis_server import redis_server_command
 BENCHMARK = "service_latency"
 CORPUS_BYTES = 200_000
 STARTED_TARGET_MS = 100.0
-GENERATE_TARGET_MS = 300.0
+FIRST_STEP_TARGET_MS = 1500.0
+GENERATE_TARGET_MS = 30.0
 NEW_TOKENS = 100
 POLL_INTERVAL_S = 0.002
 STARTUP_TIMEOUT_S = 60.0
@@ -66,9 +77,14 @@ JOB_TIMEOUT_S = 180.0
 TRAIN_TIMEOUT_S = 600.0
 IDLE_SETTLE_S = 0.1
 STARTED = "trainer.job.started.v1"
+CONFIG = "trainer.metrics.config.v1"
+STEPPED = "trainer.metrics.progress.v1"
+QUIET_WINDOW_S = 0.3
 ENDED = ("trainer.job.completed.v1", "trainer.job.failed.v1")
 CLI = (sys.executable, "-m", "model_trainer.cli")
 BENCH_USER = "bench"
+# One worker process per queue; a CPU device class, so no start or job pays a device probe.
+WORKER_ARGS = ("worker", "--queues", "train,infer", "--device", "cpu")
 
 
 class Options(TypedDict):
@@ -93,6 +109,14 @@ class Stamped(TypedDict):
     job_id: str
     type: str
     event: JSONObject
+
+
+class FirstStep(TypedDict):
+    """One tiny training's milliseconds from before its submit to three of its events."""
+
+    started_ms: float
+    config_ms: float
+    first_step_ms: float
 
 
 class Generated(TypedDict):
@@ -367,6 +391,7 @@ def tiny_train_body(corpus_id: str) -> dict[str, JSONValue]:
         "max_seq_len": 32,
         "batch_size": 8,
         "max_steps": 3,
+        "log_every_steps": 1,
         "eval_max_batches": 2,
         "checkpoint_every_steps": None,
         "device": "cpu",
@@ -396,18 +421,67 @@ def train_served_run(service: Service, tap: EventTap, corpus_id: str, opts: Opti
     return run_id
 
 
-def measure_started(service: Service, tap: EventTap, corpus_id: str, n: int) -> list[float]:
-    """Milliseconds from submit to the job's `started` event, one idle worker at a time."""
-    latencies: list[float] = []
+def cpu_ticks(pids: list[int]) -> int:
+    """CPU time (clock ticks, user + system) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def wait_quiet(root: int, timeout: float = JOB_TIMEOUT_S) -> None:
+    """Until `root` and every process below it used no CPU for QUIET_WINDOW_S: the train
+    worker's spare horse has warmed up and waits for a job."""
+
+    def quiet() -> bool:
+        pids = [root, *descendants(root)]
+        before = cpu_ticks(pids)
+        time.sleep(QUIET_WINDOW_S)
+        return cpu_ticks(pids) == before
+
+    wait_for(quiet, timeout=timeout, what="the worker's processes to be quiet")
+
+
+def step_one(tap: EventTap, job_id: str) -> Stamped:
+    """The job's first metrics progress event of step 1 (logged at every step)."""
+    while True:
+        stepped = tap.next_of(job_id, (STEPPED,), EVENT_TIMEOUT_S)
+        if stepped["event"].get("step") == 1:
+            return stepped
+
+
+def measure_first_steps(
+    service: Service, worker: subprocess.Popen[bytes], tap: EventTap, corpus_id: str, n: int
+) -> list[FirstStep]:
+    """Tiny trainings, one at a time, each sent to an idle worker whose spare is warm."""
+    samples: list[FirstStep] = []
     for index in range(n):
         wait_worker_idle(service["redis"], "train")
+        wait_quiet(worker.pid)
         t0 = time.perf_counter()
         job_id = submit(service["http"], "train", tiny_train_body(corpus_id))
         started = tap.next_of(job_id, (STARTED,), EVENT_TIMEOUT_S)
-        latencies.append((started["at"] - t0) * 1000)
+        config = tap.next_of(job_id, (CONFIG,), EVENT_TIMEOUT_S)
+        stepped = step_one(tap, job_id)
+        samples.append(
+            {
+                "started_ms": (started["at"] - t0) * 1000,
+                "config_ms": (config["at"] - t0) * 1000,
+                "first_step_ms": (stepped["at"] - t0) * 1000,
+            }
+        )
         ended(tap, job_id)
-        print(f"  started {index + 1:>3}/{n}: {latencies[-1]:7.2f} ms", flush=True)
-    return latencies
+        last = samples[-1]
+        print(
+            f"  train {index + 1:>3}/{n}: started {last['started_ms']:7.2f} ms, "
+            f"config {last['config_ms']:7.1f} ms, first step {last['first_step_ms']:7.1f} ms",
+            flush=True,
+        )
+    return samples
 
 
 def poll_completed(http: httpx.Client, job_id: str) -> JSONObject:
@@ -431,18 +505,41 @@ def seconds_between(record: JSONObject, first: str, last: str) -> float:
     return (end - begin).total_seconds()
 
 
-def generate_once(http: httpx.Client, run_id: str, seed: int) -> Generated:
-    """One round trip: submit, poll until completed; the record splits where time went."""
-    body: dict[str, JSONValue] = {
+def follow_to_result(http: httpx.Client, job_id: str) -> JSONObject:
+    """Follow the job's SSE stream until it ends (after the terminal event), then read the
+    record once: no polling, the API wakes the stream on the job's pub/sub event."""
+    ended_as = ""
+    with http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=JOB_TIMEOUT_S) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                ended_as = line.removeprefix("event: ")
+    record = load_json_object(http.get(f"/v1/jobs/{job_id}").content)
+    if require_str(record, "status") != "completed":
+        raise RuntimeError(f"generate job {job_id} ended as {ended_as}: {record.get('error')}")
+    return record
+
+
+LEARNERS: dict[str, Callable[[httpx.Client, str], JSONObject]] = {
+    "poll": poll_completed,
+    "events": follow_to_result,
+}
+
+
+def generate_body(run_id: str, seed: int) -> dict[str, JSONValue]:
+    return {
         "run_id": run_id,
         "prompt_text": "ROMEO:\n",
         "max_new_tokens": NEW_TOKENS,
         "stop_on_eos": False,
         "seed": seed,
     }
+
+
+def generate_once(http: httpx.Client, run_id: str, seed: int, learn: str = "poll") -> Generated:
+    """One round trip: submit, learn the result (`LEARNERS`); the record splits the time."""
     t0 = time.perf_counter()
-    job_id = submit(http, "generate", body)
-    record = poll_completed(http, job_id)
+    job_id = submit(http, "generate", generate_body(run_id, seed))
+    record = LEARNERS[learn](http, job_id)
     total_ms = (time.perf_counter() - t0) * 1000
     return {
         "total_ms": total_ms,
@@ -451,21 +548,24 @@ def generate_once(http: httpx.Client, run_id: str, seed: int) -> Generated:
     }
 
 
-def measure_generate(service: Service, run_id: str, n: int) -> list[Generated]:
-    """N warm round trips, each sent once the inference worker is idle again."""
+def measure_generate(service: Service, run_id: str, n: int) -> dict[str, list[Generated]]:
+    """N warm round trips per way of learning the result, alternating, each sent once the
+    inference worker is idle again."""
     wait_worker_idle(service["redis"], "infer")
     warm = generate_once(service["http"], run_id, seed=0)
     print(f"  generate warm-up (loads the run): {warm['total_ms']:7.2f} ms", flush=True)
-    samples: list[Generated] = []
+    samples: dict[str, list[Generated]] = {learn: [] for learn in LEARNERS}
     for index in range(n):
-        wait_worker_idle(service["redis"], "infer")
-        samples.append(generate_once(service["http"], run_id, seed=index + 1))
-        last = samples[-1]
-        print(
-            f"  generate {index + 1:>3}/{n}: {last['total_ms']:7.2f} ms "
-            f"(record: queued {last['queued_ms']:6.1f} ms, worker {last['worker_ms']:6.1f} ms)",
-            flush=True,
-        )
+        for learn, taken in samples.items():
+            wait_worker_idle(service["redis"], "infer")
+            taken.append(generate_once(service["http"], run_id, index + 1, learn))
+            last = taken[-1]
+            print(
+                f"  generate {index + 1:>3}/{n} ({learn:>6}): {last['total_ms']:7.2f} ms "
+                f"(record: queued {last['queued_ms']:6.1f} ms, "
+                f"worker {last['worker_ms']:6.1f} ms)",
+                flush=True,
+            )
     return samples
 
 
@@ -492,47 +592,63 @@ def report(figure: str, values: list[float], target_ms: float) -> None:
     print_summary(BENCHMARK, f"{figure} p95 ms", f"{p95:.1f}", "-", None)
 
 
-def report_generate_split(samples: list[Generated]) -> None:
+def report_first_step_split(samples: list[FirstStep]) -> None:
+    """Where a training's first step waits, by its events' arrival (medians)."""
+    started = statistics.median(s["started_ms"] for s in samples)
+    config = statistics.median(s["config_ms"] - s["started_ms"] for s in samples)
+    step = statistics.median(s["first_step_ms"] - s["config_ms"] for s in samples)
+    print(
+        f"first step split (medians): submit->started {started:.1f} ms, "
+        f"started->config (horse takes the job, corpus, tokenizer, model) {config:.1f} ms, "
+        f"config->step 1 (loop setup, first step) {step:.1f} ms"
+    )
+
+
+def report_generate_split(learn: str, samples: list[Generated]) -> None:
     """Where a round trip's time goes, by the record's own timestamps (medians)."""
     queued = statistics.median(s["queued_ms"] for s in samples)
     worker = statistics.median(s["worker_ms"] for s in samples)
     rest = statistics.median(s["total_ms"] - s["queued_ms"] - s["worker_ms"] for s in samples)
     print(
-        f"generate split (medians): created->started {queued:.1f} ms, "
-        f"started->finished {worker:.1f} ms, HTTP submit + poll lag {rest:.1f} ms"
+        f"generate split ({learn}, medians): created->started {queued:.1f} ms, "
+        f"started->finished {worker:.1f} ms, HTTP submit + learning the result {rest:.1f} ms"
     )
 
 
 # ---------------------------------------------------------------- main
 
 
-def start_service(stack: ExitStack, workdir: Path) -> Service:
+def start_service(stack: ExitStack, workdir: Path) -> tuple[Service, subprocess.Popen[bytes]]:
     """redis-server, the API and one worker process (train + infer), ready for jobs."""
     logs = workdir / "logs"
     logs.mkdir()
     env = service_env(workdir, start_redis(stack, workdir, logs)[1])
     http = start_api(stack, env, logs, bench_key(env["REDIS_URL"]))[1]
-    stack.enter_context(running([*CLI, "worker", "--queues", "train,infer"], env, logs / "w.log"))
+    worker = stack.enter_context(running([*CLI, *WORKER_ARGS], env, logs / "w.log"))
     wait_for(answers_200(http, "/readyz"), timeout=STARTUP_TIMEOUT_S, what="workers (/readyz)")
     redis = redis_from_url(env["REDIS_URL"])
     stack.callback(redis.close)
-    return {"env": env, "logs": logs, "redis": redis, "http": http}
+    return {"env": env, "logs": logs, "redis": redis, "http": http}, worker
 
 
 def run(stack: ExitStack, workdir: Path, opts: Options) -> None:
-    service = start_service(stack, workdir)
+    service, worker = start_service(stack, workdir)
     tap = EventTap(service["redis"])
     stack.callback(tap.close)
     corpus_id = upload_corpus(service["http"], corpus_path())
     run_id = train_served_run(service, tap, corpus_id, opts)
-    print(f"submit->started: {opts['n']} tiny train jobs, one at a time", flush=True)
-    started = measure_started(service, tap, corpus_id, opts["n"])
-    print(f"generate round trip: {opts['n']} x {NEW_TOKENS} new tokens, polling every 2 ms")
+    print(f"submit->started and ->first step: {opts['n']} tiny train jobs, one at a time")
+    first_steps = measure_first_steps(service, worker, tap, corpus_id, opts["n"])
+    print(f"generate round trip: {opts['n']} x {NEW_TOKENS} new tokens per way of learning it")
     generated = measure_generate(service, run_id, opts["n"])
     print()
-    report("submit_to_started", started, STARTED_TARGET_MS)
-    report("generate_round_trip", [s["total_ms"] for s in generated], GENERATE_TARGET_MS)
-    report_generate_split(generated)
+    report("submit_to_started", [s["started_ms"] for s in first_steps], STARTED_TARGET_MS)
+    report("submit_to_first_step", [s["first_step_ms"] for s in first_steps], FIRST_STEP_TARGET_MS)
+    report_first_step_split(first_steps)
+    for learn, samples in generated.items():
+        report(f"generate_round_trip_{learn}", [s["total_ms"] for s in samples], GENERATE_TARGET_MS)
+        report_generate_split(learn, samples)
+    print(f"after the run: {machine_load()}")
 
 
 def main() -> None:

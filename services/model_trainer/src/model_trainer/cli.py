@@ -279,13 +279,19 @@ def warn_if_redis_unreachable(settings: Settings) -> None:
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     queues = [parse_queue(name) for name in args.queues.split(",") if name]
+    if args.processes < 1:
+        raise ModelTrainerError(
+            "INVALID_CONFIG",
+            f"--processes must be >= 1, got {args.processes}",
+            details={"field": "--processes"},
+        )
     choice = settings["worker_device"] if args.device is None else args.device
     # Here, not in each queue's child process, so a missing Redis or GPU is one line, not a
     # restart loop.
     device = worker_device(parse_worker_device(choice, "--device"))
     wait_for_redis(settings["redis_url"], timeout_s=0)
     configure_logging(settings["log_level"])
-    return run_workers(queues, settings, device)
+    return run_workers(queues, settings, device, args.processes)
 
 
 def upload(args: argparse.Namespace, settings: Settings) -> int:
@@ -581,6 +587,13 @@ def _service_parsers(commands: Commands) -> None:
         choices=WORKER_DEVICE_CHOICES,
         help="the device class to advertise: cuda workers also take jobs that need CUDA "
         "(default: WORKER_DEVICE, else auto: cuda where torch finds it)",
+    )
+    worker_cmd.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes per queue (default 1); several infer workers serve that many "
+        "requests at once, each keeping its own model cache",
     )
     add_command(commands, "upload", "upload a corpus file", api=True).add_argument(
         "path", help="a UTF-8 text file"

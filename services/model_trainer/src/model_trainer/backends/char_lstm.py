@@ -102,7 +102,31 @@ class CharLSTMModel(nn.Module):
         return logits, new_state
 
     def decoder(self) -> Decoder:
-        return decoding(self.step)
+        return decoding(self.decode_step)
+
+    def decode_step(self, input_ids: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
+        """`step` for sampling: one new token per sequence goes through `torch.lstm_cell`,
+        layer by layer. A length-1 call of `nn.LSTM` spends several times the cell's
+        arithmetic on per-call setup (weight checks, the sequence kernel), most of a small
+        model's sampling time. A prompt, a first call, training (dropout) and autocast
+        (`step`'s fp32 recurrence) take `step`."""
+        if (
+            state is None
+            or input_ids.size(1) != 1
+            or self.training
+            or torch.is_autocast_enabled(input_ids.device.type)
+        ):
+            return self.step(input_ids, state)
+        hidden, cell = state
+        x = self.embed(input_ids[:, 0])
+        hiddens: list[Tensor] = []
+        cells: list[Tensor] = []
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.lstm.all_weights):
+            x, layer_cell = torch.lstm_cell(x, (hidden[layer], cell[layer]), w_ih, w_hh, b_ih, b_hh)
+            hiddens.append(x)
+            cells.append(layer_cell)
+        logits: Tensor = self.head(x)
+        return logits[:, None, :], (torch.stack(hiddens), torch.stack(cells))
 
 
 def as_char_lstm(model: LMModelProto) -> CharLSTMModel:

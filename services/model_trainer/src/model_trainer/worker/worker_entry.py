@@ -5,7 +5,9 @@ spawned interpreter, so CUDA is never initialised in a process that forks, and a
 training hands all its memory back. `infer` jobs run under `InferWorker`, an RQ `SimpleWorker`:
 jobs execute in the worker process itself, so the model cache (`model_cache.py`) keeps recently
 used runs loaded between generate/score/eval requests. `--queues train,infer` runs one worker of
-each kind as child processes, so a long training never delays inference on the same machine.
+each kind as child processes, so a long training never delays inference on the same machine;
+`--processes N` runs N of each (N inference workers serve N requests at once, each with its own
+model cache).
 Each worker listens to its class's three priority queues, high first (`contracts.jobs.rq_queues`):
 RQ takes a job from the first non-empty one. A CUDA worker (`device_class.py`) listens to its
 class's three CUDA queues first; its name starts with its device class (`cuda-train-…`), so RQ
@@ -172,6 +174,9 @@ def run_worker(
 ) -> bool:
     """Work one queue in this process until stopped (or, with burst, until it is empty).
 
+    A train worker that keeps running keeps a warm spare horse (`spawn_horse.py`), so a
+    training's first step does not wait for torch to import.
+
     Inference feeds small models one token at a time: extra torch threads only contend for the
     cores (a measured p95 of 1.5 s with 2 threads against 0.1 s with 1 under load), so the
     infer worker defaults to one thread unless OMP_NUM_THREADS says otherwise. torch reads it
@@ -180,6 +185,8 @@ def run_worker(
     if queue == "infer":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     worker = make_worker(queue, redis_from_url(settings["redis_url"]), device)
+    if isinstance(worker, TrainWorker) and not burst:
+        worker.keep_spare()
     keep_maintaining(worker, settings)
     return worker.work(burst=burst, logging_level=settings["log_level"])
 
@@ -188,14 +195,15 @@ class Supervisor:
     """Keeps one child process per queue alive, so the process an operator runs is the one that
     keeps every queue served.
 
-    A child that exits is started again after a backoff that doubles (from `base_s` up to
+    Children are named (`infer`, or `infer-2` when a queue has several). A child that exits
+    is started again after a backoff that doubles (from `base_s` up to
     `cap_s`) while it keeps dying young, and starts over once a child has lived `stable_s`.
     `stop` forwards a signal to the children and ends the supervision once they have exited.
     """
 
     def __init__(
         self,
-        commands: dict[QueueName, list[str]],
+        commands: dict[str, list[str]],
         *,
         base_s: float = 1.0,
         cap_s: float = 30.0,
@@ -204,12 +212,12 @@ class Supervisor:
     ) -> None:
         self._commands = commands
         self._base_s, self._cap_s, self._stable_s, self._poll_s = base_s, cap_s, stable_s, poll_s
-        self._children: dict[QueueName, subprocess.Popen[bytes]] = {}
-        self._started: dict[QueueName, float] = {}
-        self._delay: dict[QueueName, float] = dict.fromkeys(commands, base_s)
-        self._due: dict[QueueName, float] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._started: dict[str, float] = {}
+        self._delay: dict[str, float] = dict.fromkeys(commands, base_s)
+        self._due: dict[str, float] = {}
         self._stopping = False
-        self.restarts: dict[QueueName, int] = dict.fromkeys(commands, 0)
+        self.restarts: dict[str, int] = dict.fromkeys(commands, 0)
 
     def run(self) -> int:
         for queue in self._commands:
@@ -226,18 +234,18 @@ class Supervisor:
             if child.poll() is None:
                 child.send_signal(signum)
 
-    def alive(self) -> dict[QueueName, bool]:
-        """Which queues have a running child right now."""
+    def alive(self) -> dict[str, bool]:
+        """Which children are running right now."""
         return {queue: child.poll() is None for queue, child in self._children.items()}
 
     def _all_exited(self) -> bool:
         return all(child.poll() is not None for child in self._children.values())
 
-    def _start(self, queue: QueueName) -> None:
+    def _start(self, queue: str) -> None:
         self._children[queue] = subprocess.Popen(self._commands[queue])
         self._started[queue] = time.monotonic()
 
-    def _tend(self, queue: QueueName, now: float) -> None:
+    def _tend(self, queue: str, now: float) -> None:
         """Schedule a restart for a child that exited; start it when its backoff is over."""
         code = self._children[queue].poll()
         if code is None or self._stopping:
@@ -274,13 +282,30 @@ def worker_command(queue: QueueName, device: WorkerDevice) -> list[str]:
     ]
 
 
-def run_workers(queues: Sequence[QueueName], settings: Settings, device: WorkerDevice) -> int:
-    """One queue: work it here. Several: one supervised child process per queue."""
+def child_commands(
+    queues: Sequence[QueueName], device: WorkerDevice, processes: int
+) -> dict[str, list[str]]:
+    """Each supervised child's name and command: `processes` workers per queue."""
+    if processes == 1:
+        return {queue: worker_command(queue, device) for queue in queues}
+    return {
+        f"{queue}-{index}": worker_command(queue, device)
+        for queue in queues
+        for index in range(1, processes + 1)
+    }
+
+
+def run_workers(
+    queues: Sequence[QueueName], settings: Settings, device: WorkerDevice, processes: int = 1
+) -> int:
+    """One queue, one process: work it here. Otherwise: supervised child processes,
+    `processes` per queue."""
     logger.info("worker device class: %s", device)
-    if len(queues) == 1:
+    commands = child_commands(queues, device, processes)
+    if len(commands) == 1:
         run_worker(queues[0], settings, device=device)
         return 0
-    supervisor = Supervisor({queue: worker_command(queue, device) for queue in queues})
+    supervisor = Supervisor(commands)
 
     def stop(signum: int, _frame: object) -> None:
         supervisor.stop(signum)
