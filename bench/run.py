@@ -20,6 +20,7 @@ BENCHMARKS = (
     "gpt2_nano",
     "gpt2_service",
     "service_latency",
+    "generate_throughput",
     "api_throughput",
     "sse_followers",
     "study_search",

@@ -3,10 +3,14 @@ does (through `run_job`), without a model."""
 
 from __future__ import annotations
 
+import os
+import time
+
 from rq import get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from model_trainer.contracts.jobs import parse_queue
 from model_trainer.errors import ModelTrainerError, ModelTrainerErrorCode
 from model_trainer.storage.job_store import JobStore
 from model_trainer.worker.job_utils import job_context, run_job
@@ -46,3 +50,17 @@ def completes(job_id: str) -> JSONObject:
 
     ctx = job_context(redis, job_id=job_id, user_id=1, queue="infer")
     return run_job(ctx, JobStore(redis), job_id, work, job_type="generate", config=None)
+
+
+def reports_pid(job_id: str, queue: str = "train", sleep_s: float = 0.0) -> JSONObject:
+    """Completes (after `sleep_s`) with the id of the process that ran it: which horse, or
+    which of several workers, took the job."""
+    job = get_current_job()
+    assert job is not None and job.id == job_id
+
+    def work() -> JSONObject:
+        time.sleep(sleep_s)
+        return {"pid": os.getpid()}
+
+    ctx = job_context(job.connection, job_id=job_id, user_id=1, queue=parse_queue(queue))
+    return run_job(ctx, JobStore(job.connection), job_id, work, job_type="train", config=None)

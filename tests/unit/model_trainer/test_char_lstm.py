@@ -232,3 +232,49 @@ def test_a_foreign_model_is_refused(settings: Settings, corpus_path: Path) -> No
         ),
         CharLSTMModel,
     )
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_the_sampling_decoder_carries_the_state_the_whole_sequence_would(num_layers: int) -> None:
+    """One token at a time through the cells gives the logits the full forward pass gives."""
+    model = CharLSTMModel(
+        {
+            "model_family": "char_lstm",
+            "model_size": "test",
+            "vocab_size": 30,
+            "max_seq_len": 64,
+            "embed_dim": 8,
+            "hidden_dim": 16,
+            "num_layers": num_layers,
+            "dropout": 0.1,
+        }
+    ).eval()
+    ids = torch.randint(0, 30, (3, 10), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = model(ids)
+        decode = model.decoder()
+        fed = [decode(ids[:, :4]), *(decode(ids[:, t : t + 1]) for t in range(4, 10))]
+    torch.testing.assert_close(torch.cat(fed, dim=1), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_the_sampling_decoder_takes_the_sequence_path_while_training() -> None:
+    """In training mode (dropout between layers) a single token still goes through nn.LSTM."""
+    model = CharLSTMModel(
+        {
+            "model_family": "char_lstm",
+            "model_size": "test",
+            "vocab_size": 30,
+            "max_seq_len": 64,
+            "embed_dim": 8,
+            "hidden_dim": 16,
+            "num_layers": 1,
+            "dropout": 0.0,
+        }
+    ).train()
+    prompt = torch.tensor([[1, 2, 3]])
+    _, state = model.step(prompt, None)
+    token = torch.tensor([[4]])
+    logits, (hidden, cell) = model.decode_step(token, state)
+    expected, (expected_hidden, expected_cell) = model.step(token, state)
+    assert torch.equal(logits, expected)
+    assert torch.equal(hidden, expected_hidden) and torch.equal(cell, expected_cell)

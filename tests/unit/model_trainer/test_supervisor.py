@@ -13,7 +13,7 @@ import pytest
 
 from model_trainer.settings import Settings
 from model_trainer.worker import worker_entry
-from model_trainer.worker.worker_entry import Supervisor, worker_command
+from model_trainer.worker.worker_entry import Supervisor, child_commands, worker_command
 
 DIES = [sys.executable, "-c", "import sys; sys.exit(3)"]
 LIVES = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -112,3 +112,10 @@ def test_a_failing_maintenance_round_is_logged_and_the_next_one_runs(
     _wait(lambda: len(rounds) >= 3)
     assert thread.daemon and thread.is_alive()
     assert "maintenance round failed" in caplog.text
+
+
+def test_several_processes_per_queue_are_children_named_by_queue_and_number() -> None:
+    assert list(child_commands(["train", "infer"], "cpu", 1)) == ["train", "infer"]
+    several = child_commands(["train", "infer"], "cpu", 2)
+    assert list(several) == ["train-1", "train-2", "infer-1", "infer-2"]
+    assert several["infer-2"] == worker_command("infer", "cpu")

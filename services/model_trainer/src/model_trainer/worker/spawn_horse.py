@@ -35,6 +35,7 @@ from rq.worker import SpawnWorker
 
 from model_trainer.contracts.model import ModelFamily
 from model_trainer.settings import load_settings
+from model_trainer.worker.preemption import die_with_worker
 from platform_core.json_types import load_json_object, require_str
 from platform_workers.redis_conn import redis_from_url
 
@@ -103,6 +104,11 @@ class SpawnFromSettings(SpawnWorker):
     _spare: Spare | None = None
     _keeps_spare = False
 
+    @property
+    def spare_pid(self) -> int | None:
+        """The waiting spare horse's process id (None when there is none)."""
+        return None if self._spare is None else self._spare.pid
+
     def keep_spare(self) -> None:
         """From now on, keep a warm spare horse ready (a long-running worker's choice: a burst
         worker, which stops once the queue is empty, would only kill it unused)."""
@@ -148,7 +154,8 @@ class SpawnFromSettings(SpawnWorker):
 
 def await_order(*, warm: bool) -> None:
     """A horse's life: warm up (a spare), then run the one job its worker sends (none when
-    the worker closes the pipe first)."""
+    the worker closes the pipe first). A spare dies with its worker, even mid-warm-up."""
+    die_with_worker()
     if warm:
         warm_up()
     line = sys.stdin.buffer.readline()
