@@ -274,7 +274,7 @@ def test_the_sampling_decoder_takes_the_sequence_path_while_training() -> None:
     prompt = torch.tensor([[1, 2, 3]])
     _, state = model.step(prompt, None)
     token = torch.tensor([[4]])
-    logits, (hidden, cell) = model.decode_step(token, state)
+    logits, (hidden, cell) = model.sampling_step()(token, state)
     expected, (expected_hidden, expected_cell) = model.step(token, state)
     assert torch.equal(logits, expected)
     assert torch.equal(hidden, expected_hidden) and torch.equal(cell, expected_cell)

@@ -329,11 +329,13 @@ class CausalLMBackend(ABC):
                     top_p=cfg["top_p"],
                     generator=generator,
                 )
-                out[:, t] = torch.where(finished, pad, token)
                 if cfg["stop_on_eos"]:
+                    out[:, t] = torch.where(finished, pad, token)
                     finished |= token == eos
                     if bool(finished.all()):
                         break
+                else:
+                    out[:, t] = token
                 if length == context:  # full: carry on from the last half of each sequence
                     length = context // 2
                     decode = model.decoder()
@@ -608,7 +610,9 @@ def sample_next(
     generator: torch.Generator,
 ) -> Tensor:
     """One token id per row of `logits` (batch, vocab); top_k=0 and top_p=1 switch a filter off."""
-    scores = logits.float() / temperature
+    scores = logits.float()
+    if temperature != 1.0:
+        scores = scores / temperature
     if 0 < top_k < scores.size(-1):
         kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
         scores = scores.masked_fill(scores < kth, float("-inf"))

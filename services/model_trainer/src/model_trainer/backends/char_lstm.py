@@ -6,6 +6,7 @@ the tokenizer in its Hugging Face files (`AutoTokenizer.from_pretrained(run_dir)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
@@ -102,31 +103,52 @@ class CharLSTMModel(nn.Module):
         return logits, new_state
 
     def decoder(self) -> Decoder:
-        return decoding(self.decode_step)
+        return decoding(self.sampling_step())
 
-    def decode_step(self, input_ids: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
-        """`step` for sampling: one new token per sequence goes through `torch.lstm_cell`,
-        layer by layer. A length-1 call of `nn.LSTM` spends several times the cell's
-        arithmetic on per-call setup (weight checks, the sequence kernel), most of a small
-        model's sampling time. A prompt, a first call, training (dropout) and autocast
-        (`step`'s fp32 recurrence) take `step`."""
-        if (
-            state is None
-            or input_ids.size(1) != 1
-            or self.training
-            or torch.is_autocast_enabled(input_ids.device.type)
-        ):
-            return self.step(input_ids, state)
-        hidden, cell = state
-        x = self.embed(input_ids[:, 0])
-        hiddens: list[Tensor] = []
-        cells: list[Tensor] = []
-        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.lstm.all_weights):
-            x, layer_cell = torch.lstm_cell(x, (hidden[layer], cell[layer]), w_ih, w_hh, b_ih, b_hh)
-            hiddens.append(x)
-            cells.append(layer_cell)
-        logits: Tensor = self.head(x)
-        return logits[:, None, :], (torch.stack(hiddens), torch.stack(cells))
+    def sampling_step(self) -> Callable[[Tensor, LSTMState | None], tuple[Tensor, LSTMState]]:
+        """`step` for sampling, where each call feeds one new token per sequence.
+
+        A length-1 call of `nn.LSTM` spends several times the cell's arithmetic on per-call
+        setup (weight checks, the sequence kernel): most of a small model's sampling time.
+        Here the first layer's input projection of every token (embedding, weights and both
+        biases) is one table, computed once per decoder, so a token costs a row of it, one
+        matmul per layer (two above the first), the gates and the head. A prompt, a first
+        call, training (dropout) and autocast (`step`'s fp32 recurrence) take `step`.
+        """
+        layers = [
+            (w_ih.t(), w_hh.t(), b_ih + b_hh) for w_ih, w_hh, b_ih, b_hh in self.lstm.all_weights
+        ]
+        token_gates = torch.addmm(layers[0][2], self.embed.weight, layers[0][0])
+
+        def sampling(input_ids: Tensor, state: LSTMState | None) -> tuple[Tensor, LSTMState]:
+            if (
+                state is None
+                or input_ids.size(1) != 1
+                or self.training
+                or torch.is_autocast_enabled(input_ids.device.type)
+            ):
+                return self.step(input_ids, state)
+            hidden, cell = state
+            x = input_ids[:, 0]
+            hiddens: list[Tensor] = []
+            cells: list[Tensor] = []
+            for layer, (w_ih_t, w_hh_t, bias) in enumerate(layers):
+                given = token_gates[x] if layer == 0 else torch.addmm(bias, x, w_ih_t)
+                x, layer_cell = lstm_gates(torch.addmm(given, hidden[layer], w_hh_t), cell[layer])
+                hiddens.append(x)
+                cells.append(layer_cell)
+            logits = nn.functional.linear(x, self.head.weight, self.head.bias)
+            return logits[:, None, :], (torch.stack(hiddens), torch.stack(cells))
+
+        return sampling
+
+
+def lstm_gates(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:
+    """An LSTM cell's update from its summed pre-activations (PyTorch's order: input, forget,
+    cell, output): the new hidden and cell states."""
+    input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=1)
+    new_cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
+    return torch.sigmoid(output_gate) * torch.tanh(new_cell), new_cell
 
 
 def as_char_lstm(model: LMModelProto) -> CharLSTMModel:
