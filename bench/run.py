@@ -21,6 +21,7 @@ BENCHMARKS = (
     "gpt2_service",
     "service_latency",
     "generate_throughput",
+    "char_lstm_sampling",
     "api_throughput",
     "sse_followers",
     "study_search",
