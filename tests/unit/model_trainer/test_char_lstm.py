@@ -234,10 +234,8 @@ def test_a_foreign_model_is_refused(settings: Settings, corpus_path: Path) -> No
     )
 
 
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_the_sampling_decoder_carries_the_state_the_whole_sequence_would(num_layers: int) -> None:
-    """One token at a time through the cells gives the logits the full forward pass gives."""
-    model = CharLSTMModel(
+def _small_model(num_layers: int) -> CharLSTMModel:
+    return CharLSTMModel(
         {
             "model_family": "char_lstm",
             "model_size": "test",
@@ -248,7 +246,13 @@ def test_the_sampling_decoder_carries_the_state_the_whole_sequence_would(num_lay
             "num_layers": num_layers,
             "dropout": 0.1,
         }
-    ).eval()
+    )
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_the_sampling_decoder_carries_the_state_the_whole_sequence_would(num_layers: int) -> None:
+    """One token at a time through the cells gives the logits the full forward pass gives."""
+    model = _small_model(num_layers).eval()
     ids = torch.randint(0, 30, (3, 10), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         whole = model(ids)
@@ -259,18 +263,7 @@ def test_the_sampling_decoder_carries_the_state_the_whole_sequence_would(num_lay
 
 def test_the_sampling_decoder_takes_the_sequence_path_while_training() -> None:
     """In training mode (dropout between layers) a single token still goes through nn.LSTM."""
-    model = CharLSTMModel(
-        {
-            "model_family": "char_lstm",
-            "model_size": "test",
-            "vocab_size": 30,
-            "max_seq_len": 64,
-            "embed_dim": 8,
-            "hidden_dim": 16,
-            "num_layers": 1,
-            "dropout": 0.0,
-        }
-    ).train()
+    model = _small_model(1).train()
     prompt = torch.tensor([[1, 2, 3]])
     _, state = model.step(prompt, None)
     token = torch.tensor([[4]])
