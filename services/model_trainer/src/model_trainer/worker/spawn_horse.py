@@ -83,18 +83,22 @@ class Spare:
         return cls(pid, write_fd)
 
     def hand(self, order: HorseOrder) -> bool:
-        """Send the order; False when the spare died (its pipe is broken), and it is reaped."""
+        """Send the order and close the pipe; False when the horse is already dead (its pipe
+        is broken)."""
         try:
             os.write(self._order_fd, orjson.dumps(order) + b"\n")
         except BrokenPipeError:
-            self.retire()
             return False
-        os.close(self._order_fd)
+        finally:
+            os.close(self._order_fd)
         return True
 
-    def retire(self) -> None:
-        """Stop a spare that will get no order (it holds no job, so it is simply killed)."""
-        os.close(self._order_fd)
+    def retire(self, *, handed: bool = False) -> None:
+        """Stop and reap a horse that runs no job: a spare never given an order, or one that
+        was found dead (`handed`: its pipe is closed already). It holds no job, so it is simply
+        killed."""
+        if not handed:
+            os.close(self._order_fd)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
@@ -135,8 +139,13 @@ class SpawnFromSettings(SpawnWorker):
             "execution_id": execution_id,
         }
         horse, self._spare = self._spare, None
-        if horse is None or not horse.hand(order):
+        if horse is not None and not horse.hand(order):
+            horse.retire(handed=True)
+            horse = None
+        if horse is None:
             horse = Spare.spawn(warm=False)
+            # Should even a fresh horse be dead already, RQ's monitor reaps it and fails the
+            # job as it does any horse that died.
             horse.hand(order)
         self._horse_pid = horse.pid
 
