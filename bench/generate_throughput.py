@@ -15,9 +15,7 @@ Run from the repository root: `python -m bench.generate_throughput [--workers 2]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -33,7 +31,7 @@ from bench.service_latency import (
     Service,
     bench_key,
     generate_once,
-    print_log_tails,
+    in_workdir,
     running,
     service_env,
     start_api,
@@ -210,18 +208,10 @@ def run(stack: ExitStack, workdir: Path, args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_options()
-    print(
-        f"generate_throughput: redis + API + train worker + K infer workers as processes, "
-        f"{os.cpu_count()} cores shared with this process, {machine_load()}",
-        flush=True,
+    in_workdir(
+        "generate_throughput: redis + API + train worker + K infer workers as processes",
+        lambda stack, workdir: run(stack, workdir, args),
     )
-    with tempfile.TemporaryDirectory(prefix="bench-genthru-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        try:
-            run(stack, workdir, args)
-        except BaseException:
-            print_log_tails(workdir / "logs")
-            raise
 
 
 if __name__ == "__main__":

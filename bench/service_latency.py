@@ -391,7 +391,6 @@ def tiny_train_body(corpus_id: str) -> dict[str, JSONValue]:
         "max_seq_len": 32,
         "batch_size": 8,
         "max_steps": 3,
-        "log_every_steps": 1,
         "eval_max_batches": 2,
         "checkpoint_every_steps": None,
         "device": "cpu",
@@ -463,7 +462,9 @@ def measure_first_steps(
         wait_worker_idle(service["redis"], "train")
         wait_quiet(worker.pid)
         t0 = time.perf_counter()
-        job_id = submit(service["http"], "train", tiny_train_body(corpus_id))
+        # Logging every step: step 1's metrics event is published as the step is done.
+        body = {**tiny_train_body(corpus_id), "log_every_steps": 1}
+        job_id = submit(service["http"], "train", body)
         started = tap.next_of(job_id, (STARTED,), EVENT_TIMEOUT_S)
         config = tap.next_of(job_id, (CONFIG,), EVENT_TIMEOUT_S)
         stepped = step_one(tap, job_id)
@@ -653,15 +654,22 @@ def run(stack: ExitStack, workdir: Path, opts: Options) -> None:
 
 def main() -> None:
     opts = parse_options()
-    print(
-        f"service_latency: redis + API + 1 worker (train,infer) as processes, "
-        f"{os.cpu_count()} cores shared with this process, {machine_load()}",
-        flush=True,
+    in_workdir(
+        "service_latency: redis + API + 1 worker (train,infer) as processes",
+        lambda stack, workdir: run(stack, workdir, opts),
     )
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp, ExitStack() as stack:
+
+
+def in_workdir(setup: str, bench: Callable[[ExitStack, Path], None]) -> None:
+    """Say what runs on how loaded a machine, then run a service benchmark in a temporary
+    directory; the processes it enters on the stack stop when it ends, and a failure prints
+    their last log lines first."""
+    print(f"{setup}, {os.cpu_count()} cores shared with this process, {machine_load()}", flush=True)
+    prefix = "bench-" + setup.split(":", 1)[0] + "-"
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         try:
-            run(stack, workdir, opts)
+            bench(stack, workdir)
         except BaseException:
             print_log_tails(workdir / "logs")
             raise
