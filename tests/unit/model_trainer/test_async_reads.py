@@ -1,9 +1,11 @@
-"""Reads awaited in the API's batch (a key check, an owner) refuse a reply of the wrong type."""
+"""Reads awaited in the API's batch (a key check, an owner, a record) refuse a reply of the
+wrong type."""
 
 import fakeredis
 import pytest
 
 from model_trainer.storage.api_keys import authenticate_async, create_key
+from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.owners import owner_of_async
 from platform_workers.redis_batch import Command, PipelineBatch
 
@@ -43,3 +45,8 @@ async def test_an_owner_read_answers_the_owner_or_none() -> None:
     batch = PipelineBatch(redis)
     assert await owner_of_async(batch, "run", "r1") == 7
     assert await owner_of_async(batch, "run", "r2") is None
+
+
+async def test_a_record_read_refuses_a_reply_that_is_not_a_hash() -> None:
+    with pytest.raises(TypeError, match="HGETALL"):
+        await JobStore(fakeredis.FakeRedis()).get_async(Replying(b"queued"), "job-1")

@@ -832,6 +832,17 @@ JobId = Annotated[
 RunId = Annotated[
     str, Path(description="a run's id (a train job's `run_id`)", examples=[EXAMPLE_RUN_ID])
 ]
+WaitS = Annotated[
+    float,
+    Query(
+        ge=0.0,
+        le=L.MAX_WAIT_S,
+        allow_inf_nan=False,
+        description="seconds to hold the answer while the job has not ended (long polling); "
+        "0 answers at once",
+        examples=[10.0],
+    ),
+]
 AdminUserId = Annotated[
     int | None,
     Query(

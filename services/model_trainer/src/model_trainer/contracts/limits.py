@@ -37,6 +37,8 @@ MAX_EVAL_BATCHES = 1_000_000
 MAX_PROCESSES = 64
 
 MAX_NEW_TOKENS = 4096
+# How long GET /v1/jobs/{job_id}?wait_s= may hold its answer for the job to end.
+MAX_WAIT_S = 60.0
 MAX_RETURN_SEQUENCES = 16
 MAX_TEMPERATURE = 100.0
 # Score's per-token alternatives grow the result by this factor.

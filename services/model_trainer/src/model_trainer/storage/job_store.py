@@ -57,6 +57,7 @@ from platform_workers.keys import (
     user_active_key,
     user_index_key,
 )
+from platform_workers.redis_batch import PipelineBatch
 from platform_workers.redis_conn import RedisClient, as_text
 
 CANCEL_TTL_S = 7 * 24 * 3600
@@ -301,6 +302,14 @@ class JobStore:
     def get(self, job_id: str) -> JobRecord | None:
         """Returns the decoded record, or None when no such job exists."""
         raw = self._redis.hgetall(record_key(DOMAIN, job_id))
+        return _decode(raw) if raw else None
+
+    async def get_async(self, batch: PipelineBatch, job_id: str) -> JobRecord | None:
+        """get on an event loop, in the loop turn's batch."""
+        key = record_key(DOMAIN, job_id)
+        raw = await batch.run(lambda pipe: pipe.hgetall(key))
+        if not isinstance(raw, dict):
+            raise TypeError(f"HGETALL {key} replied {raw!r}")
         return _decode(raw) if raw else None
 
     def status(self, job_id: str) -> JobStatus | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import suppress
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from model_trainer.api.schemas import (
     ScoreJobRequest,
     TokenizerJobRequest,
     TrainJobRequest,
+    WaitS,
 )
 from model_trainer.api.submit import (
     SubmittedJob,
@@ -67,13 +69,37 @@ class JobListBody(TypedDict):
 def owned_job(ctx: ApiContext, caller: Principal, job_id: str) -> JobRecord:
     """The caller's job (any job for an admin); another user's job is as invisible as one that
     never existed."""
-    record = ctx["jobs"].get(job_id)
+    return visible(ctx["jobs"].get(job_id), caller, job_id)
+
+
+def visible(record: JobRecord | None, caller: Principal, job_id: str) -> JobRecord:
     if record is None or not (caller["admin"] or record["user_id"] == caller["user_id"]):
         raise ModelTrainerError(
             "JOB_NOT_FOUND",
             f"job {quoted(job_id)} does not exist",
             details={"job_id": job_id[:QUOTE_LIMIT]},
         )
+    return record
+
+
+async def ended_or_waited(
+    ctx: ApiContext, caller: Principal, job_id: str, wait_s: float
+) -> JobRecord:
+    """The record once the job ended, or as it stands after `wait_s` (or once the API begins
+    shutting down). The hub wakes the wait at each of the job's events; the watch starts before
+    the first read, so an end between the two is never missed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    with ctx["events"].watch(job_id) as wake:
+        record = visible(await ctx["jobs"].get_async(ctx["batch"], job_id), caller, job_id)
+        while record["status"] not in TERMINAL_STATUSES and not ctx["events"].closed:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            with suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), left)
+            wake.clear()
+            record = visible(await ctx["jobs"].get_async(ctx["batch"], job_id), caller, job_id)
     return record
 
 
@@ -192,9 +218,11 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         return {"jobs": jobs, "next_cursor": next_cursor}
 
     @router.get("/v1/jobs/{job_id}", response_model=JobRecord, responses=refusals("JOB_NOT_FOUND"))
-    def get_job(job_id: JobId, caller: Principal = key) -> JobRecord:
-        """The job's record: status, progress, attempts, times, result or error."""
-        return owned_job(ctx, caller, job_id)
+    async def get_job(job_id: JobId, caller: Principal = key, wait_s: WaitS = 0.0) -> JobRecord:
+        """The job's record: status, progress, attempts, times, result or error. With `wait_s`,
+        an unfinished job's record is held back until the job ends or `wait_s` pass (long
+        polling: a client learns the end the moment it comes, without polling)."""
+        return await ended_or_waited(ctx, caller, job_id, wait_s)
 
     @router.delete(
         "/v1/jobs/{job_id}",
