@@ -17,10 +17,12 @@ event publication. A small char-LSTM is trained over HTTP first, so generate has
   builds the model), config→step 1 (the loop's setup and the first step). The worker runs with
   `--device cpu`, so no device probe is timed.
 - generate round trip: `POST /v1/jobs/generate` (100 new tokens), then the client learns the
-  result two ways, alternating in the same run, after one uncounted warm-up generate loaded the
-  run into the inference worker's model cache: `poll` sends `GET /v1/jobs/{id}` every 2 ms
-  until the record says completed; `events` follows `GET /v1/jobs/{id}/events` (SSE) until its
-  `trainer.job.completed.v1`, then sends one `GET /v1/jobs/{id}` for the result.
+  result three ways, alternating in the same run, after one uncounted warm-up generate loaded
+  the run into the inference worker's model cache: `wait` sends one long-polling
+  `GET /v1/jobs/{id}?wait_s=30`, answered the moment the job ends; `poll` sends
+  `GET /v1/jobs/{id}` every 2 ms until the record says completed; `events` follows
+  `GET /v1/jobs/{id}/events` (SSE) until its `trainer.job.completed.v1`, then sends one
+  `GET /v1/jobs/{id}` for the result.
 
 Run from the repository root: `python -m bench.service_latency [--n 30] [--train-steps 100]`.
 """
@@ -70,6 +72,7 @@ FIRST_STEP_TARGET_MS = 1500.0
 GENERATE_TARGET_MS = 30.0
 NEW_TOKENS = 100
 POLL_INTERVAL_S = 0.002
+WAIT_S = 30.0
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 EVENT_TIMEOUT_S = 30.0
@@ -520,7 +523,22 @@ def follow_to_result(http: httpx.Client, job_id: str) -> JSONObject:
     return record
 
 
+def wait_completed(http: httpx.Client, job_id: str) -> JSONObject:
+    """One long-polling `GET /v1/jobs/{id}?wait_s=`: the API answers the moment the job ends."""
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        response = http.get(f"/v1/jobs/{job_id}", params={"wait_s": WAIT_S})
+        record = load_json_object(response.content)
+        status = require_str(record, "status")
+        if status == "completed":
+            return record
+        if status in ("failed", "cancelled"):
+            raise RuntimeError(f"generate job {job_id} ended {status}: {record.get('error')}")
+    raise TimeoutError(f"generate job {job_id} not completed within {JOB_TIMEOUT_S} s")
+
+
 LEARNERS: dict[str, Callable[[httpx.Client, str], JSONObject]] = {
+    "wait": wait_completed,
     "poll": poll_completed,
     "events": follow_to_result,
 }
