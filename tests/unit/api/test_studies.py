@@ -15,6 +15,7 @@ from model_trainer.api.routes.studies import best_trial
 from model_trainer.api.schemas import TrainJobRequest
 from model_trainer.api.submit import submit_train
 from model_trainer.contracts.studies import TrialRecord, TrialState
+from model_trainer.contracts.train_config import FAMILY_TRAIN_DEFAULTS
 from model_trainer.settings import Settings
 from model_trainer.storage.api_keys import CreatedKey, create_key
 from model_trainer.storage.job_store import JobStore
@@ -76,7 +77,10 @@ def test_a_study_is_stored_running_with_its_spec(
         }
     ]
     assert body["spec"]["base"]["max_steps"] == 20
-    assert body["spec"]["base"]["learning_rate"] == 3e-3  # defaults filled in
+    # Defaults filled in, the family's too.
+    recipe = FAMILY_TRAIN_DEFAULTS["char_lstm"]
+    assert body["spec"]["base"]["learning_rate"] == recipe["learning_rate"]
+    assert body["spec"]["base"]["warmup_steps"] == recipe["warmup_steps"]
     assert StudyStore(redis).running() == [body["study_id"]]
     assert client.get(f"/v1/studies/{body['study_id']}").json() == body
     assert client.get("/v1/studies").json() == {"studies": [body]}

@@ -28,7 +28,7 @@ from model_trainer.contracts.jobs import (
     TokenizerJobPayload,
     TrainJobPayload,
 )
-from model_trainer.contracts.train_config import TRAIN_DEFAULTS, make_train_config
+from model_trainer.contracts.train_config import make_train_config, train_defaults
 from model_trainer.settings import DEFAULT_JOB_TIMEOUT_S, Settings
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.owners import Owned
@@ -95,7 +95,7 @@ def test_train_is_recorded_then_enqueued_on_the_train_queue(
             model_family="char_lstm",
             model_size="tiny",
             corpus_path=str(corpus_path.resolve()),
-            options={**TRAIN_DEFAULTS, "max_steps": 5, "learning_rate": 1.0},
+            options={**train_defaults("char_lstm"), "max_steps": 5, "learning_rate": 1.0},
         ),
         "tokenizer_id": None,
     }

@@ -9,8 +9,17 @@ from model_trainer.contracts.defaults import (
     make_tokenizer_config,
 )
 from model_trainer.contracts.model import EvalConfig, GenerateConfig, ScoreConfig
-from model_trainer.contracts.train_config import TRAIN_DEFAULTS, ModelTrainConfig, make_train_config
+from model_trainer.contracts.train_config import (
+    FAMILY_TRAIN_DEFAULTS,
+    TRAIN_DEFAULTS,
+    ModelTrainConfig,
+    make_train_config,
+    train_defaults,
+)
 from model_trainer.errors import ModelTrainerError
+
+# char_lstm's measured recipe (contracts/train_config.FAMILY_TRAIN_DEFAULTS).
+LSTM_BATCH, LSTM_LR, LSTM_BETA2, LSTM_WARMUP, LSTM_FLOOR = 16, 1e-2, 0.99, 50, 0.1
 
 
 def test_train_defaults() -> None:
@@ -110,6 +119,38 @@ def test_train_validates() -> None:
         )
     assert info.value.code == "INVALID_CONFIG"
     assert info.value.details == {"field": "batch_size"}
+
+
+def test_gpt2_keeps_the_shared_defaults() -> None:
+    assert train_defaults("gpt2") == TRAIN_DEFAULTS
+    assert FAMILY_TRAIN_DEFAULTS["gpt2"] == {
+        "batch_size": 32,
+        "learning_rate": 3e-3,
+        "beta2": 0.999,
+        "warmup_steps": 0,
+        "min_lr_ratio": 0.1,
+    }
+
+
+def test_char_lstm_defaults_are_its_measured_recipe() -> None:
+    cfg = make_train_config(
+        model_family="char_lstm",
+        model_size="small",
+        corpus_path="/data/c.txt",
+        options=train_defaults("char_lstm"),
+    )
+    assert cfg == {
+        **TRAIN_DEFAULTS,
+        "batch_size": LSTM_BATCH,
+        "learning_rate": LSTM_LR,
+        "beta2": LSTM_BETA2,
+        "warmup_steps": LSTM_WARMUP,
+        "min_lr_ratio": LSTM_FLOOR,
+        "model_family": "char_lstm",
+        "model_size": "small",
+        "corpus_path": "/data/c.txt",
+        "parent": None,
+    }
 
 
 def test_eval_defaults_and_values() -> None:

@@ -12,6 +12,10 @@ it); the validators check the same ranges again for configs built outside HTTP.
 Pydantic dataclasses rather than BaseModel: mypy types their generated `__init__` from the
 fields, while BaseModel's catch-all `**data` constructor trips mypy's disallow_any_explicit.
 Strictness is per field (Strict* types) because a strict dataclass refuses a JSON object.
+
+A few train defaults depend on the model family (`FAMILY_TRAIN_DEFAULTS`): a before-validator
+fills the ones a request leaves out from its family's recipe, so every field keeps its type and
+range, and what is recorded, queued and checked at submit is the value the run uses.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic.dataclasses import dataclass
+from pydantic_core import ArgsKwargs
 
 from model_trainer.backends.presets import CAPABILITIES, MODEL_SIZES
 from model_trainer.contracts import limits as L
@@ -53,7 +60,12 @@ from model_trainer.contracts.tokenizer import (
     MIN_CHAR_VOCAB_SIZE,
     TokenizerKind,
 )
-from model_trainer.contracts.train_config import TRAIN_DEFAULTS, TrainOptions
+from model_trainer.contracts.train_config import (
+    FAMILY_TRAIN_DEFAULTS,
+    TRAIN_DEFAULTS,
+    FamilyOption,
+    TrainOptions,
+)
 from model_trainer.errors import ModelTrainerError
 from platform_core.json_types import JSONValue
 
@@ -80,6 +92,30 @@ _PRIORITY = (
     "workers take every high job of a queue before any normal one, and every normal one "
     "before any low one; per-user limits count all three alike"
 )
+
+
+def _family_default(option: FamilyOption) -> str:
+    """How OpenAPI documents an option whose default depends on the family."""
+    values = ", ".join(
+        f"{family} {defaults[option]:g}" for family, defaults in FAMILY_TRAIN_DEFAULTS.items()
+    )
+    return f"default: the family's ({values})"
+
+
+def _no_single_default(schema: JsonDict) -> None:
+    """OpenAPI shows no one default where the family decides it (the description names each)."""
+    schema.pop("default", None)
+
+
+def _family_recipe(family: object) -> dict[str, object]:
+    """The family-dependent defaults of a requested family; none for a family we do not
+    know (the validators refuse it by name)."""
+    for known, recipe in FAMILY_TRAIN_DEFAULTS.items():
+        if known == family:
+            return dict(recipe)
+    return {}
+
+
 _TEXT = "inline text, at most MAX_TEXT_BYTES (settings) in UTF-8"
 _SEED = "seeds the random choices: the same seed gives the same result"
 
@@ -126,7 +162,8 @@ JobPriority = Annotated[Priority, Field(description=_PRIORITY, examples=["high"]
 class TrainJobRequest:
     """`POST /v1/jobs/train`: train a model from scratch on one corpus.
 
-    The tunables are `TrainOptions` (contracts/train_config.py), with its defaults.
+    The tunables are `TrainOptions` (contracts/train_config.py), with its defaults; those that
+    depend on the family come from `FAMILY_TRAIN_DEFAULTS` (`_with_family_defaults`).
     """
 
     model_family: StrictStr = Field(
@@ -178,15 +215,19 @@ class TrainJobRequest:
         default=_D["batch_size"],
         ge=1,
         le=L.MAX_BATCH_SIZE,
-        description="windows per micro-batch; an optimizer step takes grad_accum_steps of them",
+        description="windows per micro-batch; an optimizer step takes grad_accum_steps of them; "
+        + _family_default("batch_size"),
         examples=[64],
+        json_schema_extra=_no_single_default,
     )
     learning_rate: StrictFloat = Field(
         default=_D["learning_rate"],
         gt=0.0,
         le=L.MAX_LEARNING_RATE,
-        description="AdamW's peak learning rate (after warmup)",
+        description="AdamW's peak learning rate (after warmup); "
+        + _family_default("learning_rate"),
         examples=[1e-3],
+        json_schema_extra=_no_single_default,
     )
     seed: StrictInt = Field(
         default=_D["seed"],
@@ -266,8 +307,9 @@ class TrainJobRequest:
         default=_D["beta2"],
         ge=0.0,
         lt=1.0,
-        description="AdamW's second-moment decay",
+        description="AdamW's second-moment decay; " + _family_default("beta2"),
         examples=[0.99],
+        json_schema_extra=_no_single_default,
     )
     lr_schedule: LRSchedule = Field(
         default=_D["lr_schedule"],
@@ -278,15 +320,18 @@ class TrainJobRequest:
         default=_D["warmup_steps"],
         ge=0,
         le=L.MAX_STEPS,
-        description="steps of linear warmup to learning_rate",
+        description="steps of linear warmup to learning_rate; " + _family_default("warmup_steps"),
         examples=[100],
+        json_schema_extra=_no_single_default,
     )
     min_lr_ratio: StrictFloat = Field(
         default=_D["min_lr_ratio"],
         ge=0.0,
         le=1.0,
-        description="where the cosine schedule ends, as a fraction of learning_rate",
+        description="where the cosine schedule ends, as a fraction of learning_rate; "
+        + _family_default("min_lr_ratio"),
         examples=[0.05],
+        json_schema_extra=_no_single_default,
     )
     log_every_steps: StrictInt = Field(
         default=_D["log_every_steps"],
@@ -383,6 +428,20 @@ class TrainJobRequest:
     )
     timeout_s: TimeoutS = None
     priority: JobPriority = "normal"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_family_defaults(cls, data: object) -> object:
+        """Fill each family-dependent option the request leaves out from its family's recipe,
+        before the fields are validated (arguments in Python, an object over HTTP)."""
+        if isinstance(data, ArgsKwargs):
+            kwargs = data.kwargs or {}
+            family = data.args[0] if data.args else kwargs.get("model_family")
+            return ArgsKwargs(data.args, {**_family_recipe(family), **kwargs})
+        if isinstance(data, dict):
+            fields = {str(name): value for name, value in data.items()}
+            return {**_family_recipe(fields.get("model_family")), **fields}
+        return data
 
 
 _TRAIN_OPTIONS = TypeAdapter(TrainOptions)

@@ -1,7 +1,8 @@
 """The train config, declared once: every option, its default and its valid range.
 
 Adding an option touches three places: this module (field, default, range), the HTTP request
-model (`api/schemas.TrainJobRequest`, whose defaults read `TRAIN_DEFAULTS`), and the code that
+model (`api/schemas.TrainJobRequest`, whose defaults read `TRAIN_DEFAULTS` and, for the few
+options whose default depends on the model family, `FAMILY_TRAIN_DEFAULTS`), and the code that
 uses it. The CLI's `local-train` and `submit train` take any option as `key=value`.
 
 The TypedDicts come from typing_extensions so pydantic can validate them at the HTTP boundary
@@ -11,6 +12,7 @@ on Python 3.11 (it refuses `typing.TypedDict` there).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from typing_extensions import TypedDict
 
@@ -126,6 +128,45 @@ TRAIN_DEFAULTS: TrainOptions = {
     "init_from": None,
     "num_processes": 1,
 }
+
+
+FamilyOption = Literal["batch_size", "learning_rate", "beta2", "warmup_steps", "min_lr_ratio"]
+
+
+class FamilyTrainDefaults(TypedDict):
+    """The options whose default depends on the model family: a family's recipe."""
+
+    batch_size: int
+    learning_rate: float
+    beta2: float
+    warmup_steps: int
+    min_lr_ratio: float
+
+
+# gpt2 keeps the shared defaults. char_lstm's recipe was chosen by measurement
+# (bench/char_lstm_learning.py: `small` on tinyshakespeare, 2 CPU cores, a 180 s budget):
+# PLACEHOLDER
+FAMILY_TRAIN_DEFAULTS: dict[ModelFamily, FamilyTrainDefaults] = {
+    "char_lstm": {
+        "batch_size": 16,
+        "learning_rate": 1e-2,
+        "beta2": 0.99,
+        "warmup_steps": 50,
+        "min_lr_ratio": 0.1,
+    },
+    "gpt2": {
+        "batch_size": TRAIN_DEFAULTS["batch_size"],
+        "learning_rate": TRAIN_DEFAULTS["learning_rate"],
+        "beta2": TRAIN_DEFAULTS["beta2"],
+        "warmup_steps": TRAIN_DEFAULTS["warmup_steps"],
+        "min_lr_ratio": TRAIN_DEFAULTS["min_lr_ratio"],
+    },
+}
+
+
+def train_defaults(family: ModelFamily) -> TrainOptions:
+    """Every option's default for a family: the shared defaults with the family's recipe."""
+    return {**TRAIN_DEFAULTS, **FAMILY_TRAIN_DEFAULTS[family]}
 
 
 def make_train_config(
