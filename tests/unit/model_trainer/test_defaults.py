@@ -19,7 +19,7 @@ from model_trainer.contracts.train_config import (
 from model_trainer.errors import ModelTrainerError
 
 # char_lstm's measured recipe (contracts/train_config.FAMILY_TRAIN_DEFAULTS).
-LSTM_BATCH, LSTM_LR, LSTM_BETA2, LSTM_WARMUP, LSTM_FLOOR = 16, 1e-2, 0.99, 50, 0.1
+LSTM_BATCH, LSTM_LR, LSTM_BETA2, LSTM_WARMUP, LSTM_FLOOR = 16, 1.2e-2, 0.99, 50, 0.1
 
 
 def test_train_defaults() -> None:

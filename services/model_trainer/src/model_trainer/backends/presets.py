@@ -29,8 +29,9 @@ class GPT2Dims(TypedDict):
     dropout: float
 
 
-# `small` (~0.35M parameters) is the tuned default: on 2 CPU cores it reaches about 1.56
-# nats/char on tinyshakespeare in 120 s (batch 32, seq 128, lr 4e-3, cosine).
+# `small` (~0.35M parameters) is the size char_lstm's default recipe (contracts/train_config
+# FAMILY_TRAIN_DEFAULTS) was measured with: hidden 256 in one layer keeps a step fast on 2 CPU
+# cores (384 costs ~1.8x per token, a second layer ~2.3x), which wins a 180 s budget.
 CHAR_LSTM_SIZES: dict[str, CharLSTMDims] = {
     "tiny": {"embed_dim": 16, "hidden_dim": 32, "num_layers": 1, "dropout": 0.0},
     "small": {"embed_dim": 64, "hidden_dim": 256, "num_layers": 1, "dropout": 0.0},
