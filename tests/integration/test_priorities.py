@@ -13,7 +13,7 @@ from tests.support.backends import train_cfg, train_run
 
 from model_trainer.api import SubmitContext
 from model_trainer.api.schemas import ScoreJobRequest
-from model_trainer.api.submit import submit_score
+from model_trainer.api.submit import enqueue_planned, plan_score
 from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM
 from model_trainer.contracts.jobs import Priority, rq_queues
 from model_trainer.errors import ModelTrainerError
@@ -49,7 +49,7 @@ def submit_ctx(
 
 def _score(ctx: SubmitContext, priority: Priority) -> str:
     body = ScoreJobRequest(run_id="run-p", text="to be", priority=priority)
-    return submit_score(ctx, CALLER, body)["job_id"]
+    return enqueue_planned(ctx, CALLER, plan_score(ctx, CALLER, body), None)["job_id"]
 
 
 def test_a_worker_drains_a_mixed_backlog_in_priority_order(

@@ -287,6 +287,20 @@ def test_a_train_submission_at_its_limit_repairs_the_count_before_refusing(
     assert redis.zrange(active_key(1, "train"), 0, -1) == [accepted.json()["job_id"].encode()]
 
 
+@pytest.mark.usefixtures("corpus_path")
+def test_a_tokenizer_submission_at_its_limit_repairs_the_count_too(
+    client: TestClient, settings: Settings, redis: fakeredis.FakeRedis
+) -> None:
+    """The synchronous path (tokenizers, schedules, studies) repairs the count the same way."""
+    settings["max_active_jobs"] = {"train": 1, "infer": 1}
+    redis.zadd(active_key(1, "train"), {"in-flight": time.time()})
+    body = {"corpus_path": "corpus.txt"}
+    refused = client.post("/v1/jobs/tokenizer", json=body)
+    assert (refused.status_code, code_of(refused)) == (429, "QUOTA_EXCEEDED")
+    redis.zadd(active_key(1, "train"), {"in-flight": time.time() - PENDING_GRACE_S - 1})
+    assert client.post("/v1/jobs/tokenizer", json=body).status_code == 202
+
+
 @pytest.mark.usefixtures("corpus_path", "trained_run")
 def test_a_full_queue_is_a_coded_503_for_everyone(
     *,

@@ -121,7 +121,6 @@ def hub_lifespan(
             yield
         finally:
             await hub.stop()
-            if aredis is not hub.redis:
-                await aredis.aclose()
+            await aredis.aclose()  # the hub's own, once more, when a test lent it (harmless)
 
     return lifespan

@@ -25,18 +25,13 @@ from model_trainer.api.schemas import (
 from model_trainer.api.submit import (
     PlannedJob,
     SubmittedJob,
+    enqueue_planned,
     plan_eval,
     plan_export,
     plan_generate,
     plan_score,
     plan_tokenizer,
     plan_train,
-    submit_eval,
-    submit_export,
-    submit_generate,
-    submit_score,
-    submit_tokenizer,
-    submit_train,
 )
 from model_trainer.contracts.jobs import JobOrigin, JobType
 from model_trainer.errors import ModelTrainerError
@@ -55,17 +50,13 @@ class KeptRequest(Protocol):
 
 
 class _Kind(Generic[R]):
-    """One job type: its request class, and its plan and submit functions."""
+    """One job type: its request class and its plan (submitted like any plan)."""
 
     def __init__(
-        self,
-        request_type: type[R],
-        plan: Callable[[SubmitContext, Principal, R], PlannedJob],
-        submit: Callable[[SubmitContext, Principal, R, JobOrigin | None], SubmittedJob],
+        self, request_type: type[R], plan: Callable[[SubmitContext, Principal, R], PlannedJob]
     ) -> None:
         self._adapter = TypeAdapter(request_type)
         self._plan = plan
-        self._submit = submit
 
     def parse(self, body: JSONObject) -> R:
         """The request, or INVALID_CONFIG naming the first bad field as `request.<field>`."""
@@ -84,14 +75,14 @@ class _Kind(Generic[R]):
     def submit(
         self, ctx: SubmitContext, caller: Principal, body: JSONObject, origin: JobOrigin
     ) -> SubmittedJob:
-        return self._submit(ctx, caller, self.parse(body), origin)
+        return enqueue_planned(ctx, caller, self._plan(ctx, caller, self.parse(body)), origin)
 
 
 KEPT_REQUESTS: dict[JobType, KeptRequest] = {
-    "train": _Kind(TrainJobRequest, plan_train, submit_train),
-    "eval": _Kind(EvalJobRequest, plan_eval, submit_eval),
-    "score": _Kind(ScoreJobRequest, plan_score, submit_score),
-    "generate": _Kind(GenerateJobRequest, plan_generate, submit_generate),
-    "tokenizer": _Kind(TokenizerJobRequest, plan_tokenizer, submit_tokenizer),
-    "export": _Kind(ExportJobRequest, plan_export, submit_export),
+    "train": _Kind(TrainJobRequest, plan_train),
+    "eval": _Kind(EvalJobRequest, plan_eval),
+    "score": _Kind(ScoreJobRequest, plan_score),
+    "generate": _Kind(GenerateJobRequest, plan_generate),
+    "tokenizer": _Kind(TokenizerJobRequest, plan_tokenizer),
+    "export": _Kind(ExportJobRequest, plan_export),
 }

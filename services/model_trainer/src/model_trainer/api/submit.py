@@ -327,12 +327,6 @@ def plan_tokenizer(ctx: SubmitContext, caller: Principal, body: TokenizerJobRequ
     return planned(ctx, "tokenizer", payload, body, claim=claim, corpus_id=body.corpus_id)
 
 
-def submit_eval(
-    ctx: SubmitContext, caller: Principal, body: EvalJobRequest, origin: JobOrigin | None = None
-) -> SubmittedJob:
-    return enqueue_planned(ctx, caller, plan_eval(ctx, caller, body), origin)
-
-
 def plan_eval(
     ctx: SubmitContext, caller: Principal, body: EvalJobRequest, owned: bool | None = None
 ) -> PlannedJob:
@@ -363,12 +357,6 @@ def plan_eval(
     return planned(ctx, "eval", payload, body, corpus_id=body.corpus_id)
 
 
-def submit_score(
-    ctx: SubmitContext, caller: Principal, body: ScoreJobRequest, origin: JobOrigin | None = None
-) -> SubmittedJob:
-    return enqueue_planned(ctx, caller, plan_score(ctx, caller, body), origin)
-
-
 def plan_score(
     ctx: SubmitContext, caller: Principal, body: ScoreJobRequest, owned: bool | None = None
 ) -> PlannedJob:
@@ -395,12 +383,6 @@ def plan_score(
         "step": step,
     }
     return planned(ctx, "score", payload, body)
-
-
-def submit_generate(
-    ctx: SubmitContext, caller: Principal, body: GenerateJobRequest, origin: JobOrigin | None = None
-) -> SubmittedJob:
-    return enqueue_planned(ctx, caller, plan_generate(ctx, caller, body), origin)
 
 
 def plan_generate(
@@ -433,12 +415,6 @@ def plan_generate(
         "step": step,
     }
     return planned(ctx, "generate", payload, body)
-
-
-def submit_export(
-    ctx: SubmitContext, caller: Principal, body: ExportJobRequest, origin: JobOrigin | None = None
-) -> SubmittedJob:
-    return enqueue_planned(ctx, caller, plan_export(ctx, caller, body), origin)
 
 
 def plan_export(
