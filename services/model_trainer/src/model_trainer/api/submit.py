@@ -1,9 +1,11 @@
-"""Job submission: validate a request, record the job, then enqueue its worker function.
+"""Job submission: validate a request (plan_*), then record and enqueue it in one atomic step.
 
-Everything that can be refused is refused before the record is written, so a bad request leaves
-no trace in Redis. The record is written before the enqueue, so a worker never picks up a job
-whose record does not exist yet. Paths in payloads are absolute and already confined, so the
-worker reads exactly the file the API checked.
+Everything that can be refused is refused before anything is written, so a bad request leaves
+no trace in Redis: the checks that read files and settings happen here, and the ones that read
+Redis (ownership, quota, depth, the id claim) happen inside the submission script, which writes
+the record and the RQ job together (storage/submissions.py), so a worker never picks up a job
+whose record does not exist. Paths in payloads are absolute and already confined, so the worker
+reads exactly the file the API checked.
 """
 
 from __future__ import annotations
