@@ -108,7 +108,11 @@ def start_api(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.TransportError:
             return False
 
-    wait_for(healthy, timeout=30, what="the API")
+    try:
+        wait_for(healthy, timeout=30, what="the API")
+    except TimeoutError:
+        stop(process)  # a test that fails here has no handle to stop it with
+        raise
     return process, base_url
 
 
