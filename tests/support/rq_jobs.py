@@ -13,7 +13,7 @@ from rq.serializers import JSONSerializer
 from model_trainer.contracts.jobs import parse_queue
 from model_trainer.errors import ModelTrainerError, ModelTrainerErrorCode
 from model_trainer.storage.job_store import JobStore
-from model_trainer.worker.job_utils import job_context, run_job
+from model_trainer.worker.job_utils import connect, job_context, run_job
 from model_trainer.worker.rq_meta import show_in_rq
 from platform_core.json_types import JSONObject
 
@@ -64,3 +64,11 @@ def reports_pid(job_id: str, queue: str = "train", sleep_s: float = 0.0) -> JSON
 
     ctx = job_context(job.connection, job_id=job_id, user_id=1, queue=parse_queue(queue))
     return run_job(ctx, JobStore(job.connection), job_id, work, job_type="train", config=None)
+
+
+def uses_the_workers_connection(payload: JSONObject) -> bool:
+    """Whether a job function's `connect()` hands back the connection RQ runs the job on
+    (`payload` is what the infer worker reads its user from)."""
+    job = get_current_job()
+    assert job is not None
+    return connect()[1] is job.connection

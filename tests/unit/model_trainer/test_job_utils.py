@@ -7,6 +7,9 @@ from collections.abc import Callable
 import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 from model_trainer.contracts.jobs import DOMAIN, QUEUE_FOR_TYPE, ErrorKind, JobRecord, JobStatus
@@ -20,6 +23,7 @@ from model_trainer.worker.job_utils import (
     run_job,
     through_outage,
 )
+from model_trainer.worker.worker_entry import make_worker
 from platform_core.job_events import ErrorKind as EventErrorKind
 from platform_core.job_events import decode_job_event, is_failed
 from platform_core.json_types import JSONObject
@@ -273,3 +277,21 @@ def test_a_preempted_job_outside_rq_is_still_recorded_as_queued(redis: RedisClie
         run_job(ctx, store, "j5", _failing(preempted), job_type="train", config=CONFIG)
     record = store.get("j5")
     assert record is not None and record["status"] == "queued"
+
+
+def test_a_job_function_reuses_its_workers_connection_and_opens_one_outside_a_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redis = fakeredis.FakeRedis()
+    JobStore(redis).create({**_record("job-1"), "status": "queued", "attempts": 0})
+    queue = Queue("infer", connection=redis, serializer=JSONSerializer)
+    queue.enqueue(
+        "tests.support.rq_jobs.uses_the_workers_connection", {"user_id": 1}, job_id="job-1"
+    )
+    make_worker("infer", redis).work(burst=True)
+    assert Job.fetch("job-1", connection=redis, serializer=JSONSerializer).return_value() is True
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/3")
+    settings, client = job_utils.connect()
+    assert settings["redis_url"] == "redis://127.0.0.1:1/3"
+    assert client.connection_pool.connection_kwargs["db"] == 3

@@ -623,8 +623,15 @@ def sample_next(
         drop = torch.cumsum(probs, dim=-1) - probs >= top_p
         sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
         scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
-    probs = torch.softmax(scores, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    # An inverse-CDF draw: one uniform per row against the running total. For one draw per row
+    # it is several times cheaper than `torch.multinomial`, a fixed cost paid on every token.
+    # `right=True` skips the CDF's flat steps, so a filtered-out token is never drawn.
+    cdf = torch.softmax(scores, dim=-1, dtype=torch.float64).cumsum_(-1)
+    uniform = torch.rand(
+        cdf.size(0), 1, generator=generator, dtype=torch.float64, device=cdf.device
+    )
+    drawn = torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True)
+    return drawn.squeeze_(1).clamp_(max=cdf.size(-1) - 1)
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
