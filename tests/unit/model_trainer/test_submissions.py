@@ -13,12 +13,28 @@ from model_trainer.api.admission import active_key, depth_keys
 from model_trainer.contracts.jobs import DOMAIN, JobRecord
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.owners import corpora_key, owners_key
-from model_trainer.storage.submissions import Claim, Submission, outcome, rq_fields, submit
+from model_trainer.storage.submissions import (
+    Claim,
+    RQCall,
+    Submission,
+    outcome,
+    rq_fields,
+    rq_job,
+    submit,
+)
 from platform_workers.keys import active_jobs_key, user_index_key
 from platform_workers.redis_conn import RedisClient
 
 USER = 7
 FUNC = "model_trainer.worker.train_job.process_train_job"
+CALL: RQCall = {
+    "queue": "train",
+    "func": FUNC,
+    "timeout": 60,
+    "retries": 0,
+    "result_ttl": 500,
+    "failure_ttl": 600,
+}
 
 
 @pytest.fixture
@@ -57,10 +73,7 @@ def submission(
     max_depth: int = 10,
     max_active: int = 2,
 ) -> Submission:
-    queue = Queue("train", connection=redis, serializer=JSONSerializer)
-    job = queue.create_job(
-        FUNC, args=({"job_id": job_id},), job_id=job_id, timeout=60, status=JobStatus.QUEUED
-    )
+    job = rq_job(CALL, {"job_id": job_id}, job_id=job_id, description=f"train {job_id}")
     return {
         "record": record_of(job_id),
         "active_key": active_key(USER, "train"),
@@ -70,7 +83,7 @@ def submission(
         "claim": claim,
         "corpus": None if corpus is None else (corpora_key(USER), corpus),
         "rq_job": job,
-        "rq_queue_key": queue.key,
+        "rq_queue_key": "rq:queue:train",
     }
 
 
@@ -158,9 +171,9 @@ def test_a_reply_the_script_never_gives_is_an_error(reply: object) -> None:
 
 
 def test_rq_fields_keep_binary_apart_and_refuse_what_rq_never_writes(redis: RedisClient) -> None:
-    job = submission(redis)["rq_job"]
-    text, binary = rq_fields(job)
-    assert (text["status"], text["timeout"], text["origin"]) == ("queued", "60", "train")
+    queue = Queue("train", connection=redis, serializer=JSONSerializer)
+    text, binary = rq_fields(queue.create_job(FUNC, args=(), job_id="job-1", timeout=60))
+    assert (text["timeout"], text["origin"]) == ("60", "train")
     assert binary[0] == "data" and isinstance(binary[1], bytes)
     odd = Queue("train", connection=redis, serializer=JSONSerializer, job_class=FloatJob)
     with pytest.raises(TypeError, match="field 'ttl' has a float value"):

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_trainer.api.app import build_api
+from model_trainer.api.http_protocol import OneWriteHttpProtocol
 from model_trainer.api.routes.runs import FilterMetric, RunMetric
 from model_trainer.api.schemas import train_options
 from model_trainer.backends.presets import CHAR_LSTM_SIZES, MODEL_SIZES, check_model_size
@@ -260,6 +261,7 @@ def api(args: argparse.Namespace, settings: Settings) -> None:
         port=args.port,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         log_config=None,
+        http=OneWriteHttpProtocol,
     )
     # The last statement on purpose: under uvloop, coverage loses this frame once the server
     # has run, so a line after it would never count as executed (main returns 0 for None).

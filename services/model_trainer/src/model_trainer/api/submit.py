@@ -21,9 +21,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import TypeVar
 
-from rq import Queue, Retry
-from rq.job import JobStatus as RQJobStatus
-from rq.serializers import JSONSerializer
+from rq import Queue
 from starlette.concurrency import run_in_threadpool
 from typing_extensions import TypedDict
 
@@ -92,7 +90,7 @@ from model_trainer.storage.owners import (
 from model_trainer.storage.provenance import checkpoint_dir
 from model_trainer.storage.run_store import run_stored
 from model_trainer.storage.runs import MANIFEST_FILE, read_manifest, run_dir, unreadable_manifest
-from model_trainer.storage.submissions import Outcome, Submission
+from model_trainer.storage.submissions import Outcome, RQCall, Submission, rq_job
 from model_trainer.storage.submissions import submit as submit_script
 from model_trainer.storage.submissions import submit_async as submit_script_async
 from model_trainer.tokenizers.store import (
@@ -110,7 +108,6 @@ from platform_core.json_types import (
 )
 from platform_core.structured_logs import FIELDS_ATTR
 from platform_workers.redis_batch import PipelineBatch
-from platform_workers.redis_conn import RedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -528,20 +525,16 @@ def submission(
         "priority": request.priority,
         "origin": origin,
     }
-    queue = _rq_queue(ctx["redis"], rq_queue(queue_name, request.priority, job_device(request)))
-    retries = QUEUE_RETRIES[queue_name]
-    rq_job = queue.create_job(
-        WORKER_FUNCTIONS[job_type],
-        args=(payload,),
-        job_id=job_id,
-        timeout=job_time_limit(settings, job_type, request.timeout_s),
-        result_ttl=RESULT_TTL_S,
-        failure_ttl=FAILURE_TTL_S,
-        retry=Retry(max=retries) if retries else None,
-        description=f"{job_type} {run_id or job_id}",
-        status=RQJobStatus.QUEUED,
-    )
-    rq_job.enqueued_at = datetime.now(UTC)  # as RQ's own enqueue stamps it
+    queue = rq_queue(queue_name, request.priority, job_device(request))
+    call: RQCall = {
+        "queue": queue,
+        "func": WORKER_FUNCTIONS[job_type],
+        "timeout": job_time_limit(settings, job_type, request.timeout_s),
+        "retries": QUEUE_RETRIES[queue_name],
+        "result_ttl": RESULT_TTL_S,
+        "failure_ttl": FAILURE_TTL_S,
+    }
+    description = f"{job_type} {run_id or job_id}"
     claim = plan["claim"]
     corpus_id = plan["corpus_id"]
     return {
@@ -560,15 +553,9 @@ def submission(
         "corpus": None
         if corpus_id is None or caller["admin"]
         else (corpora_key(caller["user_id"]), corpus_id),
-        "rq_job": rq_job,
-        "rq_queue_key": queue.key,
+        "rq_job": rq_job(call, payload, job_id=job_id, description=description),
+        "rq_queue_key": Queue.redis_queue_namespace_prefix + queue,
     }
-
-
-@lru_cache(maxsize=64)
-def _rq_queue(redis: RedisClient, name: str) -> Queue:
-    """RQ's queue objects are kept: building one resolves its serializer, a slow check."""
-    return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
 def submitted(
@@ -583,7 +570,7 @@ def submitted(
         "job_id": record["job_id"],
         "user_id": caller["user_id"],
         "type": record["type"],
-        "queue": job["rq_job"].origin,
+        "queue": job["rq_job"]["origin"],
         "run_id": record["run_id"],
         "origin": None if record["origin"] is None else record["origin"]["kind"],
     }

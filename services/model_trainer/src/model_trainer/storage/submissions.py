@@ -12,20 +12,30 @@ its RQ queue at once. The script refuses, in this order:
 - ID_TAKEN: the run or tokenizer id belongs to another user, or exists unclaimed on disk and the
   caller is not an admin.
 
-RQ's job hash is what `Queue.enqueue_call` writes for the same call: RQ builds the job
-(`Queue.create_job`) and serializes it (`Job.to_dict`); the script stores that mapping, adds the
-queue to RQ's set of queues and pushes the id, as RQ's own enqueue does in its pipeline.
-tests/integration/test_submissions.py compares the two hashes field by field.
+RQ's job hash is what `Queue.enqueue_call` writes for the same call (`rq_job`): the fields
+every job of one shape (function, queue, time limit, retries, TTLs) shares come from a job RQ
+itself builds (`Queue.create_job`, `Job.to_dict`), once per shape; each job adds its times, its
+description and its call. The call is stored as JSON, uncompressed: RQ reads an uncompressed
+call as such (`Job.restore`), and building and compressing a job per submission was a sixth of
+the API's time on a submit. The script stores that mapping, adds the queue to RQ's set of
+queues and pushes the id, as RQ's own enqueue does in its pipeline.
+tests/integration/test_submissions.py compares the hash with RQ's own, field by field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal, TypeAlias
 
 import orjson
+from redis import Redis
 from redis.typing import EncodableT
-from rq import Queue
-from rq.job import Job
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+from rq.utils import utcformat
 from typing_extensions import TypedDict
 
 from model_trainer.contracts.jobs import DOMAIN, JobRecord
@@ -44,7 +54,7 @@ _Args: TypeAlias = list[EncodableT]
 # ARGV: 1 job id, 2 now (seconds), 3 index score (microseconds), 4 depth limit, 5 active limit,
 #       6 user id, 7 claimed id ('' none), 8 '1' when an unclaimed id is refused, 9 corpus id
 #       ('' none), 10 the record's fields as a JSON object of strings, 11 RQ's text fields
-#       likewise, 12.. RQ's binary fields as name, value pairs (its compressed call).
+#       likewise, 12.. RQ's binary fields as name, value pairs (its call).
 # Fields travel as two JSON objects rather than as one argument each: a submission then costs
 # a dozen arguments to encode, not a hundred.
 SCRIPT = """
@@ -98,8 +108,28 @@ class Claim(TypedDict):
     refuse_unclaimed: bool
 
 
+class RQJob(TypedDict):
+    """RQ's hash of one job (`rq_job`): its key, its queue and its fields."""
+
+    key: str
+    origin: str
+    text: dict[str, str]
+    binary: list[bytes | str]
+
+
+class RQCall(TypedDict):
+    """What RQ's job hash says beside the call itself: the same for every job of one shape."""
+
+    queue: str
+    func: str
+    timeout: int
+    retries: int
+    result_ttl: int
+    failure_ttl: int
+
+
 class Submission(TypedDict):
-    """Everything the script needs for one job; `rq_job` comes from `Queue.create_job`."""
+    """Everything the script needs for one job."""
 
     record: JobRecord
     active_key: str
@@ -109,7 +139,7 @@ class Submission(TypedDict):
     claim: Claim | None
     # The user's corpora hash and the corpus id the job reads, when it must be theirs.
     corpus: tuple[str, str] | None
-    rq_job: Job
+    rq_job: RQJob
     rq_queue_key: str
 
 
@@ -135,6 +165,7 @@ async def submit_async(batch: PipelineBatch, submission: Submission, now: float)
 
 def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
     record, claim, corpus = submission["record"], submission["claim"], submission["corpus"]
+    rq = submission["rq_job"]
     job_id = record["job_id"]
     keys = [
         submission["active_key"],
@@ -143,12 +174,11 @@ def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
         record_key(DOMAIN, job_id),
         user_index_key(DOMAIN, record["user_id"]),
         active_jobs_key(DOMAIN),
-        submission["rq_job"].key,
+        rq["key"],
         submission["rq_queue_key"],
         Queue.redis_queues_keys,
         *submission["depth_keys"],
     ]
-    text, binary = rq_fields(submission["rq_job"])
     args: _Args = [
         job_id,
         repr(now),
@@ -160,10 +190,49 @@ def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
         "1" if claim is not None and claim["refuse_unclaimed"] else "0",
         "" if corpus is None else corpus[1],
         orjson.dumps({str(name): str(value) for name, value in encode_record(record).items()}),
-        orjson.dumps(text),
-        *binary,
+        orjson.dumps(rq["text"]),
+        *rq["binary"],
     ]
     return keys, args
+
+
+def rq_job(call: RQCall, payload: Mapping[str, object], *, job_id: str, description: str) -> RQJob:
+    """The hash RQ's enqueue would write for `call` with `payload` as its one argument."""
+    stamp = utcformat(datetime.now(UTC))
+    text = {
+        **_shape(**call),
+        "created_at": stamp,
+        "enqueued_at": stamp,
+        "description": description,
+    }
+    data = orjson.dumps([call["func"], None, [payload], {}])
+    return {
+        "key": Job.key_for(job_id),
+        "origin": call["queue"],
+        "text": text,
+        "binary": ["data", data],
+    }
+
+
+@lru_cache(maxsize=256)
+def _shape(
+    *, queue: str, func: str, timeout: int, retries: int, result_ttl: int, failure_ttl: int
+) -> Mapping[str, str]:
+    """The text fields of a job RQ builds for this shape, less those each job sets. Building
+    a job does no I/O: the queue's client never connects."""
+    job = Queue(queue, connection=Redis(), serializer=JSONSerializer).create_job(
+        func,
+        job_id="shape",
+        timeout=timeout,
+        retry=Retry(max=retries) if retries else None,
+        result_ttl=result_ttl,
+        failure_ttl=failure_ttl,
+        status=JobStatus.QUEUED,
+    )
+    text, _ = rq_fields(job)
+    for name in ("created_at", "enqueued_at", "description"):
+        text.pop(name, None)
+    return text
 
 
 def rq_fields(job: Job) -> tuple[dict[str, str], list[bytes | str]]:
