@@ -241,7 +241,8 @@ def plan_train(
     settings = ctx["settings"]
     run_id = f"run-{job_id}" if body.run_id is None else body.run_id
     directory = run_dir(settings, run_id)
-    exists = run_stored(settings, run_id)
+    # A fresh random id names nothing stored: only a chosen id (or a trial's) is looked up.
+    exists = (body.run_id is not None or trial is not None) and run_stored(settings, run_id)
     if lookups or exists:  # whose it is comes before what state it is in
         check_id_free(ctx, caller, "run", run_id, exists=exists)
     if exists and stored(settings, directory / MANIFEST_FILE):
