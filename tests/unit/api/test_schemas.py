@@ -153,6 +153,7 @@ def test_gpt2_keeps_the_shared_defaults_and_char_lstm_gets_its_recipe() -> None:
 
 def test_a_given_value_wins_over_the_familys_default() -> None:
     given = {
+        "max_seq_len": 64,
         "batch_size": 64,
         "learning_rate": 1e-4,
         "beta2": 0.95,
@@ -162,6 +163,7 @@ def test_a_given_value_wins_over_the_familys_default() -> None:
     built = TrainJobRequest(
         model_family="char_lstm",
         model_size="small",
+        max_seq_len=64,
         batch_size=64,
         learning_rate=1e-4,
         beta2=0.95,

@@ -19,7 +19,7 @@ from model_trainer.contracts.train_config import (
 from model_trainer.errors import ModelTrainerError
 
 # char_lstm's measured recipe (contracts/train_config.FAMILY_TRAIN_DEFAULTS).
-LSTM_BATCH, LSTM_LR, LSTM_BETA2, LSTM_WARMUP, LSTM_FLOOR = 16, 1.2e-2, 0.99, 50, 0.1
+LSTM_SEQ, LSTM_BATCH, LSTM_LR, LSTM_BETA2, LSTM_WARMUP, LSTM_FLOOR = 512, 8, 1.6e-2, 0.99, 50, 0.1
 
 
 def test_train_defaults() -> None:
@@ -124,6 +124,7 @@ def test_train_validates() -> None:
 def test_gpt2_keeps_the_shared_defaults() -> None:
     assert train_defaults("gpt2") == TRAIN_DEFAULTS
     assert FAMILY_TRAIN_DEFAULTS["gpt2"] == {
+        "max_seq_len": 128,
         "batch_size": 32,
         "learning_rate": 3e-3,
         "beta2": 0.999,
@@ -141,6 +142,7 @@ def test_char_lstm_defaults_are_its_measured_recipe() -> None:
     )
     assert cfg == {
         **TRAIN_DEFAULTS,
+        "max_seq_len": LSTM_SEQ,
         "batch_size": LSTM_BATCH,
         "learning_rate": LSTM_LR,
         "beta2": LSTM_BETA2,

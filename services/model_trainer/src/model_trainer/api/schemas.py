@@ -201,8 +201,9 @@ class TrainJobRequest:
         ge=1,
         le=L.MAX_SEQ_LEN,
         description="tokens per window; gpt2 sizes take at most their context "
-        "(tiny 128, nano 256, small and medium 1024)",
+        "(tiny 128, nano 256, small and medium 1024); " + _family_default("max_seq_len"),
         examples=[256],
+        json_schema_extra=_no_single_default,
     )
     num_epochs: StrictInt = Field(
         default=_D["num_epochs"],
