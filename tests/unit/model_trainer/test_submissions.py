@@ -83,7 +83,6 @@ def submission(
         "claim": claim,
         "corpus": None if corpus is None else (corpora_key(USER), corpus),
         "rq_job": job,
-        "rq_queue_key": "rq:queue:train",
     }
 
 

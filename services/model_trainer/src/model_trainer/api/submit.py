@@ -21,7 +21,6 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import TypeVar
 
-from rq import Queue
 from starlette.concurrency import run_in_threadpool
 from typing_extensions import TypedDict
 
@@ -555,7 +554,6 @@ def submission(
         if corpus_id is None or caller["admin"]
         else (corpora_key(caller["user_id"]), corpus_id),
         "rq_job": rq_job(call, payload, job_id=job_id, description=description),
-        "rq_queue_key": Queue.redis_queue_namespace_prefix + queue,
     }
 
 

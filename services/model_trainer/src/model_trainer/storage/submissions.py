@@ -140,7 +140,6 @@ class Submission(TypedDict):
     # The user's corpora hash and the corpus id the job reads, when it must be theirs.
     corpus: tuple[str, str] | None
     rq_job: RQJob
-    rq_queue_key: str
 
 
 class Outcome(TypedDict):
@@ -175,7 +174,7 @@ def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
         user_index_key(DOMAIN, record["user_id"]),
         active_jobs_key(DOMAIN),
         rq["key"],
-        submission["rq_queue_key"],
+        Queue.redis_queue_namespace_prefix + rq["origin"],
         Queue.redis_queues_keys,
         *submission["depth_keys"],
     ]
