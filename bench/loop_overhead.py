@@ -66,6 +66,7 @@ class Contestants(TypedDict):
     parts: TrainingParts
     hand_model: nn.Module
     hand_optimizer: AdamW
+    bf16: bool
 
 
 def parse_options() -> Options:
@@ -76,7 +77,7 @@ def parse_options() -> Options:
     return {"rounds": int(args.rounds), "steps": int(args.steps)}
 
 
-def loop_config(steps: int, batches_per_epoch: int) -> LoopConfig:
+def loop_config(steps: int, batches_per_epoch: int, *, bf16: bool) -> LoopConfig:
     """Constant LR, clipping on, nothing but the loop: no validation, no checkpoints."""
     return {
         "num_epochs": math.ceil(steps / batches_per_epoch),
@@ -97,12 +98,18 @@ def loop_config(steps: int, batches_per_epoch: int) -> LoopConfig:
         "health": HEALTH,
         "heartbeat_interval_s": 5.0,
         "time_budget_s": None,
-        "bf16": False,
+        "bf16": bf16,
     }
 
 
-def build_contestants(windows: TokenWindows, vocab_size: int) -> Contestants:
-    """Two copies of one initialisation on the same device.
+def build_contestants(
+    windows: TokenWindows,
+    vocab_size: int,
+    *,
+    learning_rate: float = LEARNING_RATE,
+    bf16: bool = False,
+) -> Contestants:
+    """Two copies of one initialisation on the same device, both in bf16 autocast or neither.
 
     BaseTrainer gets the optimizer every backend builds (`make_optimizer`: two AdamW groups),
     the hand loop a plain one-group AdamW; with weight decay 0 both do the same update through
@@ -119,7 +126,7 @@ def build_contestants(windows: TokenWindows, vocab_size: int) -> Contestants:
                 model_family="char_lstm",
                 model_size="small",
                 corpus_path="-",
-                options={**TRAIN_DEFAULTS, "learning_rate": LEARNING_RATE, "weight_decay": 0.0},
+                options={**TRAIN_DEFAULTS, "learning_rate": learning_rate, "weight_decay": 0.0},
             ),
             device,
         ),
@@ -133,13 +140,15 @@ def build_contestants(windows: TokenWindows, vocab_size: int) -> Contestants:
     return {
         "parts": parts,
         "hand_model": hand_model,
-        "hand_optimizer": hand_optimizer(hand_model, LEARNING_RATE),
+        "hand_optimizer": hand_optimizer(hand_model, learning_rate),
+        "bf16": bf16,
     }
 
 
-def time_trainer(parts: TrainingParts, steps: int) -> float:
+def time_trainer(contestants: Contestants, steps: int) -> float:
     """Seconds for `steps` steps through a fresh BaseTrainer (built before the clock starts)."""
-    config = loop_config(steps, parts["train_windows"].batches_per_epoch)
+    parts = contestants["parts"]
+    config = loop_config(steps, parts["train_windows"].batches_per_epoch, bf16=contestants["bf16"])
     trainer = BaseTrainer(parts, config, quiet_callbacks())
     start = time.perf_counter()
     for _ in trainer.train():
@@ -157,6 +166,7 @@ def time_hand(contestants: Contestants, steps: int) -> float:
         parts["train_windows"],
         parts["device"],
         steps,
+        bf16=contestants["bf16"],
     )
     return timed(parts["device"], start)
 
@@ -164,10 +174,10 @@ def time_hand(contestants: Contestants, steps: int) -> float:
 def run_round(contestants: Contestants, steps: int, *, trainer_first: bool) -> tuple[float, float]:
     """(BaseTrainer seconds, hand seconds) for one round in the given order."""
     if trainer_first:
-        ours = time_trainer(contestants["parts"], steps)
+        ours = time_trainer(contestants, steps)
         return ours, time_hand(contestants, steps)
     hand = time_hand(contestants, steps)
-    return time_trainer(contestants["parts"], steps), hand
+    return time_trainer(contestants, steps), hand
 
 
 def max_weight_gap(contestants: Contestants) -> float:

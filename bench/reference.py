@@ -91,14 +91,20 @@ def hand_optimizer(model: nn.Module, learning_rate: float) -> AdamW:
 
 
 def hand_step(
-    model: nn.Module, optimizer: AdamW, batch: tuple[Tensor, Tensor], device: torch.device
+    model: nn.Module,
+    optimizer: AdamW,
+    batch: tuple[Tensor, Tensor],
+    device: torch.device,
+    *,
+    bf16: bool = False,
 ) -> None:
     """One step of the minimal loop; no loss is kept, so nothing waits on the device."""
     inputs, targets = batch
-    logits: Tensor = model(inputs.to(device, non_blocking=True))
-    loss = nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), targets.to(device, non_blocking=True).reshape(-1)
-    )
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits: Tensor = model(inputs.to(device, non_blocking=True))
+        loss = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.to(device, non_blocking=True).reshape(-1)
+        )
     optimizer.zero_grad(set_to_none=True)
     torch.autograd.backward(loss)
     nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -106,12 +112,19 @@ def hand_step(
 
 
 def hand_steps(
-    model: nn.Module, optimizer: AdamW, windows: TokenWindows, device: torch.device, steps: int
+    model: nn.Module,
+    optimizer: AdamW,
+    windows: TokenWindows,
+    device: torch.device,
+    steps: int,
+    *,
+    bf16: bool = False,
 ) -> None:
     """`steps` steps over the batches BaseTrainer would take from a fresh start, in its order."""
     per_epoch = windows.batches_per_epoch
     for step in range(steps):
-        hand_step(model, optimizer, windows.batch(step // per_epoch, step % per_epoch), device)
+        batch = windows.batch(step // per_epoch, step % per_epoch)
+        hand_step(model, optimizer, batch, device, bf16=bf16)
 
 
 def synchronize(device: torch.device) -> None:

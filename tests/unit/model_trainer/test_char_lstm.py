@@ -9,6 +9,7 @@ import torch
 from tests.conftest import SAMPLE_TEXT
 from tests.support.backends import char_tokenizer, quiet_callbacks, train_cfg, train_run
 
+from model_trainer.backends import char_lstm
 from model_trainer.backends.char_lstm import BACKEND as CHAR_LSTM_BACKEND
 from model_trainer.backends.char_lstm import CharLSTMModel, as_char_lstm
 from model_trainer.backends.gpt2 import BACKEND as GPT2_BACKEND
@@ -271,3 +272,25 @@ def test_the_sampling_decoder_takes_the_sequence_path_while_training() -> None:
     expected, (expected_hidden, expected_cell) = model.step(token, state)
     assert torch.equal(logits, expected)
     assert torch.equal(hidden, expected_hidden) and torch.equal(cell, expected_cell)
+
+
+@pytest.mark.parametrize("bf16_lstm", [True, False])
+def test_cpu_autocast_runs_the_recurrence_in_bf16_only_where_onednn_does_it_natively(
+    monkeypatch: pytest.MonkeyPatch, bf16_lstm: bool
+) -> None:
+    monkeypatch.setattr(char_lstm, "BF16_LSTM_ON_CPU", bf16_lstm)
+    model = CharLSTMModel(
+        {
+            "model_family": "char_lstm",
+            "model_size": "tiny",
+            "vocab_size": 11,
+            "max_seq_len": 8,
+            **char_lstm_dims("tiny"),
+        }
+    )
+    recurrence: list[torch.dtype] = []
+    model.lstm.register_forward_hook(lambda _m, _args, out: recurrence.append(out[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.arange(8).reshape(2, 4))
+    assert recurrence == [torch.bfloat16 if bf16_lstm else torch.float32]
+    assert logits.dtype == torch.bfloat16 and logits.shape == (2, 4, 11)

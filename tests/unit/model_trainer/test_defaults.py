@@ -19,7 +19,7 @@ from model_trainer.contracts.train_config import (
 from model_trainer.errors import ModelTrainerError
 
 # char_lstm's measured recipe (contracts/train_config.FAMILY_TRAIN_DEFAULTS).
-LSTM_SEQ, LSTM_BATCH, LSTM_LR, LSTM_BETA2, LSTM_WARMUP, LSTM_FLOOR = 512, 8, 1.6e-2, 0.99, 50, 0.1
+LSTM_SEQ, LSTM_BATCH, LSTM_LR, LSTM_BETA2, LSTM_WARMUP, LSTM_FLOOR = 512, 16, 1.6e-2, 0.99, 50, 0.0
 
 
 def test_train_defaults() -> None:
@@ -130,6 +130,7 @@ def test_gpt2_keeps_the_shared_defaults() -> None:
         "beta2": 0.999,
         "warmup_steps": 0,
         "min_lr_ratio": 0.1,
+        "precision": "auto",
     }
 
 
@@ -148,6 +149,7 @@ def test_char_lstm_defaults_are_its_measured_recipe() -> None:
         "beta2": LSTM_BETA2,
         "warmup_steps": LSTM_WARMUP,
         "min_lr_ratio": LSTM_FLOOR,
+        "precision": "bf16",
         "model_family": "char_lstm",
         "model_size": "small",
         "corpus_path": "/data/c.txt",

@@ -97,9 +97,13 @@ _PRIORITY = (
 def _family_default(option: FamilyOption) -> str:
     """How OpenAPI documents an option whose default depends on the family."""
     values = ", ".join(
-        f"{family} {defaults[option]:g}" for family, defaults in FAMILY_TRAIN_DEFAULTS.items()
+        f"{family} {_shown(defaults[option])}" for family, defaults in FAMILY_TRAIN_DEFAULTS.items()
     )
     return f"default: the family's ({values})"
+
+
+def _shown(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def _no_single_default(schema: JsonDict) -> None:
@@ -245,8 +249,11 @@ class TrainJobRequest:
     )
     precision: Precision = Field(
         default=_D["precision"],
-        description="auto: bf16 autocast on CUDA, fp32 elsewhere",
+        description="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: bf16 autocast "
+        "(a char_lstm's recurrence stays fp32 on CPUs without AVX-512); "
+        + _family_default("precision"),
         examples=["fp32"],
+        json_schema_extra=_no_single_default,
     )
     max_steps: StrictInt | None = Field(
         default=_D["max_steps"],

@@ -131,7 +131,13 @@ TRAIN_DEFAULTS: TrainOptions = {
 
 
 FamilyOption = Literal[
-    "max_seq_len", "batch_size", "learning_rate", "beta2", "warmup_steps", "min_lr_ratio"
+    "max_seq_len",
+    "batch_size",
+    "learning_rate",
+    "beta2",
+    "warmup_steps",
+    "min_lr_ratio",
+    "precision",
 ]
 
 
@@ -144,28 +150,28 @@ class FamilyTrainDefaults(TypedDict):
     beta2: float
     warmup_steps: int
     min_lr_ratio: float
+    precision: Precision
 
 
 # gpt2 keeps the shared defaults. char_lstm's recipe was chosen by measurement (`small` on
-# tinyshakespeare; bench/char_lstm_learning.py): validation nats/char over the held-out split,
-# in windows of the recipe's own length, after 11.4M tokens (what a 180 s budget held for
-# 16 x 128 on 2 shared CPU cores; one torch thread, so load changes the wall time, not the loss).
-# Windows of 512 beat 128 (1.497 against 1.541, and 1.532 even scored in windows of 128): the
-# state carried through a longer window learns longer context, and fewer predictions start from
-# an empty state. At 8 x 512, lr 1.6e-2 beat 1.2e-2 and 2e-2 (1.501, 1.508); 4 x 512 at 8e-3 was
-# as good (1.492) but takes twice the steps, so twice the loop's per-step cost; 8 x 256 reached
-# 1.518. A 512-token window costs ~1.3x per token on 2 threads (a 180 s run sees ~9M tokens, not
-# ~12M) and still ends lower: 1.512 in one 180 s run, where 16 x 128 reached 1.524 (and 1.541 at
-# 11.4M tokens here). The clipping at 1.0 is the shared one; beta2 0.99 helped a little at
-# 32 x 128; warmup 50 and the 0.1 floor were as good as their alternatives there.
+# tinyshakespeare, bench/char_lstm_learning.py; README "char_lstm's default recipe"): windows of
+# 512 beat 128 and 256 at a fixed token count (the state carried through a longer window learns
+# longer context, and fewer predictions start from an empty state). bf16 (oneDNN's native bf16
+# LSTM on AVX-512 CPUs) gives 1.3x the tokens/s at batch 8 and 1.7x at batch 16, where batch 16
+# is also ~1.25x batch 8's tokens/s: in 180 s on 2 cores, 16 x 512 at lr 2e-2 reached 1.502
+# against 1.508 for 8 x 512 at 1.6e-2 (1.512-1.520 in fp32); lr 3e-2 reached 1.506. Decaying
+# to 0 rather than 0.1x then gave 1.497 at 2e-2 and 1.496 at 1.6e-2. The clipping at 1.0 is the
+# shared one; beta2 0.99 helped a little at 32 x 128, and warmup 50 was as good as its
+# alternatives there.
 FAMILY_TRAIN_DEFAULTS: dict[ModelFamily, FamilyTrainDefaults] = {
     "char_lstm": {
         "max_seq_len": 512,
-        "batch_size": 8,
+        "batch_size": 16,
         "learning_rate": 1.6e-2,
         "beta2": 0.99,
         "warmup_steps": 50,
-        "min_lr_ratio": 0.1,
+        "min_lr_ratio": 0.0,
+        "precision": "bf16",
     },
     "gpt2": {
         "max_seq_len": TRAIN_DEFAULTS["max_seq_len"],
@@ -174,6 +180,7 @@ FAMILY_TRAIN_DEFAULTS: dict[ModelFamily, FamilyTrainDefaults] = {
         "beta2": TRAIN_DEFAULTS["beta2"],
         "warmup_steps": TRAIN_DEFAULTS["warmup_steps"],
         "min_lr_ratio": TRAIN_DEFAULTS["min_lr_ratio"],
+        "precision": TRAIN_DEFAULTS["precision"],
     },
 }
 
