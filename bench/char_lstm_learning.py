@@ -63,7 +63,6 @@ RECIPE = train_defaults("char_lstm")
 SEQ_LEN = RECIPE["max_seq_len"]
 BATCH_SIZE = RECIPE["batch_size"]
 NUM_EPOCHS = 1_000
-HAND_WARMUP_STEPS = 3
 CHUNK_STEPS = 10
 MIN_BUDGET_S = 5.0
 TARGET_RATIO = 0.97
