@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.unit.api.conftest import bearer
 
-from model_trainer.api import submit
+from model_trainer.api import auth, submit
 from model_trainer.api.admission import PENDING_GRACE_S, active_key
 from model_trainer.api.app import create_app
 from model_trainer.api.event_hub import EventHub
@@ -102,6 +102,35 @@ def test_a_revoked_key_fails_its_next_request(
     assert revoke_key(redis, api_key["key_id"])
     assert client.get("/v1/jobs").status_code == 401
     assert not revoke_key(redis, api_key["key_id"])
+
+
+@pytest.mark.usefixtures("corpus_path")
+def test_a_key_revoked_after_a_train_submission_writes_no_more_jobs(
+    client: TestClient, redis: fakeredis.FakeRedis, api_key: CreatedKey
+) -> None:
+    """The train route caches who a key is; the submission script still checks the key."""
+    assert client.post("/v1/jobs/train", json=TRAIN).status_code == 202
+    assert revoke_key(redis, api_key["key_id"])
+    keys_before = sorted(redis.keys("*"))
+    for _ in range(2):  # the script's refusal, then (forgotten) the key check's
+        refused = client.post("/v1/jobs/train", json=TRAIN)
+        assert (refused.status_code, code_of(refused)) == (401, "UNAUTHENTICATED")
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert sorted(redis.keys("*")) == keys_before
+    assert redis.zcard(active_key(api_key["user_id"], "train")) == 1
+
+
+@pytest.mark.usefixtures("corpus_path")
+def test_the_train_routes_key_cache_starts_over_past_its_limit(
+    client: TestClient,
+    redis: fakeredis.FakeRedis,
+    bob: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth, "KNOWN_KEYS_LIMIT", 1)
+    for headers in ({}, bob, {}):
+        assert client.post("/v1/jobs/train", json=TRAIN, headers=headers).status_code == 202
+    assert [redis.zcard(active_key(user, "train")) for user in (1, 2)] == [2, 1]
 
 
 def test_a_key_with_a_forged_secret_is_refused(client: TestClient, api_key: CreatedKey) -> None:

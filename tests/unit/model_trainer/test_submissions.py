@@ -11,6 +11,7 @@ from rq.serializers import JSONSerializer
 
 from model_trainer.api.admission import active_key, depth_keys
 from model_trainer.contracts.jobs import DOMAIN, JobRecord
+from model_trainer.storage.api_keys import create_key, key_proof, revoke_key
 from model_trainer.storage.job_store import JobStore
 from model_trainer.storage.owners import corpora_key, owners_key
 from model_trainer.storage.submissions import (
@@ -83,6 +84,7 @@ def submission(
         "claim": claim,
         "corpus": None if corpus is None else (corpora_key(USER), corpus),
         "rq_job": job,
+        "key_proof": None,
     }
 
 
@@ -161,6 +163,25 @@ def test_a_corpus_that_is_not_the_users_upload_is_not_found(redis: RedisClient) 
     assert nothing_written(redis)
     redis.hset(corpora_key(USER), "c" * 64, 10)
     assert submit(redis, submission(redis, corpus="c" * 64), 1000.0)["refusal"] is None
+
+
+def test_a_key_proof_that_no_longer_holds_is_unauthenticated(redis: RedisClient) -> None:
+    key = create_key(redis, "alice")
+    job = submission(redis)
+    job["key_proof"] = key_proof(key, key["key"])
+    assert revoke_key(redis, key["key_id"])
+    assert submit(redis, job, 1000.0) == {"refusal": "UNAUTHENTICATED", "count": 0}
+    assert nothing_written(redis)
+    job["key_proof"] = key_proof(key, key["key"][:-1] + "x")  # a forged secret never held
+    assert submit(redis, job, 1000.0)["refusal"] == "UNAUTHENTICATED"
+
+
+def test_a_key_proof_that_holds_admits_the_job(redis: RedisClient) -> None:
+    key = create_key(redis, "alice")
+    job = submission(redis)
+    job["key_proof"] = key_proof(key, key["key"])
+    assert submit(redis, job, 1000.0)["refusal"] is None
+    assert JobStore(redis).get("job-1") is not None
 
 
 @pytest.mark.parametrize("reply", [None, [b"OK"], [b"OK", b"1"], [b"NOPE", 0]])

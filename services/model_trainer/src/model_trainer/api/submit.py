@@ -26,6 +26,7 @@ from typing_extensions import TypedDict
 
 from model_trainer.api import SubmitContext
 from model_trainer.api.admission import active_key, depth_keys, prune, queue_full, quota_exceeded
+from model_trainer.api.auth import unauthenticated
 from model_trainer.api.schemas import (
     EvalJobRequest,
     ExportJobRequest,
@@ -67,7 +68,7 @@ from model_trainer.contracts.train_config import ParentRef, make_train_config
 from model_trainer.contracts.validators import parse_model_family
 from model_trainer.errors import ModelTrainerError, quoted
 from model_trainer.settings import Settings
-from model_trainer.storage.api_keys import Principal
+from model_trainer.storage.api_keys import KeyProof, Principal
 from model_trainer.storage.artifacts import fetch, stored
 from model_trainer.storage.checkpoints import (
     CHECKPOINTS_DIR,
@@ -190,19 +191,24 @@ def submit_train(
 
 
 async def submit_train_async(
-    ctx: SubmitContext, batch: PipelineBatch, caller: Principal, body: TrainJobRequest
+    ctx: SubmitContext,
+    batch: PipelineBatch,
+    caller: Principal,
+    body: TrainJobRequest,
+    proof: KeyProof | None = None,
 ) -> SubmittedJob:
     """POST /v1/jobs/train on the event loop, costing no thread: planning reads local files
     only (a stat, the corpus's first bytes) and the owners it would read are checked by the
     submission script, one awaited round trip. A plan that reads more (the artifacts that
     continue_from, tokenizer_id or init_from name, and their owners; any file of an S3 artifact
-    store) runs in a thread."""
+    store) runs in a thread. A caller whose principal came from the API's cache sends the
+    `proof` its key still holds, checked by the script too."""
     named = (body.continue_from, body.tokenizer_id, body.init_from) != (None, None, None)
     if ctx["settings"]["artifacts_s3"] is None and not named:
         plan = plan_train(ctx, caller, body, lookups=False)
     else:
         plan = await run_in_threadpool(partial(plan_train, ctx, caller, body, lookups=False))
-    return await enqueue_planned_async(ctx, batch, caller, plan, None)
+    return await enqueue_planned_async(ctx, batch, caller, plan, None, proof=proof)
 
 
 async def submit_run_job_async(
@@ -479,6 +485,8 @@ async def enqueue_planned_async(
     caller: Principal,
     plan: PlannedJob,
     origin: JobOrigin | None,
+    *,
+    proof: KeyProof | None = None,
 ) -> SubmittedJob:
     """enqueue_planned on the event loop: the script's round trip is awaited; the rare reads
     (the CUDA workers, a quota's repair) run in a thread."""
@@ -489,7 +497,7 @@ async def enqueue_planned_async(
             QUEUE_FOR_TYPE[plan["job_type"]],
             plan["request"].priority,
         )
-    job = submission(ctx, caller, plan, origin)
+    job = submission(ctx, caller, plan, origin, proof)
     outcome = await submit_script_async(batch, job, time.time())
     if outcome["refusal"] == "QUOTA_EXCEEDED":
         pruned = await run_in_threadpool(prune, ctx["redis"], job["active_key"], time.time())
@@ -499,7 +507,11 @@ async def enqueue_planned_async(
 
 
 def submission(
-    ctx: SubmitContext, caller: Principal, plan: PlannedJob, origin: JobOrigin | None
+    ctx: SubmitContext,
+    caller: Principal,
+    plan: PlannedJob,
+    origin: JobOrigin | None,
+    proof: KeyProof | None = None,
 ) -> Submission:
     """The record and RQ job of a planned submission, as the submission script writes them."""
     settings, request, payload = ctx["settings"], plan["request"], plan["payload"]
@@ -554,6 +566,7 @@ def submission(
         if corpus_id is None or caller["admin"]
         else (corpora_key(caller["user_id"]), corpus_id),
         "rq_job": rq_job(call, payload, job_id=job_id, description=description),
+        "key_proof": proof,
     }
 
 
@@ -587,6 +600,8 @@ def submitted(
 
 def refused(outcome: Outcome, plan: PlannedJob, job: Submission) -> ModelTrainerError:
     refusal, claim, queue = outcome["refusal"], plan["claim"], job["record"]["queue"]
+    if refusal == "UNAUTHENTICATED":
+        return unauthenticated()
     if refusal == "QUEUE_FULL":
         return queue_full(queue, outcome["count"])
     if refusal == "QUOTA_EXCEEDED":

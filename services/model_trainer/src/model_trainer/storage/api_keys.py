@@ -47,6 +47,14 @@ class KeyInfo(Principal):
     created_at: str
 
 
+class KeyProof(TypedDict):
+    """What the submission script checks again as it writes: the key's record still holds the
+    key's sha256 (so a key revoked since its principal was cached writes nothing)."""
+
+    record: str
+    sha256: str
+
+
 class CreatedKey(KeyInfo):
     """The only time the key itself is seen: it is not stored."""
 
@@ -161,6 +169,10 @@ async def authenticate_async(batch: PipelineBatch, key: str) -> Principal | None
     if not isinstance(raw, dict):
         raise TypeError(f"HGETALL {record} replied {raw!r}")
     return checked(key, key_id, raw)
+
+
+def key_proof(principal: Principal, key: str) -> KeyProof:
+    return {"record": _record_key(principal["key_id"]), "sha256": _digest(key)}
 
 
 def key_id_of(key: str) -> str | None:

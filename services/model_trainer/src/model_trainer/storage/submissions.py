@@ -5,6 +5,7 @@ queue set, RQ's job hash and push); as one Lua script it is one, and no other cl
 half of it: a job is either refused with nothing written, or counted, claimed, recorded and on
 its RQ queue at once. The script refuses, in this order:
 
+- UNAUTHENTICATED: the API key the caller's principal was cached for no longer holds (revoked);
 - CORPUS_NOT_FOUND: the corpus the job reads is not (or no longer) one of the user's uploads;
 - QUEUE_FULL: the queue class (every priority and device) holds MAX_QUEUE_DEPTH jobs;
 - QUOTA_EXCEEDED: the user already has their limit of unended jobs on the queue (the caller may
@@ -39,31 +40,43 @@ from rq.utils import utcformat
 from typing_extensions import TypedDict
 
 from model_trainer.contracts.jobs import DOMAIN, JobRecord
+from model_trainer.storage.api_keys import KeyProof
 from model_trainer.storage.job_store import created_score, encode_record
 from platform_workers.keys import active_jobs_key, record_key, user_index_key
 from platform_workers.redis_batch import PipelineBatch
 from platform_workers.redis_conn import RedisClient, as_text
 
-Refusal = Literal["CORPUS_NOT_FOUND", "QUEUE_FULL", "QUOTA_EXCEEDED", "ID_TAKEN"]
-_REFUSALS: tuple[Refusal, ...] = ("CORPUS_NOT_FOUND", "QUEUE_FULL", "QUOTA_EXCEEDED", "ID_TAKEN")
+Refusal = Literal["UNAUTHENTICATED", "CORPUS_NOT_FOUND", "QUEUE_FULL", "QUOTA_EXCEEDED", "ID_TAKEN"]
+_REFUSALS: tuple[Refusal, ...] = (
+    "UNAUTHENTICATED",
+    "CORPUS_NOT_FOUND",
+    "QUEUE_FULL",
+    "QUOTA_EXCEEDED",
+    "ID_TAKEN",
+)
 _Args: TypeAlias = list[EncodableT]
 
 # KEYS: 1 the user's active set, 2 the owners hash of the claimed id, 3 the user's corpora,
 #       4 the record, 5 the user's job index, 6 the active-jobs index, 7 RQ's job hash,
-#       8 RQ's queue, 9 RQ's set of queues, 10.. the queues counted for depth.
+#       8 RQ's queue, 9 RQ's set of queues, 10 the caller's API key record, 11.. the queues
+#       counted for depth.
 # ARGV: 1 job id, 2 now (seconds), 3 index score (microseconds), 4 depth limit, 5 active limit,
 #       6 user id, 7 claimed id ('' none), 8 '1' when an unclaimed id is refused, 9 corpus id
 #       ('' none), 10 the record's fields as a JSON object of strings, 11 RQ's text fields
-#       likewise, 12.. RQ's binary fields as name, value pairs (its call).
+#       likewise, 12 the key's sha256 ('' when the key was checked already), 13.. RQ's binary
+#       fields as name, value pairs (its call).
 # Fields travel as two JSON objects rather than as one argument each: a submission then costs
 # a dozen arguments to encode, not a hundred.
 SCRIPT = """
 local job_id, user_id = ARGV[1], ARGV[6]
+if ARGV[12] ~= '' and redis.call('HGET', KEYS[10], 'sha256') ~= ARGV[12] then
+  return {'UNAUTHENTICATED', 0}
+end
 if ARGV[9] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[9]) == 0 then
   return {'CORPUS_NOT_FOUND', 0}
 end
 local depth = 0
-for i = 10, #KEYS do depth = depth + redis.call('LLEN', KEYS[i]) end
+for i = 11, #KEYS do depth = depth + redis.call('LLEN', KEYS[i]) end
 if depth >= tonumber(ARGV[4]) then return {'QUEUE_FULL', depth} end
 redis.call('ZADD', KEYS[1], ARGV[2], job_id)
 local active = redis.call('ZCARD', KEYS[1])
@@ -92,7 +105,7 @@ redis.call('DEL', KEYS[4])
 hset(KEYS[4], ARGV[10], #ARGV + 1)
 redis.call('ZADD', KEYS[5], ARGV[3], job_id)
 redis.call('ZADD', KEYS[6], ARGV[3], job_id)
-hset(KEYS[7], ARGV[11], 12)
+hset(KEYS[7], ARGV[11], 13)
 redis.call('SADD', KEYS[9], KEYS[8])
 redis.call('RPUSH', KEYS[8], job_id)
 return {'OK', active}
@@ -140,6 +153,8 @@ class Submission(TypedDict):
     # The user's corpora hash and the corpus id the job reads, when it must be theirs.
     corpus: tuple[str, str] | None
     rq_job: RQJob
+    # The caller's key, when its principal came from the API's cache rather than from Redis.
+    key_proof: KeyProof | None
 
 
 class Outcome(TypedDict):
@@ -164,7 +179,7 @@ async def submit_async(batch: PipelineBatch, submission: Submission, now: float)
 
 def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
     record, claim, corpus = submission["record"], submission["claim"], submission["corpus"]
-    rq = submission["rq_job"]
+    rq, proof = submission["rq_job"], submission["key_proof"]
     job_id = record["job_id"]
     keys = [
         submission["active_key"],
@@ -176,6 +191,7 @@ def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
         rq["key"],
         Queue.redis_queue_namespace_prefix + rq["origin"],
         Queue.redis_queues_keys,
+        "" if proof is None else proof["record"],
         *submission["depth_keys"],
     ]
     args: _Args = [
@@ -190,6 +206,7 @@ def script_call(submission: Submission, now: float) -> tuple[list[str], _Args]:
         "" if corpus is None else corpus[1],
         orjson.dumps({str(name): str(value) for name, value in encode_record(record).items()}),
         orjson.dumps(rq["text"]),
+        "" if proof is None else proof["sha256"],
         *rq["binary"],
     ]
     return keys, args

@@ -14,6 +14,7 @@ from rq.serializers import JSONSerializer
 from typing_extensions import TypedDict
 
 from model_trainer.api import ApiContext
+from model_trainer.api.auth import CachedCaller, cached_key_checker
 from model_trainer.api.openapi import FILE_READ, RUN_READ, SUBMISSION, refusals
 from model_trainer.api.schemas import (
     EXAMPLE_CURSOR,
@@ -37,7 +38,7 @@ from model_trainer.api.submit import (
 )
 from model_trainer.contracts.jobs import DOMAIN, TERMINAL_STATUSES, JobRecord, JobStatus, JobType
 from model_trainer.errors import QUOTE_LIMIT, ModelTrainerError, ModelTrainerErrorCode, quoted
-from model_trainer.storage.api_keys import Principal
+from model_trainer.storage.api_keys import Principal, key_proof
 from model_trainer.storage.runs import utc_now
 from platform_workers.job_context import JobContext
 
@@ -133,6 +134,8 @@ def accepted(job: SubmittedJob) -> Response:
 def build_jobs_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["jobs"])
     key = Depends(ctx["caller"])
+    known: dict[str, Principal] = {}
+    cached = Depends(cached_key_checker(ctx["batch"], known))
 
     @router.post(
         "/v1/jobs/train",
@@ -140,9 +143,17 @@ def build_jobs_router(ctx: ApiContext) -> APIRouter:
         response_model=SubmittedJob,
         responses=refusals(*SUBMISSION, *TRAIN_REFUSALS, "NO_CUDA_WORKER"),
     )
-    async def submit_train_job(body: TrainJobRequest, caller: Principal = key) -> Response:
+    async def submit_train_job(body: TrainJobRequest, caller: CachedCaller = cached) -> Response:
         """Train a model from scratch (or continue or fine-tune one) on a corpus."""
-        return accepted(await submit_train_async(ctx, ctx["batch"], caller, body))
+        principal = caller["principal"]
+        proof = key_proof(principal, caller["key"])
+        try:
+            job = await submit_train_async(ctx, ctx["batch"], principal, body, proof)
+        except ModelTrainerError as refusal:
+            if refusal.code == "UNAUTHENTICATED":  # revoked since this process cached it
+                known.pop(caller["key"], None)
+            raise
+        return accepted(job)
 
     @router.post(
         "/v1/jobs/eval",
