@@ -4,10 +4,9 @@ The key is checked against its stored hash on each request (one awaited Redis re
 revoked key fails at once. The train submission, the API's hot route, reads a key only the
 first time this process sees it and caches who it is (a key's user and admin flag never
 change); the submission script then checks the key's hash in the same round trip that writes
-the job, so a revoked key still writes nothing and is refused with the same 401.
-Missing, malformed, unknown and revoked keys get the same 401, so a
-caller learns nothing about which keys exist. OpenAPI declares the scheme (HTTPBearer), so
-clients and fuzzers know to send it.
+the job, so a revoked key still writes nothing and is refused with the same 401. Missing,
+malformed, unknown and revoked keys get the same 401, so a caller learns nothing about which
+keys exist. OpenAPI declares the scheme (HTTPBearer), so clients and fuzzers know to send it.
 """
 
 from __future__ import annotations
